@@ -1,0 +1,55 @@
+//! Broker limits and options; the binary fills this from the config file.
+
+use std::time::Duration;
+
+/// What the broker allows and advertises. Every queue and buffer is bounded by a field here.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Connections served at once per listener; more get CONNACK "server busy" (0x89 / 3).
+    pub max_connections: usize,
+    /// Largest packet accepted, and advertised as Maximum Packet Size.
+    pub max_packet_size: usize,
+    /// Largest keep alive accepted; MQTT 5 clients asking more (or 0) get Server Keep Alive.
+    pub max_keep_alive_secs: u16,
+    /// Time allowed between accepting a socket and receiving CONNECT.
+    pub connect_timeout: Duration,
+    /// Receive Maximum advertised: QoS 2 messages a client may have awaiting PUBREL.
+    pub receive_maximum: u16,
+    /// Outgoing QoS 1/2 messages unacknowledged per session (also capped by the client's Receive Maximum).
+    pub max_inflight: u16,
+    /// Messages queued per session beyond the in-flight window; a message arriving at a full
+    /// queue is dropped and counted.
+    pub max_queued_messages: usize,
+    /// Topic Alias Maximum advertised to MQTT 5 clients.
+    pub topic_alias_maximum: u16,
+    /// Longest session expiry granted; MQTT 3.1.1 persistent sessions get exactly this.
+    pub max_session_expiry_secs: u32,
+    /// Longest client identifier accepted (AWS IoT: 128).
+    pub max_client_id_len: usize,
+    /// Whether retained messages are supported.
+    pub retain_available: bool,
+    /// Highest QoS supported (0, 1 or 2).
+    pub maximum_qos: u8,
+    /// Whether QoS 0 messages are queued for disconnected persistent sessions.
+    pub queue_qos0_offline: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            max_connections: 100_000,
+            max_packet_size: 1024 * 1024,
+            max_keep_alive_secs: 1200,
+            connect_timeout: Duration::from_secs(10),
+            receive_maximum: 128,
+            max_inflight: 128,
+            max_queued_messages: 1000,
+            topic_alias_maximum: 64,
+            max_session_expiry_secs: 3600,
+            max_client_id_len: 128,
+            retain_available: true,
+            maximum_qos: 2,
+            queue_qos0_offline: false,
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! CONNECT handling: read the first packet, validate it, open or resume the session, take over
+//! an older connection, and answer CONNACK.
+
+use super::{Conn, Stream, sniff_v5};
+use crate::BrokerInner;
+use crate::session::{Attachment, Stage};
+use bytes::BytesMut;
+use mqtt::{ConnAck, Connect, DecodeError, Packet, Properties, Protocol, PubResp, ReasonCode};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Reads CONNECT within the connect timeout; answers CONNACK. `None` means the connection was
+/// refused (and closed).
+pub(super) async fn handshake<S: Stream>(mut io: S, peer: SocketAddr, broker: Arc<BrokerInner>) -> Option<Conn<S>> {
+    let cfg = &broker.config;
+    let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
+    let mut rbuf = BytesMut::with_capacity(4096);
+    let connect = loop {
+        let v5 = sniff_v5(&rbuf);
+        match mqtt::decode(&mut rbuf, None, cfg.max_packet_size) {
+            Ok(Some(Packet::Connect(c))) => break c,
+            Ok(Some(other)) => {
+                tracing::info!(%peer, packet = other.name(), "first packet is not CONNECT, closing");
+                return None;
+            }
+            Ok(None) => match tokio::time::timeout_at(deadline, io.read_buf(&mut rbuf)).await {
+                Ok(Ok(n)) if n > 0 => continue,
+                _ => return None,
+            },
+            Err(e) => {
+                tracing::info!(%peer, error = %e, "bad CONNECT, closing");
+                let reply: Option<Vec<u8>> = match &e {
+                    DecodeError::UnsupportedProtocol { name, .. } if name == "MQTT" || name == "MQIsdp" => {
+                        Some(vec![0x20, 2, 0, 1])
+                    }
+                    DecodeError::UnsupportedProtocol { .. } => None,
+                    _ if v5 => Some(vec![0x20, 3, 0, e.reason_code().0, 0]),
+                    _ => None,
+                };
+                if let Some(r) = reply {
+                    let _ = io.write_all(&r).await;
+                }
+                let _ = io.shutdown().await;
+                return None;
+            }
+        }
+    };
+    accept(io, rbuf, peer, broker, *connect).await
+}
+
+async fn refuse<S: Stream>(mut io: S, v: Protocol, reason: ReasonCode) -> Option<Conn<S>> {
+    let mut out = BytesMut::new();
+    Packet::ConnAck(ConnAck { session_present: false, reason, properties: Properties::default() }).encode(&mut out, v);
+    let _ = io.write_all(&out).await;
+    let _ = io.shutdown().await;
+    None
+}
+
+async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: SocketAddr, broker: Arc<BrokerInner>, c: Connect) -> Option<Conn<S>> {
+    let cfg = &broker.config;
+    let v = c.protocol;
+    let mut assigned = None;
+    let client_id = if c.client_id.is_empty() {
+        if !v.is_v5() && !c.clean_start {
+            return refuse(io, v, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID).await;
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let id = format!("ferrite-{:x}{:x}", nanos & 0xFFFF_FFFF_FFFF, broker.next_generation());
+        assigned = Some(id.clone());
+        id
+    } else {
+        c.client_id
+    };
+    if client_id.len() > cfg.max_client_id_len {
+        return refuse(io, v, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID).await;
+    }
+    if c.properties.authentication_method.is_some() {
+        return refuse(io, v, ReasonCode::BAD_AUTHENTICATION_METHOD).await;
+    }
+    if let Some(w) = &c.will {
+        if w.qos as u8 > cfg.maximum_qos {
+            return refuse(io, v, ReasonCode::QOS_NOT_SUPPORTED).await;
+        }
+        if w.retain && !cfg.retain_available {
+            return refuse(io, v, ReasonCode::RETAIN_NOT_SUPPORTED).await;
+        }
+        if w.properties.payload_format_indicator == Some(1) && std::str::from_utf8(&w.payload).is_err() {
+            return refuse(io, v, ReasonCode::PAYLOAD_FORMAT_INVALID).await;
+        }
+    }
+
+    let mut server_keep_alive = None;
+    let keep_alive = if v.is_v5() && c.keep_alive > cfg.max_keep_alive_secs && cfg.max_keep_alive_secs > 0 {
+        server_keep_alive = Some(cfg.max_keep_alive_secs);
+        cfg.max_keep_alive_secs
+    } else {
+        c.keep_alive
+    };
+    let requested_expiry = match (v.is_v5(), c.clean_start) {
+        (true, _) => c.properties.session_expiry_interval.unwrap_or(0),
+        (false, true) => 0,
+        (false, false) => cfg.max_session_expiry_secs,
+    };
+    let expiry = requested_expiry.min(cfg.max_session_expiry_secs);
+
+    let client_id: Arc<str> = client_id.into();
+    let (session, present) = broker.open_session(&client_id, c.clean_start, v);
+    let generation = broker.next_generation();
+    let kick = Arc::new(Notify::new());
+    {
+        let mut st = session.lock();
+        if let Some(old) = st.attached.replace(Attachment { generation, kick: kick.clone() }) {
+            tracing::info!(%client_id, "session taken over by a new connection");
+            old.kick.notify_one();
+        }
+        st.generation = generation;
+        st.expiry_secs = expiry;
+        st.protocol = v;
+    }
+
+    let mut props = Properties::default();
+    if v.is_v5() {
+        props.session_expiry_interval = (expiry != requested_expiry).then_some(expiry);
+        props.receive_maximum = (cfg.receive_maximum != u16::MAX).then_some(cfg.receive_maximum);
+        props.maximum_qos = (cfg.maximum_qos < 2).then_some(cfg.maximum_qos);
+        props.retain_available = (!cfg.retain_available).then_some(0);
+        props.maximum_packet_size = Some(cfg.max_packet_size.min(mqtt::MAX_VARINT as usize + 5) as u32);
+        props.assigned_client_identifier = assigned;
+        props.topic_alias_maximum = (cfg.topic_alias_maximum > 0).then_some(cfg.topic_alias_maximum);
+        props.server_keep_alive = server_keep_alive;
+    }
+    let mut conn = Conn {
+        io,
+        rbuf,
+        wbuf: BytesMut::with_capacity(8 * 1024),
+        peer,
+        protocol: v,
+        session,
+        client_id,
+        generation,
+        kick,
+        keep_alive: (keep_alive > 0).then(|| Duration::from_millis(keep_alive as u64 * 1500)),
+        last_rx: Instant::now(),
+        peer_max_packet: c.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
+        peer_receive_max: c.properties.receive_maximum.unwrap_or(u16::MAX),
+        peer_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
+        in_aliases: HashMap::new(),
+        out_aliases: HashMap::new(),
+        will: c.will,
+        broker: broker.clone(),
+    };
+    tracing::debug!(client_id = %conn.client_id, %peer, protocol = ?v, present, "client connected");
+    conn.send(&Packet::ConnAck(ConnAck { session_present: present, reason: ReasonCode::SUCCESS, properties: props }));
+    if present {
+        conn.resend_inflight();
+    }
+    Some(conn)
+}
+
+impl<S: Stream> Conn<S> {
+    /// After resuming a session: resend unacknowledged PUBLISH packets with DUP, and PUBREL for
+    /// QoS 2 messages awaiting PUBCOMP, in their original order.
+    fn resend_inflight(&mut self) {
+        let session = self.session.clone();
+        let st = session.lock();
+        let now = Instant::now();
+        for f in st.inflight.iter() {
+            match f.stage {
+                Stage::AwaitPubComp => self.send(&Packet::PubRel(PubResp::new(f.packet_id))),
+                _ => {
+                    self.encode_delivery(&f.delivery, f.packet_id, true, now);
+                }
+            }
+        }
+    }
+}

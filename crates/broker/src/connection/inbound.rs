@@ -1,0 +1,187 @@
+//! Handlers for packets a client sends after CONNECT: PUBLISH and its acknowledgements,
+//! SUBSCRIBE, UNSUBSCRIBE and DISCONNECT.
+
+use super::{Conn, Exit, Stream};
+use crate::message::{Delivery, Message};
+use crate::metrics::Metrics;
+use crate::session::Stage;
+use mqtt::topic::{self, FilterError};
+use mqtt::{Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
+use std::sync::Arc;
+use std::time::Instant;
+
+impl<S: Stream> Conn<S> {
+    pub(super) fn on_publish(&mut self, mut p: Publish) -> Option<Exit> {
+        let cfg = &self.broker.config;
+        if let Some(alias) = p.properties.topic_alias {
+            if alias > cfg.topic_alias_maximum {
+                return Some(Exit::Error(ReasonCode::TOPIC_ALIAS_INVALID));
+            }
+            if p.topic.is_empty() {
+                match self.in_aliases.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR)),
+                }
+            } else {
+                self.in_aliases.insert(alias, p.topic.clone());
+            }
+        } else if p.topic.is_empty() {
+            return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
+        }
+        if p.qos as u8 > cfg.maximum_qos {
+            return Some(Exit::Error(ReasonCode::QOS_NOT_SUPPORTED));
+        }
+        if p.retain && !cfg.retain_available {
+            return Some(Exit::Error(ReasonCode::RETAIN_NOT_SUPPORTED));
+        }
+        Metrics::inc(&self.broker.metrics.messages_received[p.qos as usize]);
+        let bad_format = self.protocol.is_v5()
+            && p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err();
+        let packet_id = p.packet_id;
+        match p.qos {
+            QoS::AtMostOnce => {
+                if !bad_format {
+                    self.route(p);
+                }
+            }
+            QoS::AtLeastOnce => {
+                let reason = if bad_format { ReasonCode::PAYLOAD_FORMAT_INVALID } else { self.route(p) };
+                self.send(&Packet::PubAck(PubResp { packet_id, reason, ..Default::default() }));
+            }
+            QoS::ExactlyOnce => {
+                let (seen, pending) = {
+                    let st = self.session.lock();
+                    (st.incoming_qos2.contains(&packet_id), st.incoming_qos2.len())
+                };
+                let mut reason = ReasonCode::SUCCESS;
+                if !seen {
+                    if bad_format {
+                        reason = ReasonCode::PAYLOAD_FORMAT_INVALID;
+                    } else {
+                        if pending >= self.broker.config.receive_maximum as usize {
+                            return Some(Exit::Error(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
+                        }
+                        reason = self.route(p);
+                        self.session.lock().incoming_qos2.insert(packet_id);
+                    }
+                }
+                self.send(&Packet::PubRec(PubResp { packet_id, reason, ..Default::default() }));
+            }
+        }
+        None
+    }
+
+    /// Routes a received PUBLISH; the reason code for its acknowledgement.
+    fn route(&mut self, p: Publish) -> ReasonCode {
+        let msg = Arc::new(Message::from_publish(p, Some(self.client_id.clone()), Instant::now()));
+        if self.broker.publish(msg) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+    }
+
+    pub(super) fn on_puback(&mut self, r: PubResp) -> Option<Exit> {
+        let mut st = self.session.lock();
+        if let Some(i) = st.find_inflight(r.packet_id)
+            && st.inflight[i].stage == Stage::AwaitPubAck
+        {
+            st.inflight.remove(i);
+        }
+        None
+    }
+
+    pub(super) fn on_pubrec(&mut self, r: PubResp) -> Option<Exit> {
+        let reply = {
+            let mut st = self.session.lock();
+            match st.find_inflight(r.packet_id) {
+                Some(i) if st.inflight[i].stage == Stage::AwaitPubAck => None,
+                Some(i) if r.reason.is_error() => {
+                    st.inflight.remove(i);
+                    None
+                }
+                Some(i) => {
+                    st.inflight[i].stage = Stage::AwaitPubComp;
+                    Some(ReasonCode::SUCCESS)
+                }
+                None => Some(ReasonCode::PACKET_IDENTIFIER_NOT_FOUND),
+            }
+        };
+        if let Some(reason) = reply {
+            self.send(&Packet::PubRel(PubResp { packet_id: r.packet_id, reason, ..Default::default() }));
+        }
+        None
+    }
+
+    pub(super) fn on_pubcomp(&mut self, r: PubResp) -> Option<Exit> {
+        let mut st = self.session.lock();
+        if let Some(i) = st.find_inflight(r.packet_id)
+            && st.inflight[i].stage == Stage::AwaitPubComp
+        {
+            st.inflight.remove(i);
+        }
+        None
+    }
+
+    pub(super) fn on_pubrel(&mut self, r: PubResp) -> Option<Exit> {
+        let released = self.session.lock().incoming_qos2.remove(&r.packet_id);
+        let reason = if released { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
+        self.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason, ..Default::default() }));
+        None
+    }
+
+    pub(super) fn on_subscribe(&mut self, s: Subscribe) -> Option<Exit> {
+        let sub_id = s.properties.subscription_identifiers.first().copied();
+        let now = Instant::now();
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for (filter, opts) in &s.filters {
+            let parsed = match topic::parse_filter(filter) {
+                Ok(p) => p,
+                Err(FilterError::Invalid | FilterError::BadShare) => {
+                    reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                    continue;
+                }
+            };
+            if parsed.share_group.is_some() && opts.no_local {
+                return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
+            }
+            let opts = SubscriptionOptions { qos: self.broker.cap_qos(opts.qos), ..*opts };
+            let existed = self.session.lock().subscriptions.insert(filter.clone(), (opts, sub_id)).is_some();
+            self.broker.add_route(&self.session, parsed.clone(), opts, sub_id);
+            reasons.push(ReasonCode(opts.qos as u8));
+            let wants_retained = opts.retain_handling == 0 || (opts.retain_handling == 1 && !existed);
+            if parsed.share_group.is_none() && wants_retained {
+                for m in self.broker.retained.matching(parsed.filter, now) {
+                    retained.push(Delivery { qos: m.qos.min(opts.qos), retain: true, subscription_ids: sub_id.into_iter().collect(), msg: m });
+                }
+            }
+        }
+        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..Default::default() }));
+        for d in retained {
+            self.broker.offer(&self.session, d);
+        }
+        None
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) -> Option<Exit> {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for f in &u.filters {
+            let existed = self.session.lock().subscriptions.remove(f).is_some();
+            if existed && let Ok(p) = topic::parse_filter(f) {
+                self.broker.router.unsubscribe(p.filter, p.share_group, &self.client_id);
+            }
+            reasons.push(if existed { ReasonCode::SUCCESS } else { ReasonCode::NO_SUBSCRIPTION_EXISTED });
+        }
+        self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, ..Default::default() }));
+        None
+    }
+
+    pub(super) fn on_disconnect(&mut self, d: Disconnect) -> Option<Exit> {
+        if let Some(e) = d.properties.session_expiry_interval {
+            let mut st = self.session.lock();
+            if st.expiry_secs == 0 && e > 0 {
+                return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
+            }
+            st.expiry_secs = e.min(self.broker.config.max_session_expiry_secs);
+        }
+        Some(if d.reason == ReasonCode::DISCONNECT_WITH_WILL { Exit::WithWill } else { Exit::Normal })
+    }
+}

@@ -1,0 +1,277 @@
+//! One client connection: framing over any byte stream, the read/dispatch/write loop, and what
+//! happens when it ends (DISCONNECT reason, will message, session expiry).
+
+mod connect;
+mod inbound;
+mod outbound;
+
+use crate::message::Message;
+use crate::metrics::Metrics;
+use crate::session::Session;
+use crate::BrokerInner;
+use bytes::BytesMut;
+use mqtt::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, Will};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Notify, watch};
+
+/// Stop moving queued messages into the write buffer past this many bytes; write first.
+const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// A write buffer that grew past this is released after flushing.
+const WRITE_BUF_KEEP: usize = 1024 * 1024;
+
+/// Any byte stream a client can speak MQTT over (TCP now; TLS and WebSocket later).
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// Why the connection loop stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// DISCONNECT 0x00 (or any 3.1.1 DISCONNECT): the will is discarded.
+    Normal,
+    /// DISCONNECT 0x04: publish the will.
+    WithWill,
+    /// The client broke the protocol: send DISCONNECT with this reason (MQTT 5) and close.
+    Error(ReasonCode),
+    /// The socket closed or failed.
+    Closed,
+    /// Another connection took the session over.
+    TakenOver,
+    /// Nothing received for 1.5 × keep alive.
+    KeepAlive,
+    /// The server is stopping.
+    Shutdown,
+}
+
+/// True when the bytes start a CONNECT of protocol level 5 (used to pick the CONNACK format
+/// when the CONNECT itself cannot be decoded).
+pub(crate) fn sniff_v5(buf: &[u8]) -> bool {
+    if buf.first().is_none_or(|b| b >> 4 != 1) {
+        return false;
+    }
+    let mut i = 1;
+    while i < 5 && buf.get(i).is_some_and(|b| b & 0x80 != 0) {
+        i += 1;
+    }
+    buf.get(i + 1..i + 8).is_some_and(|s| s == [0, 4, b'M', b'Q', b'T', b'T', 5])
+}
+
+/// A connected client after a successful CONNECT.
+pub(crate) struct Conn<S> {
+    io: S,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    broker: Arc<BrokerInner>,
+    peer: SocketAddr,
+    protocol: Protocol,
+    session: Arc<Session>,
+    client_id: Arc<str>,
+    generation: u64,
+    kick: Arc<Notify>,
+    /// 1.5 × the keep alive in force, or `None` for no keep-alive timeout.
+    keep_alive: Option<Duration>,
+    last_rx: Instant,
+    peer_max_packet: usize,
+    peer_receive_max: u16,
+    peer_alias_max: u16,
+    in_aliases: HashMap<u16, MqttStr>,
+    out_aliases: HashMap<MqttStr, u16>,
+    will: Option<Will>,
+}
+
+/// Serves one accepted connection from CONNECT to close.
+pub(crate) async fn serve<S: Stream>(io: S, peer: SocketAddr, broker: Arc<BrokerInner>, mut shutdown: watch::Receiver<bool>) {
+    let m = &broker.metrics;
+    m.connections_current.fetch_add(1, Ordering::Relaxed);
+    Metrics::inc(&m.connections_total);
+    if let Some(mut conn) = connect::handshake(io, peer, broker.clone()).await {
+        let exit = if *shutdown.borrow_and_update() { Exit::Shutdown } else { conn.run(&mut shutdown).await };
+        tracing::debug!(client_id = %conn.client_id, %peer, ?exit, "connection closed");
+        conn.close(exit).await;
+    }
+    broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl<S: Stream> Conn<S> {
+    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
+        loop {
+            loop {
+                match mqtt::decode(&mut self.rbuf, Some(self.protocol), self.broker.config.max_packet_size) {
+                    Ok(Some(p)) => {
+                        self.last_rx = Instant::now();
+                        if let Some(exit) = self.handle(p) {
+                            return exit;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        Metrics::inc(&self.broker.metrics.protocol_errors);
+                        tracing::info!(client_id = %self.client_id, peer = %self.peer, error = %e, "bad packet, closing");
+                        return Exit::Error(e.reason_code());
+                    }
+                }
+            }
+            self.drain();
+            if self.flush().await.is_err() {
+                return Exit::Closed;
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+                self.rbuf.reserve(8 * 1024);
+            }
+            let deadline = self.keep_alive.map(|ka| tokio::time::Instant::from_std(self.last_rx + ka));
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => return Exit::Shutdown,
+                _ = self.kick.notified() => return Exit::TakenOver,
+                r = self.io.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) | Err(_) => return Exit::Closed,
+                    Ok(n) => { self.broker.metrics.bytes_received.fetch_add(n as u64, Ordering::Relaxed); }
+                },
+                _ = self.session.notify.notified() => {}
+                _ = sleep_until(deadline), if deadline.is_some() => return Exit::KeepAlive,
+            }
+        }
+    }
+
+    /// Dispatches one packet; `Some` ends the connection.
+    fn handle(&mut self, p: Packet) -> Option<Exit> {
+        match p {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(r) => self.on_puback(r),
+            Packet::PubRec(r) => self.on_pubrec(r),
+            Packet::PubRel(r) => self.on_pubrel(r),
+            Packet::PubComp(r) => self.on_pubcomp(r),
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => {
+                self.send(&Packet::PingResp);
+                None
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            other => {
+                tracing::info!(client_id = %self.client_id, packet = other.name(), "unexpected packet from client");
+                Metrics::inc(&self.broker.metrics.protocol_errors);
+                Some(Exit::Error(ReasonCode::PROTOCOL_ERROR))
+            }
+        }
+    }
+
+    fn send(&mut self, p: &Packet) {
+        p.encode(&mut self.wbuf, self.protocol);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        self.io.write_all(&self.wbuf).await?;
+        self.broker.metrics.bytes_sent.fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
+        self.wbuf.clear();
+        if self.wbuf.capacity() > WRITE_BUF_KEEP {
+            self.wbuf = BytesMut::with_capacity(8 * 1024);
+        }
+        Ok(())
+    }
+
+    /// Sends the DISCONNECT the exit calls for, closes the socket, then settles the session
+    /// (detach, expiry) and the will.
+    async fn close(mut self, exit: Exit) {
+        let reason = match exit {
+            Exit::Error(r) => Some(r),
+            Exit::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
+            Exit::KeepAlive => Some(ReasonCode::KEEP_ALIVE_TIMEOUT),
+            Exit::Shutdown => Some(ReasonCode::SERVER_SHUTTING_DOWN),
+            _ => None,
+        };
+        if let (Some(reason), true) = (reason, self.protocol.is_v5()) {
+            self.send(&Packet::Disconnect(Disconnect { reason, ..Default::default() }));
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = self.flush().await;
+            let _ = self.io.shutdown().await;
+        })
+        .await;
+
+        let broker = self.broker.clone();
+        let session = self.session.clone();
+        let generation = self.generation;
+        let ours = {
+            let mut st = session.lock();
+            if st.ended || st.generation != generation {
+                None
+            } else {
+                st.attached = None;
+                Some(st.expiry_secs)
+            }
+        };
+        match ours {
+            Some(0) => broker.discard(&session),
+            Some(secs) => {
+                let (b, s) = (broker.clone(), session.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(secs as u64)).await;
+                    let expired = {
+                        let st = s.lock();
+                        st.generation == generation && st.attached.is_none() && !st.ended
+                    };
+                    if expired {
+                        tracing::debug!(client_id = %s.client_id, "session expired");
+                        b.discard(&s);
+                    }
+                });
+            }
+            None => {}
+        }
+
+        let Some(will) = self.will.take() else { return };
+        let requested_delay = will.properties.will_delay_interval.unwrap_or(0);
+        let delay = requested_delay.min(ours.unwrap_or(0));
+        let publish = match exit {
+            Exit::Normal | Exit::Shutdown => false,
+            // A new connection for the client id came before any delay could run out.
+            Exit::TakenOver => requested_delay == 0,
+            _ => true,
+        };
+        if !publish {
+            return;
+        }
+        let msg = will_message(will, self.client_id.clone());
+        if delay == 0 {
+            broker.publish(Arc::new(msg));
+            return;
+        }
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(delay as u64)).await;
+            let reconnected = {
+                let st = session.lock();
+                st.generation != generation && !st.ended
+            };
+            if !reconnected {
+                broker.publish(Arc::new(msg));
+            }
+        });
+    }
+}
+
+fn will_message(w: Will, client_id: Arc<str>) -> Message {
+    let publish = mqtt::Publish {
+        qos: w.qos,
+        retain: w.retain,
+        topic: w.topic,
+        properties: mqtt::Properties { will_delay_interval: None, ..w.properties },
+        payload: w.payload,
+        ..Default::default()
+    };
+    Message::from_publish(publish, Some(client_id), Instant::now())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,81 @@
+//! Moving queued messages into the write buffer: the in-flight window, packet identifiers,
+//! per-delivery properties, outgoing topic aliases and the client's maximum packet size.
+
+use super::{Conn, Stream, WRITE_HIGH_WATER};
+use crate::message::Delivery;
+use crate::metrics::Metrics;
+use crate::session::{Inflight, Stage};
+use mqtt::{Properties, Publish, QoS};
+use std::time::Instant;
+
+impl<S: Stream> Conn<S> {
+    /// Moves queued messages into the write buffer, within the in-flight window and up to the
+    /// write high-water mark (then wakes itself to continue after the write).
+    pub(super) fn drain(&mut self) {
+        let session = self.session.clone();
+        let mut st = session.lock();
+        let window = self.peer_receive_max.min(self.broker.config.max_inflight).max(1) as usize;
+        let now = Instant::now();
+        while self.wbuf.len() < WRITE_HIGH_WATER {
+            let Some(front) = st.queue.front() else { break };
+            if front.qos != QoS::AtMostOnce && st.inflight.len() >= window {
+                break;
+            }
+            let Some(d) = st.queue.pop_front() else { break };
+            if d.msg.expired(now) {
+                Metrics::inc(&self.broker.metrics.dropped_expired);
+                continue;
+            }
+            let packet_id = if d.qos == QoS::AtMostOnce { 0 } else { st.alloc_packet_id() };
+            if !self.encode_delivery(&d, packet_id, false, now) {
+                continue;
+            }
+            if d.qos != QoS::AtMostOnce {
+                let stage = if d.qos == QoS::AtLeastOnce { Stage::AwaitPubAck } else { Stage::AwaitPubRec };
+                st.inflight.push_back(Inflight { packet_id, delivery: d, stage });
+            }
+        }
+        let more = !st.queue.is_empty() && self.wbuf.len() >= WRITE_HIGH_WATER;
+        drop(st);
+        if more {
+            session.notify.notify_one();
+        }
+    }
+
+    /// Writes one PUBLISH for a delivery. Returns false (and counts the drop) when it would
+    /// exceed the client's Maximum Packet Size.
+    pub(super) fn encode_delivery(&mut self, d: &Delivery, packet_id: u16, dup: bool, now: Instant) -> bool {
+        let v5 = self.protocol.is_v5();
+        let mut properties = if v5 { d.msg.properties.clone() } else { Properties::default() };
+        if v5 {
+            properties.subscription_identifiers.clone_from(&d.subscription_ids);
+            properties.message_expiry_interval = d.msg.remaining_expiry_secs(now);
+        }
+        let mut p = Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: d.msg.topic.clone(),
+            packet_id,
+            properties,
+            payload: d.msg.payload.clone(),
+        };
+        if mqtt::publish_len(&p, self.protocol) > self.peer_max_packet {
+            Metrics::inc(&self.broker.metrics.dropped_too_large);
+            return false;
+        }
+        if v5 && self.peer_alias_max > 0 {
+            if let Some(&alias) = self.out_aliases.get(&p.topic) {
+                p.properties.topic_alias = Some(alias);
+                p.topic = Default::default();
+            } else if self.out_aliases.len() < self.peer_alias_max as usize {
+                let alias = self.out_aliases.len() as u16 + 1;
+                self.out_aliases.insert(p.topic.clone(), alias);
+                p.properties.topic_alias = Some(alias);
+            }
+        }
+        mqtt::encode_publish(&mut self.wbuf, &p, self.protocol);
+        Metrics::inc(&self.broker.metrics.messages_sent[d.qos as usize]);
+        true
+    }
+}

@@ -1,0 +1,275 @@
+//! Configuration: defaults ← TOML file ← `FERRITE_*` environment ← command-line flags.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration. Every key has a default; unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for Ferrite's files.
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub mqtt: MqttConfig,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `ferrite=debug,broker=debug`.
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The MQTT listener and broker limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttConfig {
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    pub max_packet_size_bytes: usize,
+    pub max_keep_alive_secs: u16,
+    pub connect_timeout_secs: u64,
+    pub receive_maximum: u16,
+    pub max_inflight_messages: u16,
+    pub max_queued_messages: usize,
+    pub topic_alias_maximum: u16,
+    pub max_session_expiry_secs: u32,
+    pub max_client_id_len: usize,
+    pub retain_available: bool,
+    pub maximum_qos: u8,
+    pub queue_qos0_offline: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { data_dir: PathBuf::from("./ferrite-data"), log: LogConfig::default(), mqtt: MqttConfig::default() }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        let b = broker::BrokerConfig::default();
+        MqttConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            max_connections: b.max_connections,
+            max_packet_size_bytes: b.max_packet_size,
+            max_keep_alive_secs: b.max_keep_alive_secs,
+            connect_timeout_secs: b.connect_timeout.as_secs(),
+            receive_maximum: b.receive_maximum,
+            max_inflight_messages: b.max_inflight,
+            max_queued_messages: b.max_queued_messages,
+            topic_alias_maximum: b.topic_alias_maximum,
+            max_session_expiry_secs: b.max_session_expiry_secs,
+            max_client_id_len: b.max_client_id_len,
+            retain_available: b.retain_available,
+            maximum_qos: b.maximum_qos,
+            queue_qos0_offline: b.queue_qos0_offline,
+        }
+    }
+}
+
+/// The commented default configuration printed by `ferrite config example`.
+pub const EXAMPLE: &str = r#"# Ferrite configuration. Every key is optional; shown are the defaults.
+# Environment variables override the file: FERRITE_<KEY> for top-level keys and
+# FERRITE_<SECTION>__<KEY> inside a section (for example FERRITE_MQTT__LISTEN=0.0.0.0:1883).
+# Command-line flags override both.
+
+# Directory for Ferrite's files (created on start).
+data_dir = "./ferrite-data"
+
+[log]
+# "text" or "json".
+format = "text"
+# A tracing filter: "info", "debug", "broker=debug,ferrite=info", ...
+level = "info"
+
+[mqtt]
+# Plain MQTT over TCP. Loopback only by default: there is no authentication yet.
+listen = "127.0.0.1:1883"
+# Connections served at once; more are answered "server busy" and closed.
+max_connections = 100000
+# Largest packet accepted (also advertised to MQTT 5 clients as Maximum Packet Size).
+max_packet_size_bytes = 1048576
+# Largest keep alive; MQTT 5 clients asking for more are told this one (Server Keep Alive).
+max_keep_alive_secs = 1200
+# Time a new socket has to send CONNECT.
+connect_timeout_secs = 10
+# Receive Maximum advertised: QoS 2 messages a client may leave awaiting PUBREL.
+receive_maximum = 128
+# Unacknowledged outgoing QoS 1/2 messages per session (the client's Receive Maximum also caps it).
+max_inflight_messages = 128
+# Messages queued per session beyond the in-flight window; a message arriving at a full
+# queue is dropped and counted.
+max_queued_messages = 1000
+# Topic Alias Maximum advertised to MQTT 5 clients (0 disables inbound aliases).
+topic_alias_maximum = 64
+# Longest session expiry granted; MQTT 3.1.1 persistent sessions (clean session 0) get this.
+max_session_expiry_secs = 3600
+# Longest client identifier accepted.
+max_client_id_len = 128
+# Whether retained messages are supported.
+retain_available = true
+# Highest QoS supported: 0, 1 or 2.
+maximum_qos = 2
+# Whether QoS 0 messages are queued for disconnected persistent sessions.
+queue_qos0_offline = false
+"#;
+
+/// A configuration problem, reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("environment variable {name}: {problem}")]
+    Env { name: String, problem: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the file (if any) and applies `FERRITE_*` variables from `env`.
+    pub fn load(file: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                text.parse::<toml::Table>().map_err(|source| ConfigError::Parse { path: path.into(), source })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("FERRITE_") else { continue };
+            if key == "CONFIG" {
+                continue;
+            }
+            let path: Vec<String> = key.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, &value).map_err(|problem| ConfigError::Env { name: name.clone(), problem })?;
+        }
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let m = &self.mqtt;
+        let bad = |s: String| Err(ConfigError::Invalid(s));
+        if m.maximum_qos > 2 {
+            return bad(format!("mqtt.maximum_qos must be 0, 1 or 2, not {}", m.maximum_qos));
+        }
+        if m.receive_maximum == 0 {
+            return bad("mqtt.receive_maximum must be at least 1".into());
+        }
+        if m.max_inflight_messages == 0 {
+            return bad("mqtt.max_inflight_messages must be at least 1".into());
+        }
+        if !(64..=268_435_460).contains(&m.max_packet_size_bytes) {
+            return bad(format!("mqtt.max_packet_size_bytes must be 64..=268435460, not {}", m.max_packet_size_bytes));
+        }
+        if m.max_connections == 0 {
+            return bad("mqtt.max_connections must be at least 1".into());
+        }
+        if m.connect_timeout_secs == 0 {
+            return bad("mqtt.connect_timeout_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The broker's view of the configuration.
+    pub fn broker(&self) -> broker::BrokerConfig {
+        let m = &self.mqtt;
+        broker::BrokerConfig {
+            max_connections: m.max_connections,
+            max_packet_size: m.max_packet_size_bytes,
+            max_keep_alive_secs: m.max_keep_alive_secs,
+            connect_timeout: Duration::from_secs(m.connect_timeout_secs),
+            receive_maximum: m.receive_maximum,
+            max_inflight: m.max_inflight_messages,
+            max_queued_messages: m.max_queued_messages,
+            topic_alias_maximum: m.topic_alias_maximum,
+            max_session_expiry_secs: m.max_session_expiry_secs,
+            max_client_id_len: m.max_client_id_len,
+            retain_available: m.retain_available,
+            maximum_qos: m.maximum_qos,
+            queue_qos0_offline: m.queue_qos0_offline,
+        }
+    }
+}
+
+/// Sets `path` (section, key) in the table to `raw`, read as a TOML value when it is one
+/// (number, boolean, quoted string) and as a plain string otherwise.
+pub fn set_path(table: &mut toml::Table, path: &[String], raw: &str) -> Result<(), String> {
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let Some((last, sections)) = path.split_last() else { return Err("empty key".into()) };
+    let mut t = table;
+    for s in sections {
+        t = t
+            .entry(s.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{s} is not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_the_default() {
+        let parsed: Config = toml::from_str(EXAMPLE).expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn env_overrides_file_values() {
+        let dir = std::env::temp_dir().join(format!("ferrite-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "[mqtt]\nmax_connections = 5\nreceive_maximum = 9\n").unwrap();
+        let env = vec![
+            ("FERRITE_MQTT__MAX_CONNECTIONS".to_string(), "7".to_string()),
+            ("FERRITE_DATA_DIR".to_string(), "/tmp/x".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let c = Config::load(Some(&f), env.into_iter()).unwrap();
+        assert_eq!(c.mqtt.max_connections, 7);
+        assert_eq!(c.mqtt.receive_maximum, 9);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_name() {
+        let env = vec![("FERRITE_MQTT__MAXIMUM_QOS".to_string(), "3".to_string())];
+        let e = Config::load(None, env.into_iter()).unwrap_err().to_string();
+        assert!(e.contains("maximum_qos"), "{e}");
+        let env = vec![("FERRITE_MQTT__NO_SUCH_KEY".to_string(), "1".to_string())];
+        let e = Config::load(None, env.into_iter()).unwrap_err().to_string();
+        assert!(e.contains("no_such_key"), "{e}");
+    }
+}

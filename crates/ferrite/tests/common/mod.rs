@@ -1,0 +1,195 @@
+//! Test harness shared by the black-box suites: starts the real `ferrite` binary on an
+//! OS-chosen port with its own data directory, and offers a raw MQTT client (built on the
+//! `mqtt` codec) for the packets no client library will send.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use bytes::BytesMut;
+use mqtt::{ConnAck, Connect, Packet, Properties, Protocol};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long any single expected event may take before a test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running `ferrite serve`, killed (and its data directory removed) on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Server {
+    /// Starts Ferrite with default settings.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts Ferrite with `--set key=value` overrides such as `mqtt.max_connections=2`.
+    pub fn start_with(sets: &[&str]) -> Server {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("ferrite-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
+        cmd.arg("serve").arg("--data-dir").arg(&dir).arg("--mqtt-listen").arg("127.0.0.1:0");
+        for s in sets {
+            cmd.arg("--set").arg(s);
+        }
+        cmd.env("FERRITE_LOG__LEVEL", std::env::var("FERRITE_TEST_LOG").unwrap_or_else(|_| "warn".into()));
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn ferrite");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("mqtt listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(WAIT).expect("ferrite did not report its MQTT port");
+        let port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        Server { child, port, dir }
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A blocking MQTT client speaking raw packets, for protocol-violation tests.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    pub v: Protocol,
+}
+
+impl Raw {
+    /// Opens a TCP connection without sending anything.
+    pub fn open(port: u16, v: Protocol) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        Raw { stream, buf: BytesMut::new(), v }
+    }
+
+    /// Connects and completes CONNECT/CONNACK; panics unless the CONNACK is a success.
+    pub fn connect(port: u16, v: Protocol, client_id: &str) -> (Raw, ConnAck) {
+        Raw::connect_with(port, connect_packet(v, client_id))
+    }
+
+    /// Sends the given CONNECT and returns the CONNACK, whatever its reason code.
+    pub fn connect_with(port: u16, c: Connect) -> (Raw, ConnAck) {
+        let mut raw = Raw::open(port, c.protocol);
+        raw.send(&Packet::Connect(Box::new(c)));
+        match raw.recv() {
+            Some(Packet::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub fn send(&mut self, p: &Packet) {
+        let mut out = BytesMut::new();
+        p.encode(&mut out, self.v);
+        self.send_bytes(&out);
+    }
+
+    pub fn send_bytes(&mut self, b: &[u8]) {
+        let _ = self.stream.write_all(b);
+    }
+
+    /// The next packet, or `None` if the server closed the connection or nothing came in time.
+    pub fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT)
+    }
+
+    pub fn recv_within(&mut self, wait: Duration) -> Option<Packet> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match mqtt::decode(&mut self.buf, Some(self.v), usize::MAX) {
+                Ok(Some(p)) => return Some(p),
+                Ok(None) => {}
+                Err(e) => panic!("server sent an undecodable packet: {e}"),
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Reads until the server closes the connection; returns the packets received before that.
+    /// Panics if the connection is still open after [`WAIT`].
+    pub fn expect_close(&mut self) -> Vec<Packet> {
+        let deadline = Instant::now() + WAIT;
+        let mut got = Vec::new();
+        loop {
+            match mqtt::decode(&mut self.buf, Some(self.v), usize::MAX) {
+                Ok(Some(p)) => {
+                    got.push(p);
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => panic!("server sent an undecodable packet: {e}"),
+            }
+            assert!(Instant::now() < deadline, "connection still open; got {got:?}");
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return got,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(_) => return got,
+            }
+        }
+    }
+}
+
+/// A CONNECT with clean start, keep alive 60 and no will.
+pub fn connect_packet(v: Protocol, client_id: &str) -> Connect {
+    Connect {
+        protocol: v,
+        clean_start: true,
+        keep_alive: 60,
+        client_id: client_id.to_string(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Properties::default(),
+    }
+}
+
+/// The path of a command, if installed (for the mosquitto clients).
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().is_ok_and(|o| o.status.success())
+}
