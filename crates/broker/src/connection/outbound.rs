@@ -14,6 +14,9 @@ impl<S: Stream> Conn<S> {
     pub(super) fn drain(&mut self) {
         let session = self.session.clone();
         let mut st = session.lock();
+        if st.generation != self.generation {
+            return; // taken over: the new connection owns the queue now
+        }
         let window = self.peer_receive_max.min(self.broker.config.max_inflight).max(1) as usize;
         let now = Instant::now();
         while self.wbuf.len() < WRITE_HIGH_WATER {
