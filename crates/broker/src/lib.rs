@@ -1,14 +1,16 @@
 //! Ferrite's MQTT 3.1.1/5.0 broker: listeners, sessions, the subscription router, retained
-//! messages, wills and expiry timers.
+//! messages, wills, expiry timers and persistence.
 //!
 //! Layering (as in tokio's mini-redis): the pure `mqtt` codec → [`connection`] (framing, one
 //! handler per packet) → [`Broker`] (shared state: sessions, router, retained store) →
-//! [`server`] (accept loop, connection limit, structured shutdown).
+//! [`server`] (accept loop, connection limit, structured shutdown). [`persist`] writes what must
+//! survive a restart to the embedded store, in group commits.
 
 pub mod config;
 mod connection;
 pub mod message;
 pub mod metrics;
+pub mod persist;
 pub mod retained;
 pub mod router;
 pub mod server;
@@ -18,12 +20,17 @@ pub use config::BrokerConfig;
 pub use message::{Delivery, Message};
 pub use metrics::Metrics;
 
-use mqtt::{QoS, topic};
+use message::unix_ms;
+use mqtt::{QoS, SubscriptionOptions, topic};
+use persist::Persister;
 use router::{Router, SubEntry};
-use session::{Enqueued, Session};
+use session::{Enqueued, Inflight, Session, Stage};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use store::{Op, SyncMode};
 
 /// A handle to the broker's shared state; cheap to clone.
 #[derive(Clone, Debug)]
@@ -40,11 +47,24 @@ pub struct BrokerInner {
     pub metrics: Metrics,
     sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     generation: AtomicU64,
+    persist: Option<Persister>,
+}
+
+/// What a restart found in the store.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Restored {
+    pub retained: usize,
+    pub sessions: usize,
+    pub messages: usize,
 }
 
 impl Broker {
-    /// A broker with the given limits and no listeners yet (see [`server::serve`]).
+    /// An in-memory broker with the given limits and no listeners yet (see [`server::serve_tcp`]).
     pub fn new(config: BrokerConfig) -> Broker {
+        Broker::build(config, None)
+    }
+
+    fn build(config: BrokerConfig, persist: Option<Persister>) -> Broker {
         Broker {
             inner: Arc::new(BrokerInner {
                 config,
@@ -53,8 +73,19 @@ impl Broker {
                 metrics: Metrics::default(),
                 sessions: Mutex::new(HashMap::new()),
                 generation: AtomicU64::new(1),
+                persist,
             }),
         }
+    }
+
+    /// A broker backed by the store at `path`: retained messages and persistent sessions
+    /// (subscriptions, queued and in-flight messages, QoS 2 state) are loaded from it, and kept
+    /// in it from now on. Must run inside a tokio runtime (session expiry timers restart).
+    pub fn open(config: BrokerConfig, path: &Path, sync: SyncMode) -> Result<(Broker, Restored), store::StoreError> {
+        let (persister, snapshot) = Persister::open(path, sync, unix_ms())?;
+        let broker = Broker::build(config, Some(persister));
+        let restored = broker.inner.restore(snapshot);
+        Ok((broker, restored))
     }
 
     /// The shared state.
@@ -67,10 +98,22 @@ impl Broker {
         &self.inner.metrics
     }
 
-    /// Publishes a message from inside Ferrite (no client connection); returns how many
-    /// sessions it was offered to.
-    pub fn publish(&self, msg: Message) -> usize {
-        self.inner.publish(Arc::new(msg))
+    /// Publishes a message from inside Ferrite (no client connection) and waits until it is
+    /// stored for every persistent session it reaches; returns how many sessions it was offered to.
+    pub async fn publish(&self, msg: Message) -> usize {
+        let mut ops = Vec::new();
+        let n = self.inner.publish(Arc::new(msg), &mut ops);
+        if let Some(done) = self.inner.persist_durable(ops) {
+            let _ = done.await;
+        }
+        n
+    }
+
+    /// Commits what is pending in the store and stops its writer (call after the listeners stop).
+    pub async fn close_store(&self) {
+        if let Some(p) = &self.inner.persist {
+            p.stop().await;
+        }
     }
 }
 
@@ -83,11 +126,39 @@ impl BrokerInner {
         self.generation.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Whether sessions can be persisted at all.
+    pub(crate) fn has_store(&self) -> bool {
+        self.persist.is_some()
+    }
+
+    /// Queues store ops without waiting.
+    pub(crate) fn persist(&self, ops: Vec<Op>) {
+        if let Some(p) = &self.persist {
+            p.submit(ops);
+        }
+    }
+
+    /// Queues store ops; the promise resolves when they are committed. `None` when there is
+    /// nothing to wait for.
+    pub(crate) fn persist_durable(&self, ops: Vec<Op>) -> Option<persist::Durable> {
+        match &self.persist {
+            Some(p) if !ops.is_empty() => Some(p.submit_durable(ops)),
+            _ => None,
+        }
+    }
+
     /// Stores a retained message if flagged, then offers the message to every matching
-    /// subscription. Returns the number of sessions it was offered to.
-    pub fn publish(&self, msg: Arc<Message>) -> usize {
+    /// subscription. Store ops it needs go to `ops`. Returns the number of sessions reached.
+    pub fn publish(&self, msg: Arc<Message>, ops: &mut Vec<Op>) -> usize {
         if msg.retain && self.config.retain_available {
             self.retained.set(&msg);
+            if self.has_store() {
+                ops.push(if msg.payload.is_empty() {
+                    Op::DeleteRetained(msg.topic.to_string())
+                } else {
+                    Op::PutRetained(msg.to_stored())
+                });
+            }
         }
         let targets = self.router.route(&msg.topic, msg.publisher.as_deref());
         let n = targets.len();
@@ -97,16 +168,17 @@ impl BrokerInner {
                 retain: msg.retain && t.retain_as_published,
                 subscription_ids: t.sub_ids,
                 msg: msg.clone(),
+                seq: 0,
             };
-            self.offer(&t.session, d);
+            self.offer(&t.session, d, ops);
         }
         n
     }
 
     /// Queues one delivery on a session, counting drops.
-    pub(crate) fn offer(&self, session: &Session, d: Delivery) {
+    pub(crate) fn offer(&self, session: &Session, d: Delivery, ops: &mut Vec<Op>) {
         let c = &self.config;
-        match session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline) {
+        match session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline, ops) {
             Enqueued::Queued | Enqueued::Ended => {}
             Enqueued::DroppedOffline => Metrics::inc(&self.metrics.dropped_qos0_offline),
             Enqueued::DroppedFull => {
@@ -124,7 +196,7 @@ impl BrokerInner {
     /// Returns the existing session for `client_id` (unless `clean`), or a new one; an existing
     /// session replaced by a clean start is discarded. The bool is "session present".
     pub(crate) fn open_session(&self, client_id: &Arc<str>, clean: bool, protocol: mqtt::Protocol) -> (Arc<Session>, bool) {
-        let old = {
+        let (fresh, old) = {
             let mut map = self.sessions();
             if !clean && let Some(s) = map.get(client_id) {
                 return (s.clone(), true);
@@ -133,15 +205,14 @@ impl BrokerInner {
             let old = map.insert(client_id.clone(), fresh.clone());
             (fresh, old)
         };
-        let (fresh, old) = old;
         if let Some(old) = old {
             self.discard(&old);
         }
         (fresh, false)
     }
 
-    /// Ends a session: removes its subscriptions from the router and marks it ended. The caller
-    /// has already taken it out of the session map, or does so here if it is still there.
+    /// Ends a session: takes it out of the session map (if it is still the one there), removes
+    /// its subscriptions from the router, deletes it from the store, and marks it ended.
     pub(crate) fn discard(&self, session: &Arc<Session>) {
         {
             let mut map = self.sessions();
@@ -149,7 +220,7 @@ impl BrokerInner {
                 map.remove(&session.client_id);
             }
         }
-        let subs: Vec<String> = {
+        let (subs, persistent) = {
             let mut st = session.lock();
             st.ended = true;
             if let Some(a) = st.attached.take() {
@@ -157,8 +228,11 @@ impl BrokerInner {
             }
             st.queue.clear();
             st.inflight.clear();
-            st.subscriptions.drain().map(|(f, _)| f).collect()
+            (st.subscriptions.drain().map(|(f, _)| f).collect::<Vec<_>>(), st.persistent)
         };
+        if persistent {
+            self.persist(vec![Op::DeleteSession(session.client_id.to_string())]);
+        }
         for f in subs {
             if let Ok(p) = topic::parse_filter(&f) {
                 self.router.unsubscribe(p.filter, p.share_group, &session.client_id);
@@ -166,8 +240,24 @@ impl BrokerInner {
         }
     }
 
+    /// Discards the session after `secs` unless a connection (generation) has taken it since.
+    pub(crate) fn schedule_expiry(self: &Arc<Self>, session: Arc<Session>, generation: u64, secs: u64) {
+        let broker = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            let expired = {
+                let st = session.lock();
+                st.generation == generation && st.attached.is_none() && !st.ended
+            };
+            if expired {
+                tracing::debug!(client_id = %session.client_id, "session expired");
+                broker.discard(&session);
+            }
+        });
+    }
+
     /// Adds a subscription to the router (the session's own map is updated by the caller).
-    pub(crate) fn add_route(&self, session: &Arc<Session>, filter: topic::ParsedFilter<'_>, opts: mqtt::SubscriptionOptions, sub_id: Option<u32>) -> bool {
+    pub(crate) fn add_route(&self, session: &Arc<Session>, filter: topic::ParsedFilter<'_>, opts: SubscriptionOptions, sub_id: Option<u32>) -> bool {
         let entry = SubEntry { session: session.clone(), opts, sub_id };
         self.router.subscribe(filter.filter, filter.share_group, entry)
     }
@@ -180,5 +270,62 @@ impl BrokerInner {
     /// QoS granted for a requested QoS, capped by the configured maximum.
     pub(crate) fn cap_qos(&self, q: QoS) -> QoS {
         q.min(QoS::from_u8(self.config.maximum_qos.min(2)).unwrap_or(QoS::ExactlyOnce))
+    }
+
+    /// Rebuilds retained messages and sessions from a store snapshot.
+    fn restore(self: &Arc<Self>, snap: store::Snapshot) -> Restored {
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        let mut restored = Restored::default();
+        for m in &snap.retained {
+            if let Some(msg) = Message::from_stored(&Arc::new(m.clone()), now) {
+                self.retained.set(&Arc::new(msg));
+                restored.retained += 1;
+            }
+        }
+        for row in snap.sessions {
+            let protocol = match row.protocol {
+                5 => mqtt::Protocol::V5,
+                3 => mqtt::Protocol::V31,
+                _ => mqtt::Protocol::V311,
+            };
+            let client_id: Arc<str> = row.client_id.as_str().into();
+            let session = Arc::new(Session::new(client_id.clone(), protocol));
+            let generation = self.next_generation();
+            {
+                let mut st = session.lock();
+                st.generation = generation;
+                st.expiry_secs = row.expiry_secs;
+                st.persistent = true;
+                st.incoming_qos2 = row.incoming_qos2.iter().copied().collect();
+                for m in &row.messages {
+                    let Some(msg) = Message::from_stored(&m.msg, now) else { continue };
+                    let d = Delivery {
+                        msg: Arc::new(msg),
+                        qos: QoS::from_u8(m.qos).unwrap_or(QoS::AtLeastOnce),
+                        retain: m.retain,
+                        subscription_ids: m.sub_ids.clone(),
+                        seq: m.seq,
+                    };
+                    st.next_seq = st.next_seq.max(m.seq + 1);
+                    restored.messages += 1;
+                    match Stage::from_code(m.stage) {
+                        Some(stage) if m.packet_id != 0 => st.inflight.push_back(Inflight { packet_id: m.packet_id, delivery: d, stage }),
+                        _ => st.queue.push_back(d),
+                    }
+                }
+            }
+            for sub in &row.subscriptions {
+                let Ok(parsed) = topic::parse_filter(&sub.filter) else { continue };
+                let opts = session::options_from_byte(sub.options);
+                session.lock().subscriptions.insert(sub.filter.clone(), (opts, sub.sub_id));
+                self.add_route(&session, parsed, opts, sub.sub_id);
+            }
+            self.sessions().insert(client_id, session.clone());
+            let left_ms = row.disconnected_at_ms.unwrap_or(now_ms) + row.expiry_secs as i64 * 1000 - now_ms;
+            self.schedule_expiry(session, generation, (left_ms.max(0) as u64).div_ceil(1000));
+            restored.sessions += 1;
+        }
+        restored
     }
 }

@@ -2,8 +2,14 @@
 
 use bytes::Bytes;
 use mqtt::{MqttStr, Properties, QoS};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::StoredMessage;
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
 
 /// One published message. Built once per PUBLISH and shared (`Arc`) by all deliveries.
 #[derive(Debug)]
@@ -19,6 +25,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client identifier of the publisher, for No Local.
     pub publisher: Option<Arc<str>>,
+    /// The stored form, built once for however many sessions store the message.
+    stored: OnceLock<Arc<StoredMessage>>,
 }
 
 impl Message {
@@ -31,7 +39,39 @@ impl Message {
             .map(|s| now + std::time::Duration::from_secs(s as u64));
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
-        Message { topic: p.topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, publisher }
+        Message { topic: p.topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, publisher, stored: OnceLock::new() }
+    }
+
+    /// The row the store keeps for this message.
+    pub fn to_stored(&self) -> Arc<StoredMessage> {
+        self.stored
+            .get_or_init(|| {
+                let now = Instant::now();
+                Arc::new(StoredMessage {
+                    topic: self.topic.to_string(),
+                    payload: self.payload.to_vec(),
+                    qos: self.qos as u8,
+                    retain: self.retain,
+                    props: if self.properties.is_empty() { Vec::new() } else { self.properties.to_bytes() },
+                    expires_at_ms: self.expires_at.map(|e| unix_ms() + e.saturating_duration_since(now).as_millis() as i64),
+                })
+            })
+            .clone()
+    }
+
+    /// Rebuilds a message read from the store (`None` if its properties do not decode).
+    pub fn from_stored(m: &Arc<StoredMessage>, now: Instant) -> Option<Message> {
+        let now_ms = unix_ms();
+        Some(Message {
+            topic: MqttStr::from(m.topic.as_str()),
+            payload: Bytes::copy_from_slice(&m.payload),
+            qos: QoS::from_u8(m.qos)?,
+            retain: m.retain,
+            properties: Properties::from_bytes(&m.props).ok()?,
+            expires_at: m.expires_at_ms.map(|e| now + Duration::from_millis(e.saturating_sub(now_ms).max(0) as u64)),
+            publisher: None,
+            stored: OnceLock::from(m.clone()),
+        })
     }
 
     /// True once the message expiry interval has passed.
@@ -55,4 +95,6 @@ pub struct Delivery {
     pub qos: QoS,
     pub retain: bool,
     pub subscription_ids: Vec<u32>,
+    /// Position in the session's stored queue; 0 when not stored.
+    pub seq: u64,
 }

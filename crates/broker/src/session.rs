@@ -5,6 +5,7 @@ use crate::message::Delivery;
 use mqtt::{Protocol, QoS, SubscriptionOptions};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use store::{Op, QueuedRow};
 use tokio::sync::Notify;
 
 /// One session. The router holds `Arc<Session>` in its trie; the live connection (if any)
@@ -26,6 +27,27 @@ pub enum Stage {
     AwaitPubRec,
     /// PUBREL sent, waiting for PUBCOMP.
     AwaitPubComp,
+}
+
+impl Stage {
+    /// The stage as stored (0 means queued, not yet sent).
+    pub fn code(self) -> u8 {
+        match self {
+            Stage::AwaitPubAck => 1,
+            Stage::AwaitPubRec => 2,
+            Stage::AwaitPubComp => 3,
+        }
+    }
+
+    /// The stage for a stored code.
+    pub fn from_code(c: u8) -> Option<Stage> {
+        match c {
+            1 => Some(Stage::AwaitPubAck),
+            2 => Some(Stage::AwaitPubRec),
+            3 => Some(Stage::AwaitPubComp),
+            _ => None,
+        }
+    }
 }
 
 /// An outgoing message the client has not yet acknowledged.
@@ -61,6 +83,11 @@ pub struct SessionState {
     pub expiry_secs: u32,
     /// Set once the session is discarded; late deliveries are ignored.
     pub ended: bool,
+    /// Kept in the store (a store is configured and the session expiry is not 0): its QoS 1/2
+    /// messages, subscriptions and QoS 2 state are written there.
+    pub persistent: bool,
+    /// The next stored-queue position.
+    pub next_seq: u64,
 }
 
 /// The outcome of offering a message to a session.
@@ -88,6 +115,8 @@ impl Session {
                 generation: 0,
                 expiry_secs: 0,
                 ended: false,
+                persistent: false,
+                next_seq: 1,
             }),
             notify: Notify::new(),
         }
@@ -104,8 +133,9 @@ impl Session {
         self.lock().attached.is_some()
     }
 
-    /// Offers a message; bounded by `max_queued`. Wakes the connection when queued.
-    pub fn enqueue(&self, d: Delivery, max_queued: usize, queue_qos0_offline: bool) -> Enqueued {
+    /// Offers a message; bounded by `max_queued`. Wakes the connection when queued. A QoS 1/2
+    /// message for a persistent session gets a queue position and a store op in `ops`.
+    pub fn enqueue(&self, mut d: Delivery, max_queued: usize, queue_qos0_offline: bool, ops: &mut Vec<Op>) -> Enqueued {
         {
             let mut st = self.lock();
             if st.ended {
@@ -116,6 +146,11 @@ impl Session {
             }
             if st.queue.len() >= max_queued {
                 return Enqueued::DroppedFull;
+            }
+            if st.persistent && d.qos != QoS::AtMostOnce {
+                d.seq = st.next_seq;
+                st.next_seq += 1;
+                ops.push(Op::PutMessage { client_id: self.client_id.to_string(), row: d.to_row(0, 0) });
             }
             st.queue.push_back(d);
         }
@@ -140,5 +175,35 @@ impl SessionState {
     /// The position of the in-flight message with this packet identifier.
     pub fn find_inflight(&self, packet_id: u16) -> Option<usize> {
         self.inflight.iter().position(|f| f.packet_id == packet_id)
+    }
+}
+
+impl Delivery {
+    /// The stored row for this delivery.
+    pub fn to_row(&self, packet_id: u16, stage: u8) -> QueuedRow {
+        QueuedRow {
+            seq: self.seq,
+            packet_id,
+            stage,
+            qos: self.qos as u8,
+            retain: self.retain,
+            sub_ids: self.subscription_ids.clone(),
+            msg: self.msg.to_stored(),
+        }
+    }
+}
+
+/// The SUBSCRIBE options byte for stored subscriptions.
+pub fn options_to_byte(o: SubscriptionOptions) -> u8 {
+    o.qos as u8 | (o.no_local as u8) << 2 | (o.retain_as_published as u8) << 3 | o.retain_handling << 4
+}
+
+/// Reads back [`options_to_byte`].
+pub fn options_from_byte(b: u8) -> SubscriptionOptions {
+    SubscriptionOptions {
+        qos: QoS::from_u8(b & 3).unwrap_or(QoS::AtMostOnce),
+        no_local: b & 4 != 0,
+        retain_as_published: b & 8 != 0,
+        retain_handling: (b >> 4) & 3,
     }
 }

@@ -13,6 +13,42 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log: LogConfig,
     pub mqtt: MqttConfig,
+    pub store: StoreConfig,
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `full`: fsync every commit (survives power loss); `normal`: survives a crash of Ferrite
+    /// but not of the machine; `off`: no fsync (tests and benchmarks only).
+    pub sync: SyncSetting,
+}
+
+/// See [`StoreConfig::sync`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncSetting {
+    Full,
+    Normal,
+    Off,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { sync: SyncSetting::Full }
+    }
+}
+
+impl SyncSetting {
+    /// The store's mode.
+    pub fn mode(self) -> store::SyncMode {
+        match self {
+            SyncSetting::Full => store::SyncMode::Full,
+            SyncSetting::Normal => store::SyncMode::Normal,
+            SyncSetting::Off => store::SyncMode::Off,
+        }
+    }
 }
 
 /// Logging.
@@ -55,7 +91,12 @@ pub struct MqttConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { data_dir: PathBuf::from("./ferrite-data"), log: LogConfig::default(), mqtt: MqttConfig::default() }
+        Config {
+            data_dir: PathBuf::from("./ferrite-data"),
+            log: LogConfig::default(),
+            mqtt: MqttConfig::default(),
+            store: StoreConfig::default(),
+        }
     }
 }
 
@@ -130,8 +171,17 @@ max_client_id_len = 128
 retain_available = true
 # Highest QoS supported: 0, 1 or 2.
 maximum_qos = 2
-# Whether QoS 0 messages are queued for disconnected persistent sessions.
+# Whether QoS 0 messages are queued (in memory only) for disconnected persistent sessions.
 queue_qos0_offline = false
+
+[store]
+# Retained messages and persistent sessions live in <data_dir>/ferrite.db (SQLite, WAL).
+# A QoS 1/2 message is acknowledged only once it is committed for every persistent session it
+# reaches. When a commit reaches the disk:
+#   "full"   fsync on every (group) commit: survives power loss;
+#   "normal" survives a crash or kill -9 of Ferrite, not a power loss;
+#   "off"    never fsync (tests and benchmarks only).
+sync = "full"
 "#;
 
 /// A configuration problem, reported before anything starts.

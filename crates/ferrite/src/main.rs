@@ -142,9 +142,19 @@ fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the MQTT listener to {}", config.mqtt.listen))?;
         let addr = listener.local_addr()?;
-        let broker = broker::Broker::new(config.broker());
+        let db = config.data_dir.join("ferrite.db");
+        let started = std::time::Instant::now();
+        let (broker, restored) = broker::Broker::open(config.broker(), &db, config.store.sync.mode())
+            .with_context(|| format!("opening the store {}", db.display()))?;
+        tracing::info!(
+            retained = restored.retained,
+            sessions = restored.sessions,
+            messages = restored.messages,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store loaded"
+        );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(broker::server::serve_tcp(broker, listener, shutdown_rx));
+        let server = tokio::spawn(broker::server::serve_tcp(broker.clone(), listener, shutdown_rx));
         tracing::info!(mqtt = %addr, data_dir = %config.data_dir.display(), "ferrite started");
         // A stable line on stdout that scripts and tests wait for.
         println!("mqtt listening on {addr}");
@@ -153,6 +163,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
         let _ = server.await;
+        broker.close_store().await;
         tracing::info!("stopped");
         Ok(())
     })

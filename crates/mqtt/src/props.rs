@@ -196,6 +196,22 @@ impl Properties {
         Ok(p)
     }
 
+    /// The properties of a PUBLISH as bytes (with their length prefix), for storage.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = BytesMut::with_capacity(self.encoded_len());
+        self.encode(&mut out);
+        out.to_vec()
+    }
+
+    /// Reads back what [`Properties::to_bytes`] wrote (PUBLISH properties).
+    pub fn from_bytes(b: &[u8]) -> Result<Properties, DecodeError> {
+        if b.is_empty() {
+            return Ok(Properties::default());
+        }
+        let mut r = Reader::new(Bytes::copy_from_slice(b));
+        Properties::decode(&mut r, PropCtx::Publish)
+    }
+
     /// The encoded size of the properties, without the property-length prefix.
     pub fn body_len(&self) -> usize {
         fn s(v: &Option<String>) -> usize {

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("opening the store at {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
+    #[error("store I/O: {0}")]
+    Io(#[from] std::io::Error),
     #[error("store {what}: {source}")]
     Sql { what: &'static str, source: rusqlite::Error },
 }

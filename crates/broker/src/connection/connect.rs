@@ -3,7 +3,8 @@
 
 use super::{Conn, Stream, sniff_v5};
 use crate::BrokerInner;
-use crate::session::{Attachment, Stage};
+use crate::session::{Attachment, Stage, options_to_byte};
+use store::{Op, SubscriptionRow};
 use bytes::BytesMut;
 use mqtt::{ConnAck, Connect, DecodeError, Packet, Properties, Protocol, PubResp, ReasonCode};
 use std::collections::HashMap;
@@ -111,6 +112,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: SocketAddr, broker: Arc<
     let (session, present) = broker.open_session(&client_id, c.clean_start, v);
     let generation = broker.next_generation();
     let kick = Arc::new(Notify::new());
+    let mut ops = Vec::new();
     {
         let mut st = session.lock();
         if let Some(old) = st.attached.replace(Attachment { generation, kick: kick.clone() }) {
@@ -120,6 +122,17 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: SocketAddr, broker: Arc<
         st.generation = generation;
         st.expiry_secs = expiry;
         st.protocol = v;
+        if broker.has_store() && expiry > 0 {
+            ops.push(Op::PutSession { client_id: client_id.to_string(), protocol: v.level(), expiry_secs: expiry });
+            if !st.persistent {
+                // A live session becoming persistent: store what it has.
+                for (filter, (opts, sub_id)) in &st.subscriptions {
+                    let sub = SubscriptionRow { filter: filter.clone(), options: options_to_byte(*opts), sub_id: *sub_id };
+                    ops.push(Op::PutSubscription { client_id: client_id.to_string(), sub });
+                }
+                st.persistent = true;
+            }
+        }
     }
 
     let mut props = Properties::default();
@@ -152,6 +165,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: SocketAddr, broker: Arc<
         out_aliases: HashMap::new(),
         will: c.will,
         broker: broker.clone(),
+        ops,
     };
     tracing::debug!(client_id = %conn.client_id, %peer, protocol = ?v, present, "client connected");
     conn.send(&Packet::ConnAck(ConnAck { session_present: present, reason: ReasonCode::SUCCESS, properties: props }));

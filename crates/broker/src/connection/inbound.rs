@@ -4,7 +4,8 @@
 use super::{Conn, Exit, Stream};
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
-use crate::session::Stage;
+use crate::session::{Stage, options_to_byte};
+use store::{Op, SubscriptionRow};
 use mqtt::topic::{self, FilterError};
 use mqtt::{Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 use std::sync::Arc;
@@ -63,7 +64,14 @@ impl<S: Stream> Conn<S> {
                             return Some(Exit::Error(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED));
                         }
                         reason = self.route(p);
-                        self.session.lock().incoming_qos2.insert(packet_id);
+                        let persistent = {
+                            let mut st = self.session.lock();
+                            st.incoming_qos2.insert(packet_id);
+                            st.persistent
+                        };
+                        if persistent {
+                            self.ops.push(Op::PutIncomingQos2 { client_id: self.client_id.to_string(), packet_id });
+                        }
                     }
                 }
                 self.send(&Packet::PubRec(PubResp { packet_id, reason, ..Default::default() }));
@@ -75,17 +83,24 @@ impl<S: Stream> Conn<S> {
     /// Routes a received PUBLISH; the reason code for its acknowledgement.
     fn route(&mut self, p: Publish) -> ReasonCode {
         let msg = Arc::new(Message::from_publish(p, Some(self.client_id.clone()), Instant::now()));
-        if self.broker.publish(msg) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+        if self.broker.publish(msg, &mut self.ops) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
     }
 
     pub(super) fn on_puback(&mut self, r: PubResp) -> Option<Exit> {
-        let mut st = self.session.lock();
-        if let Some(i) = st.find_inflight(r.packet_id)
-            && st.inflight[i].stage == Stage::AwaitPubAck
-        {
-            st.inflight.remove(i);
-        }
+        self.complete(r.packet_id, Stage::AwaitPubAck);
         None
+    }
+
+    /// Removes the in-flight message `packet_id` if it is at `stage`, and from the store.
+    fn complete(&mut self, packet_id: u16, stage: Stage) {
+        let mut st = self.session.lock();
+        if let Some(i) = st.find_inflight(packet_id)
+            && st.inflight[i].stage == stage
+            && let Some(f) = st.inflight.remove(i)
+            && f.delivery.seq != 0
+        {
+            self.ops.push(Op::DeleteMessage { client_id: self.client_id.to_string(), seq: f.delivery.seq });
+        }
     }
 
     pub(super) fn on_pubrec(&mut self, r: PubResp) -> Option<Exit> {
@@ -94,11 +109,23 @@ impl<S: Stream> Conn<S> {
             match st.find_inflight(r.packet_id) {
                 Some(i) if st.inflight[i].stage == Stage::AwaitPubAck => None,
                 Some(i) if r.reason.is_error() => {
-                    st.inflight.remove(i);
+                    if let Some(f) = st.inflight.remove(i)
+                        && f.delivery.seq != 0
+                    {
+                        self.ops.push(Op::DeleteMessage { client_id: self.client_id.to_string(), seq: f.delivery.seq });
+                    }
                     None
                 }
                 Some(i) => {
-                    st.inflight[i].stage = Stage::AwaitPubComp;
+                    let f = &mut st.inflight[i];
+                    if f.stage != Stage::AwaitPubComp {
+                        f.stage = Stage::AwaitPubComp;
+                        if f.delivery.seq != 0 {
+                            let (client_id, seq, packet_id, stage) =
+                                (self.client_id.to_string(), f.delivery.seq, f.packet_id, Stage::AwaitPubComp.code());
+                            self.ops.push(Op::SetStage { client_id, seq, packet_id, stage });
+                        }
+                    }
                     Some(ReasonCode::SUCCESS)
                 }
                 None => Some(ReasonCode::PACKET_IDENTIFIER_NOT_FOUND),
@@ -111,17 +138,18 @@ impl<S: Stream> Conn<S> {
     }
 
     pub(super) fn on_pubcomp(&mut self, r: PubResp) -> Option<Exit> {
-        let mut st = self.session.lock();
-        if let Some(i) = st.find_inflight(r.packet_id)
-            && st.inflight[i].stage == Stage::AwaitPubComp
-        {
-            st.inflight.remove(i);
-        }
+        self.complete(r.packet_id, Stage::AwaitPubComp);
         None
     }
 
     pub(super) fn on_pubrel(&mut self, r: PubResp) -> Option<Exit> {
-        let released = self.session.lock().incoming_qos2.remove(&r.packet_id);
+        let (released, persistent) = {
+            let mut st = self.session.lock();
+            (st.incoming_qos2.remove(&r.packet_id), st.persistent)
+        };
+        if released && persistent {
+            self.ops.push(Op::DeleteIncomingQos2 { client_id: self.client_id.to_string(), packet_id: r.packet_id });
+        }
         let reason = if released { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
         self.send(&Packet::PubComp(PubResp { packet_id: r.packet_id, reason, ..Default::default() }));
         None
@@ -144,19 +172,32 @@ impl<S: Stream> Conn<S> {
                 return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
             }
             let opts = SubscriptionOptions { qos: self.broker.cap_qos(opts.qos), ..*opts };
-            let existed = self.session.lock().subscriptions.insert(filter.clone(), (opts, sub_id)).is_some();
+            let (existed, persistent) = {
+                let mut st = self.session.lock();
+                (st.subscriptions.insert(filter.clone(), (opts, sub_id)).is_some(), st.persistent)
+            };
+            if persistent {
+                let sub = SubscriptionRow { filter: filter.clone(), options: options_to_byte(opts), sub_id };
+                self.ops.push(Op::PutSubscription { client_id: self.client_id.to_string(), sub });
+            }
             self.broker.add_route(&self.session, parsed.clone(), opts, sub_id);
             reasons.push(ReasonCode(opts.qos as u8));
             let wants_retained = opts.retain_handling == 0 || (opts.retain_handling == 1 && !existed);
             if parsed.share_group.is_none() && wants_retained {
                 for m in self.broker.retained.matching(parsed.filter, now) {
-                    retained.push(Delivery { qos: m.qos.min(opts.qos), retain: true, subscription_ids: sub_id.into_iter().collect(), msg: m });
+                    retained.push(Delivery {
+                        qos: m.qos.min(opts.qos),
+                        retain: true,
+                        subscription_ids: sub_id.into_iter().collect(),
+                        msg: m,
+                        seq: 0,
+                    });
                 }
             }
         }
         self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..Default::default() }));
         for d in retained {
-            self.broker.offer(&self.session, d);
+            self.broker.offer(&self.session, d, &mut self.ops);
         }
         None
     }
@@ -164,7 +205,13 @@ impl<S: Stream> Conn<S> {
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) -> Option<Exit> {
         let mut reasons = Vec::with_capacity(u.filters.len());
         for f in &u.filters {
-            let existed = self.session.lock().subscriptions.remove(f).is_some();
+            let (existed, persistent) = {
+                let mut st = self.session.lock();
+                (st.subscriptions.remove(f).is_some(), st.persistent)
+            };
+            if existed && persistent {
+                self.ops.push(Op::DeleteSubscription { client_id: self.client_id.to_string(), filter: f.clone() });
+            }
             if existed && let Ok(p) = topic::parse_filter(f) {
                 self.broker.router.unsubscribe(p.filter, p.share_group, &self.client_id);
             }
@@ -181,6 +228,9 @@ impl<S: Stream> Conn<S> {
                 return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
             }
             st.expiry_secs = e.min(self.broker.config.max_session_expiry_secs);
+            if st.expiry_secs > 0 && !st.persistent && self.broker.has_store() {
+                st.persistent = true;
+            }
         }
         Some(if d.reason == ReasonCode::DISCONNECT_WITH_WILL { Exit::WithWill } else { Exit::Normal })
     }

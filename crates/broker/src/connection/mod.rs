@@ -81,6 +81,9 @@ pub(crate) struct Conn<S> {
     in_aliases: HashMap<u16, MqttStr>,
     out_aliases: HashMap<MqttStr, u16>,
     will: Option<Will>,
+    /// Store ops produced while handling the current batch of packets; committed before the
+    /// responses to that batch are written (acknowledged means durable).
+    ops: Vec<store::Op>,
 }
 
 /// Serves one accepted connection from CONNECT to close.
@@ -116,6 +119,14 @@ impl<S: Stream> Conn<S> {
                 }
             }
             self.drain();
+            if !self.ops.is_empty() {
+                let ops = std::mem::take(&mut self.ops);
+                if let Some(done) = self.broker.persist_durable(ops)
+                    && !matches!(done.await, Ok(true))
+                {
+                    return Exit::Error(ReasonCode::UNSPECIFIED_ERROR);
+                }
+            }
             if self.flush().await.is_err() {
                 return Exit::Closed;
             }
@@ -205,27 +216,21 @@ impl<S: Stream> Conn<S> {
                 None
             } else {
                 st.attached = None;
+                if st.persistent && st.expiry_secs > 0 {
+                    let client_id = self.client_id.to_string();
+                    let protocol = self.protocol.level();
+                    self.ops.push(store::Op::PutSession { client_id: client_id.clone(), protocol, expiry_secs: st.expiry_secs });
+                    self.ops.push(store::Op::SessionDisconnected { client_id, at_ms: Some(crate::message::unix_ms()) });
+                }
                 Some(st.expiry_secs)
             }
         };
         match ours {
             Some(0) => broker.discard(&session),
-            Some(secs) => {
-                let (b, s) = (broker.clone(), session.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(secs as u64)).await;
-                    let expired = {
-                        let st = s.lock();
-                        st.generation == generation && st.attached.is_none() && !st.ended
-                    };
-                    if expired {
-                        tracing::debug!(client_id = %s.client_id, "session expired");
-                        b.discard(&s);
-                    }
-                });
-            }
+            Some(secs) => broker.schedule_expiry(session.clone(), generation, secs as u64),
             None => {}
         }
+        broker.persist(std::mem::take(&mut self.ops));
 
         let Some(will) = self.will.take() else { return };
         let requested_delay = will.properties.will_delay_interval.unwrap_or(0);
@@ -241,7 +246,9 @@ impl<S: Stream> Conn<S> {
         }
         let msg = will_message(will, self.client_id.clone());
         if delay == 0 {
-            broker.publish(Arc::new(msg));
+            let mut ops = Vec::new();
+            broker.publish(Arc::new(msg), &mut ops);
+            broker.persist(ops);
             return;
         }
         tokio::spawn(async move {
@@ -251,7 +258,9 @@ impl<S: Stream> Conn<S> {
                 st.generation != generation && !st.ended
             };
             if !reconnected {
-                broker.publish(Arc::new(msg));
+                let mut ops = Vec::new();
+                broker.publish(Arc::new(msg), &mut ops);
+                broker.persist(ops);
             }
         });
     }

@@ -7,6 +7,7 @@ use crate::metrics::Metrics;
 use crate::session::{Inflight, Stage};
 use mqtt::{Properties, Publish, QoS};
 use std::time::Instant;
+use store::Op;
 
 impl<S: Stream> Conn<S> {
     /// Moves queued messages into the write buffer, within the in-flight window and up to the
@@ -27,14 +28,20 @@ impl<S: Stream> Conn<S> {
             let Some(d) = st.queue.pop_front() else { break };
             if d.msg.expired(now) {
                 Metrics::inc(&self.broker.metrics.dropped_expired);
+                self.forget(&d);
                 continue;
             }
             let packet_id = if d.qos == QoS::AtMostOnce { 0 } else { st.alloc_packet_id() };
             if !self.encode_delivery(&d, packet_id, false, now) {
+                self.forget(&d);
                 continue;
             }
             if d.qos != QoS::AtMostOnce {
                 let stage = if d.qos == QoS::AtLeastOnce { Stage::AwaitPubAck } else { Stage::AwaitPubRec };
+                if d.seq != 0 {
+                    let client_id = self.client_id.to_string();
+                    self.ops.push(Op::SetStage { client_id, seq: d.seq, packet_id, stage: stage.code() });
+                }
                 st.inflight.push_back(Inflight { packet_id, delivery: d, stage });
             }
         }
@@ -42,6 +49,13 @@ impl<S: Stream> Conn<S> {
         drop(st);
         if more {
             session.notify.notify_one();
+        }
+    }
+
+    /// Deletes a stored delivery that will never be sent.
+    fn forget(&mut self, d: &Delivery) {
+        if d.seq != 0 {
+            self.ops.push(Op::DeleteMessage { client_id: self.client_id.to_string(), seq: d.seq });
         }
     }
 

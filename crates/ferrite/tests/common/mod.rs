@@ -20,6 +20,7 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: PathBuf,
+    sets: Vec<String>,
 }
 
 impl Server {
@@ -34,8 +35,32 @@ impl Server {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("ferrite-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let (child, port) = Server::spawn(&dir, &sets);
+        Server { child, port, dir, sets }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush anything) and starts a new one on the
+    /// same data directory; the port changes.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, port) = Server::spawn(&self.dir, &self.sets);
+        self.child = child;
+        self.port = port;
+    }
+
+    /// Stops the process with SIGTERM and starts a new one on the same data directory.
+    pub fn restart(&mut self) {
+        assert_eq!(self.terminate(), Some(0), "ferrite did not stop cleanly");
+        let (child, port) = Server::spawn(&self.dir, &self.sets);
+        self.child = child;
+        self.port = port;
+    }
+
+    fn spawn(dir: &std::path::Path, sets: &[String]) -> (Child, u16) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
-        cmd.arg("serve").arg("--data-dir").arg(&dir).arg("--mqtt-listen").arg("127.0.0.1:0");
+        cmd.arg("serve").arg("--data-dir").arg(dir).arg("--mqtt-listen").arg("127.0.0.1:0");
         for s in sets {
             cmd.arg("--set").arg(s);
         }
@@ -53,7 +78,7 @@ impl Server {
         });
         let addr = rx.recv_timeout(WAIT).expect("ferrite did not report its MQTT port");
         let port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        Server { child, port, dir }
+        (child, port)
     }
 
     /// `127.0.0.1:port`.
