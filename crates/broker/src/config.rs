@@ -7,6 +7,12 @@ use std::time::Duration;
 pub struct BrokerConfig {
     /// Connections served at once per listener; more get CONNACK "server busy" (0x89 / 3).
     pub max_connections: usize,
+    /// New connections accepted per second per listener (0: unlimited); more get CONNACK
+    /// "connection rate exceeded" (0x9F / 3).
+    pub max_connections_per_sec: u32,
+    /// PUBLISH packets read per second per connection (0: unlimited). A faster client is slowed
+    /// down: Ferrite stops reading its socket until it is back under the rate.
+    pub max_publish_per_sec: u32,
     /// Largest packet accepted, and advertised as Maximum Packet Size.
     pub max_packet_size: usize,
     /// Largest keep alive accepted; MQTT 5 clients asking more (or 0) get Server Keep Alive.
@@ -38,6 +44,8 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             max_connections: 100_000,
+            max_connections_per_sec: 0,
+            max_publish_per_sec: 0,
             max_packet_size: 1024 * 1024,
             max_keep_alive_secs: 1200,
             connect_timeout: Duration::from_secs(10),

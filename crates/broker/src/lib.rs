@@ -15,6 +15,8 @@ pub mod retained;
 pub mod router;
 pub mod server;
 pub mod session;
+pub mod tls;
+pub mod ws;
 
 pub use config::BrokerConfig;
 pub use message::{Delivery, Message};

@@ -1,32 +1,104 @@
-//! The accept loop: one task per connection, a connection limit, and structured shutdown
+//! The accept loops: one task per connection, per-listener connection limits and connection
+//! rate, the transport (TCP, TLS, WebSocket, WebSocket over TLS), and structured shutdown
 //! (stop accepting, tell every connection, wait for them to drain).
 
 use crate::Broker;
+use crate::BrokerInner;
 use crate::metrics::Metrics;
+use identity::CertFacts;
+use mqtt::ReasonCode;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 /// How long connections get to say goodbye when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Over-limit sockets being told "server busy" at once; beyond this they are just closed.
 const MAX_REJECTING: usize = 64;
 
-/// Serves MQTT over TCP on `listener` until `shutdown` turns true, then waits (bounded) for the
-/// connections to close.
-pub async fn serve_tcp(broker: Broker, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+/// How bytes reach the MQTT codec on a listener.
+#[derive(Clone)]
+pub enum Transport {
+    Tcp,
+    Tls(TlsAcceptor),
+    /// WebSocket on path `/mqtt`.
+    Ws,
+    /// WebSocket over TLS.
+    Wss(TlsAcceptor),
+}
+
+impl Transport {
+    /// A short name for logs: `mqtt`, `mqtts`, `ws`, `wss`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "mqtt",
+            Transport::Tls(_) => "mqtts",
+            Transport::Ws => "ws",
+            Transport::Wss(_) => "wss",
+        }
+    }
+}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    pub transport: &'static str,
+    /// The verified client certificate, on TLS listeners that asked for one.
+    pub cert: Option<CertFacts>,
+}
+
+/// Serves MQTT over TCP on `listener` (compatibility entry point).
+pub async fn serve_tcp(broker: Broker, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    serve(broker, listener, Transport::Tcp, shutdown).await
+}
+
+/// A token bucket: `rate` per second, bursts up to `rate`.
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        Bucket { rate: rate as f64, tokens: rate as f64, last: Instant::now() }
+    }
+
+    fn take(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Serves MQTT on `listener` with the given transport until `shutdown` turns true, then waits
+/// (bounded) for its connections to close.
+pub async fn serve(broker: Broker, listener: TcpListener, transport: Transport, mut shutdown: watch::Receiver<bool>) {
     let inner = broker.inner().clone();
     let limit = Arc::new(Semaphore::new(inner.config.max_connections));
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
+    let mut rate = Bucket::new(inner.config.max_connections_per_sec);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.changed() => break,
             r = listener.accept() => r,
         };
-        let (socket, peer) = match accepted {
+        let (socket, addr) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -36,24 +108,26 @@ pub async fn serve_tcp(broker: Broker, listener: TcpListener, mut shutdown: watc
             }
         };
         let _ = socket.set_nodelay(true);
-        match limit.clone().try_acquire_owned() {
+        let admitted = if rate.take() { limit.clone().try_acquire_owned().map_err(|_| ReasonCode::SERVER_BUSY) } else { Err(ReasonCode::CONNECTION_RATE_EXCEEDED) };
+        match admitted {
             Ok(permit) => {
-                let inner = inner.clone();
-                let shutdown = shutdown.clone();
-                let done = done_tx.clone();
+                let (inner, shutdown, done, transport) = (inner.clone(), shutdown.clone(), done_tx.clone(), transport.clone());
                 tokio::spawn(async move {
-                    crate::connection::serve(socket, peer, inner, shutdown).await;
+                    handle(socket, addr, transport, inner, shutdown).await;
                     drop(permit);
                     drop(done);
                 });
             }
-            Err(_) => {
+            Err(reason) => {
                 Metrics::inc(&inner.metrics.connections_rejected);
-                tracing::warn!(%peer, max = inner.config.max_connections, "connection limit reached");
-                if let Ok(p) = rejecting.clone().try_acquire_owned() {
+                tracing::warn!(peer = %addr, ?reason, "connection refused");
+                // Plain TCP gets a CONNACK saying why; other transports are just closed.
+                if matches!(transport, Transport::Tcp)
+                    && let Ok(p) = rejecting.clone().try_acquire_owned()
+                {
                     let timeout = inner.config.connect_timeout;
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(timeout, reject_busy(socket)).await;
+                        let _ = tokio::time::timeout(timeout, refuse(socket, reason)).await;
                         drop(p);
                     });
                 }
@@ -64,21 +138,59 @@ pub async fn serve_tcp(broker: Broker, listener: TcpListener, mut shutdown: watc
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
 }
 
-/// Reads the start of a CONNECT and answers CONNACK "server busy" (MQTT 5: 0x89; 3.1.1: 3).
-async fn reject_busy<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S) {
+/// Completes the transport handshake (bounded by the connect timeout), then serves MQTT.
+async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, inner: Arc<BrokerInner>, shutdown: watch::Receiver<bool>) {
+    let timeout = inner.config.connect_timeout;
+    let name = transport.name();
+    let peer = |cert| PeerInfo { addr, transport: name, cert };
+    let max_frame = inner.config.max_packet_size.saturating_add(16);
+    match transport {
+        Transport::Tcp => crate::connection::serve(socket, peer(None), inner, shutdown).await,
+        Transport::Tls(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
+            Ok(Ok(tls)) => {
+                let cert = peer_cert(tls.get_ref().1);
+                crate::connection::serve(tls, peer(cert), inner, shutdown).await
+            }
+            Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
+        },
+        Transport::Ws => match tokio::time::timeout(timeout, crate::ws::accept(socket, max_frame)).await {
+            Ok(Ok(ws)) => crate::connection::serve(ws, peer(None), inner, shutdown).await,
+            Ok(Err(e)) => tracing::info!(%addr, error = %e, "WebSocket handshake failed"),
+            Err(_) => tracing::info!(%addr, "WebSocket handshake timed out"),
+        },
+        Transport::Wss(acceptor) => {
+            let handshake = async {
+                let tls = acceptor.accept(socket).await.map_err(|e| e.to_string())?;
+                let cert = peer_cert(tls.get_ref().1);
+                let ws = crate::ws::accept(tls, max_frame).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>((ws, cert))
+            };
+            match tokio::time::timeout(timeout, handshake).await {
+                Ok(Ok((ws, cert))) => crate::connection::serve(ws, peer(cert), inner, shutdown).await,
+                Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS/WebSocket handshake failed"),
+                Err(_) => tracing::info!(%addr, "TLS/WebSocket handshake timed out"),
+            }
+        }
+    }
+}
+
+fn peer_cert(conn: &rustls::ServerConnection) -> Option<CertFacts> {
+    conn.peer_certificates().and_then(|c| c.first()).and_then(|c| CertFacts::from_der(c))
+}
+
+/// Reads the start of a CONNECT and answers CONNACK with `reason` (3.1.1: "server unavailable").
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut socket: S, reason: ReasonCode) {
     let mut buf = [0u8; 16];
     let mut have = 0;
-    while have < buf.len() {
+    while have < 10 {
         match socket.read(&mut buf[have..]).await {
             Ok(0) | Err(_) => break,
             Ok(n) => have += n,
         }
-        if have >= 10 {
-            break;
-        }
     }
     let v5 = crate::connection::sniff_v5(&buf[..have]);
-    let reply: &[u8] = if v5 { &[0x20, 3, 0, 0x89, 0] } else { &[0x20, 2, 0, 3] };
+    let reply: &[u8] = if v5 { &[0x20, 3, 0, reason.0, 0] } else { &[0x20, 2, 0, 3] };
     let _ = socket.write_all(reply).await;
     let _ = socket.shutdown().await;
 }

@@ -13,7 +13,45 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log: LogConfig,
     pub mqtt: MqttConfig,
+    pub tls: TlsConfig,
     pub store: StoreConfig,
+}
+
+/// Certificates for the TLS listeners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain for the server; empty: Ferrite issues one from its own CA.
+    pub cert_file: String,
+    /// PEM private key matching `cert_file`.
+    pub key_file: String,
+    /// Names (DNS or IP) in the certificate Ferrite issues for itself.
+    pub server_names: Vec<String>,
+    /// `required`, `optional` or `none`: whether TLS clients must present a certificate.
+    pub client_certs: ClientCerts,
+    /// Extra PEM files of CAs whose client certificates are accepted (Ferrite's CA always is).
+    pub ca_files: Vec<String>,
+}
+
+/// See [`TlsConfig::client_certs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCerts {
+    Required,
+    Optional,
+    None,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: String::new(),
+            key_file: String::new(),
+            server_names: vec!["localhost".into(), "127.0.0.1".into()],
+            client_certs: ClientCerts::Required,
+            ca_files: Vec::new(),
+        }
+    }
 }
 
 /// The embedded store.
@@ -73,8 +111,15 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
-    pub listen: SocketAddr,
+    pub listen: String,
+    pub tls_listen: String,
+    pub ws_listen: String,
+    pub wss_listen: String,
+    /// Allow listeners on non-loopback addresses without required client certificates.
+    pub allow_unauthenticated_remote: bool,
     pub max_connections: usize,
+    pub max_connections_per_sec: u32,
+    pub max_publish_per_sec: u32,
     pub max_packet_size_bytes: usize,
     pub max_keep_alive_secs: u16,
     pub connect_timeout_secs: u64,
@@ -95,6 +140,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./ferrite-data"),
             log: LogConfig::default(),
             mqtt: MqttConfig::default(),
+            tls: TlsConfig::default(),
             store: StoreConfig::default(),
         }
     }
@@ -110,8 +156,14 @@ impl Default for MqttConfig {
     fn default() -> Self {
         let b = broker::BrokerConfig::default();
         MqttConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            listen: "127.0.0.1:1883".into(),
+            tls_listen: "0.0.0.0:8883".into(),
+            ws_listen: "127.0.0.1:8083".into(),
+            wss_listen: "127.0.0.1:8443".into(),
+            allow_unauthenticated_remote: false,
             max_connections: b.max_connections,
+            max_connections_per_sec: b.max_connections_per_sec,
+            max_publish_per_sec: b.max_publish_per_sec,
             max_packet_size_bytes: b.max_packet_size,
             max_keep_alive_secs: b.max_keep_alive_secs,
             connect_timeout_secs: b.connect_timeout.as_secs(),
@@ -144,10 +196,24 @@ format = "text"
 level = "info"
 
 [mqtt]
-# Plain MQTT over TCP. Loopback only by default: there is no authentication yet.
+# Listeners: an address, or "off". Plain MQTT over TCP (loopback: no authentication).
 listen = "127.0.0.1:1883"
-# Connections served at once; more are answered "server busy" and closed.
+# MQTT over TLS (client certificates: see [tls]).
+tls_listen = "0.0.0.0:8883"
+# MQTT over WebSocket, path /mqtt, subprotocol mqtt.
+ws_listen = "127.0.0.1:8083"
+# MQTT over WebSocket over TLS.
+wss_listen = "127.0.0.1:8443"
+# A listener on a non-loopback address must require client certificates (TLS with
+# tls.client_certs = "required"), unless this is true.
+allow_unauthenticated_remote = false
+# Connections served at once per listener; more are answered "server busy" and closed.
 max_connections = 100000
+# New connections accepted per second per listener (0: unlimited).
+max_connections_per_sec = 0
+# PUBLISH packets read per second per connection (0: unlimited); a faster client is slowed
+# down (Ferrite stops reading its socket), not disconnected.
+max_publish_per_sec = 0
 # Largest packet accepted (also advertised to MQTT 5 clients as Maximum Packet Size).
 max_packet_size_bytes = 1048576
 # Largest keep alive; MQTT 5 clients asking for more are told this one (Server Keep Alive).
@@ -173,6 +239,19 @@ retain_available = true
 maximum_qos = 2
 # Whether QoS 0 messages are queued (in memory only) for disconnected persistent sessions.
 queue_qos0_offline = false
+
+[tls]
+# Server certificate chain and key (PEM). Empty: Ferrite creates its own CA on first start
+# (<data_dir>/certs/ca.pem, ca.key) and issues server.pem/server.key from it.
+cert_file = ""
+key_file = ""
+# Names (DNS names or IP addresses) in the server certificate Ferrite issues for itself.
+server_names = ["localhost", "127.0.0.1"]
+# "required", "optional" or "none": must TLS clients present a certificate that chains to
+# Ferrite's CA (or one of ca_files)?
+client_certs = "required"
+# Extra PEM files of CAs whose client certificates are accepted.
+ca_files = []
 
 [store]
 # Retained messages and persistent sessions live in <data_dir>/ferrite.db (SQLite, WAL).
@@ -220,9 +299,37 @@ impl Config {
         Ok(config)
     }
 
+    /// A listener address, or `None` when it is "off".
+    pub fn listener(&self, which: &str) -> Result<Option<SocketAddr>, ConfigError> {
+        let m = &self.mqtt;
+        let v = match which {
+            "listen" => &m.listen,
+            "tls_listen" => &m.tls_listen,
+            "ws_listen" => &m.ws_listen,
+            _ => &m.wss_listen,
+        };
+        if v == "off" || v.is_empty() {
+            return Ok(None);
+        }
+        v.parse().map(Some).map_err(|_| ConfigError::Invalid(format!("mqtt.{which} must be an address like 127.0.0.1:1883 or \"off\", not {v:?}")))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let m = &self.mqtt;
         let bad = |s: String| Err(ConfigError::Invalid(s));
+        for which in ["listen", "tls_listen", "ws_listen", "wss_listen"] {
+            let Some(addr) = self.listener(which)? else { continue };
+            let authenticated = which == "tls_listen" && self.tls.client_certs == ClientCerts::Required;
+            if !addr.ip().is_loopback() && !authenticated && !m.allow_unauthenticated_remote {
+                return bad(format!(
+                    "mqtt.{which} = {addr} is reachable from other hosts without authentication; use a loopback address, \
+                     TLS with tls.client_certs = \"required\", or set mqtt.allow_unauthenticated_remote = true"
+                ));
+            }
+        }
+        if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
+            return bad("tls.cert_file and tls.key_file go together".into());
+        }
         if m.maximum_qos > 2 {
             return bad(format!("mqtt.maximum_qos must be 0, 1 or 2, not {}", m.maximum_qos));
         }
@@ -249,6 +356,8 @@ impl Config {
         let m = &self.mqtt;
         broker::BrokerConfig {
             max_connections: m.max_connections,
+            max_connections_per_sec: m.max_connections_per_sec,
+            max_publish_per_sec: m.max_publish_per_sec,
             max_packet_size: m.max_packet_size_bytes,
             max_keep_alive_secs: m.max_keep_alive_secs,
             connect_timeout: Duration::from_secs(m.connect_timeout_secs),

@@ -1,6 +1,7 @@
 //! The `ferrite` binary: parses the command line and configuration, then runs a subcommand.
 
 mod config;
+mod listeners;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,6 +29,29 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Certificate helpers (Ferrite's CA lives in <data_dir>/certs).
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Issue a client certificate signed by Ferrite's CA (created if missing).
+    IssueClient {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The certificate's common name (for example the thing name).
+        #[arg(long)]
+        cn: String,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        cert_out: PathBuf,
+        /// Where to write the private key (PEM, mode 0600).
+        #[arg(long)]
+        key_out: PathBuf,
     },
 }
 
@@ -71,17 +95,18 @@ impl ConfigArgs {
             let (k, v) = s.split_once('=').ok_or_else(|| format!("--set {s}: expected KEY=VALUE"))?;
             vars.push((format!("FERRITE_{}", k.replace('.', "__").to_ascii_uppercase()), v.to_string()));
         }
-        let mut c = Config::load(self.config.as_deref(), vars.into_iter()).map_err(|e| e.to_string())?;
+        // Flags are applied as the last overrides, so they are validated like everything else.
         if let Some(d) = &self.data_dir {
-            c.data_dir = d.clone();
+            vars.push(("FERRITE_DATA_DIR".into(), toml::Value::String(d.display().to_string()).to_string()));
         }
         if let Some(l) = self.mqtt_listen {
-            c.mqtt.listen = l;
+            vars.push(("FERRITE_MQTT__LISTEN".into(), format!("\"{l}\"")));
         }
         if let Some(f) = self.log_format {
-            c.log.format = f;
+            let f = if f == LogFormat::Json { "json" } else { "text" };
+            vars.push(("FERRITE_LOG__FORMAT".into(), f.into()));
         }
-        Ok(c)
+        Config::load(self.config.as_deref(), vars.into_iter()).map_err(|e| e.to_string())
     }
 }
 
@@ -99,6 +124,22 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Certs { command: CertsCommand::IssueClient { config, cn, cert_out, key_out } } => {
+            let config = match config.load() {
+                Ok(c) => c,
+                Err(e) => return config_error(&e),
+            };
+            match issue_client(&config, &cn, &cert_out, &key_out) {
+                Ok(id) => {
+                    println!("{id}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ferrite: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             let config = match args.config.load() {
                 Ok(c) => c,
@@ -116,6 +157,26 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Issues a client certificate; returns its certificate id.
+fn issue_client(config: &Config, cn: &str, cert_out: &std::path::Path, key_out: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = config.data_dir.join("certs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (pki, _) = identity::Pki::load_or_create(&dir)?;
+    let (cert, key) = pki.issue_client(cn)?;
+    std::fs::write(cert_out, &cert).with_context(|| format!("writing {}", cert_out.display()))?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(key_out)
+        .with_context(|| format!("writing {}", key_out.display()))?;
+    f.write_all(key.as_bytes())?;
+    let der = identity::load_certs(cert_out)?.remove(0);
+    Ok(identity::certificate_id(&der))
 }
 
 fn config_error(e: &str) -> ExitCode {
@@ -138,10 +199,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let listener = tokio::net::TcpListener::bind(config.mqtt.listen)
-            .await
-            .with_context(|| format!("binding the MQTT listener to {}", config.mqtt.listen))?;
-        let addr = listener.local_addr()?;
+        let listeners = listeners::bind(&config).await?;
         let db = config.data_dir.join("ferrite.db");
         let started = std::time::Instant::now();
         let (broker, restored) = broker::Broker::open(config.broker(), &db, config.store.sync.mode())
@@ -154,15 +212,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
             "store loaded"
         );
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(broker::server::serve_tcp(broker.clone(), listener, shutdown_rx));
-        tracing::info!(mqtt = %addr, data_dir = %config.data_dir.display(), "ferrite started");
-        // A stable line on stdout that scripts and tests wait for.
-        println!("mqtt listening on {addr}");
+        let mut servers = Vec::new();
+        for l in listeners {
+            tracing::info!(transport = l.transport.name(), addr = %l.addr, "listening");
+            // Stable lines on stdout that scripts and tests wait for.
+            println!("{} listening on {}", l.transport.name(), l.addr);
+            servers.push(tokio::spawn(broker::server::serve(broker.clone(), l.listener, l.transport, shutdown_rx.clone())));
+        }
+        println!("ferrite ready");
         std::io::stdout().flush()?;
+        tracing::info!(data_dir = %config.data_dir.display(), "ferrite started");
         wait_for_signal().await?;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
-        let _ = server.await;
+        for s in servers {
+            let _ = s.await;
+        }
         broker.close_store().await;
         tracing::info!("stopped");
         Ok(())

@@ -8,7 +8,7 @@ use store::{Op, SubscriptionRow};
 use bytes::BytesMut;
 use mqtt::{ConnAck, Connect, DecodeError, Packet, Properties, Protocol, PubResp, ReasonCode};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use crate::server::PeerInfo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 
 /// Reads CONNECT within the connect timeout; answers CONNACK. `None` means the connection was
 /// refused (and closed).
-pub(super) async fn handshake<S: Stream>(mut io: S, peer: SocketAddr, broker: Arc<BrokerInner>) -> Option<Conn<S>> {
+pub(super) async fn handshake<S: Stream>(mut io: S, peer: PeerInfo, broker: Arc<BrokerInner>) -> Option<Conn<S>> {
     let cfg = &broker.config;
     let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
     let mut rbuf = BytesMut::with_capacity(4096);
@@ -25,7 +25,7 @@ pub(super) async fn handshake<S: Stream>(mut io: S, peer: SocketAddr, broker: Ar
         match mqtt::decode(&mut rbuf, None, cfg.max_packet_size) {
             Ok(Some(Packet::Connect(c))) => break c,
             Ok(Some(other)) => {
-                tracing::info!(%peer, packet = other.name(), "first packet is not CONNECT, closing");
+                tracing::info!(peer = %peer.addr, packet = other.name(), "first packet is not CONNECT, closing");
                 return None;
             }
             Ok(None) => match tokio::time::timeout_at(deadline, io.read_buf(&mut rbuf)).await {
@@ -33,7 +33,7 @@ pub(super) async fn handshake<S: Stream>(mut io: S, peer: SocketAddr, broker: Ar
                 _ => return None,
             },
             Err(e) => {
-                tracing::info!(%peer, error = %e, "bad CONNECT, closing");
+                tracing::info!(peer = %peer.addr, error = %e, "bad CONNECT, closing");
                 let reply: Option<Vec<u8>> = match &e {
                     DecodeError::UnsupportedProtocol { name, .. } if name == "MQTT" || name == "MQIsdp" => {
                         Some(vec![0x20, 2, 0, 1])
@@ -61,7 +61,7 @@ async fn refuse<S: Stream>(mut io: S, v: Protocol, reason: ReasonCode) -> Option
     None
 }
 
-async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: SocketAddr, broker: Arc<BrokerInner>, c: Connect) -> Option<Conn<S>> {
+async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<BrokerInner>, c: Connect) -> Option<Conn<S>> {
     let cfg = &broker.config;
     let v = c.protocol;
     let mut assigned = None;
@@ -167,7 +167,15 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: SocketAddr, broker: Arc<
         broker: broker.clone(),
         ops,
     };
-    tracing::debug!(client_id = %conn.client_id, %peer, protocol = ?v, present, "client connected");
+    tracing::debug!(
+        client_id = %conn.client_id,
+        peer = %conn.peer.addr,
+        transport = conn.peer.transport,
+        cert = conn.peer.cert.as_ref().map(|c| c.subject.as_str()),
+        protocol = ?v,
+        present,
+        "client connected"
+    );
     conn.send(&Packet::ConnAck(ConnAck { session_present: present, reason: ReasonCode::SUCCESS, properties: props }));
     if present {
         conn.resend_inflight();

@@ -7,12 +7,12 @@ mod outbound;
 
 use crate::message::Message;
 use crate::metrics::Metrics;
+use crate::server::PeerInfo;
 use crate::session::Session;
 use crate::BrokerInner;
 use bytes::BytesMut;
 use mqtt::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, Will};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ pub(crate) struct Conn<S> {
     rbuf: BytesMut,
     wbuf: BytesMut,
     broker: Arc<BrokerInner>,
-    peer: SocketAddr,
+    peer: PeerInfo,
     protocol: Protocol,
     session: Arc<Session>,
     client_id: Arc<str>,
@@ -87,13 +87,13 @@ pub(crate) struct Conn<S> {
 }
 
 /// Serves one accepted connection from CONNECT to close.
-pub(crate) async fn serve<S: Stream>(io: S, peer: SocketAddr, broker: Arc<BrokerInner>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, broker: Arc<BrokerInner>, mut shutdown: watch::Receiver<bool>) {
     let m = &broker.metrics;
     m.connections_current.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&m.connections_total);
     if let Some(mut conn) = connect::handshake(io, peer, broker.clone()).await {
         let exit = if *shutdown.borrow_and_update() { Exit::Shutdown } else { conn.run(&mut shutdown).await };
-        tracing::debug!(client_id = %conn.client_id, %peer, ?exit, "connection closed");
+        tracing::debug!(client_id = %conn.client_id, peer = %conn.peer.addr, ?exit, "connection closed");
         conn.close(exit).await;
     }
     broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
@@ -113,7 +113,7 @@ impl<S: Stream> Conn<S> {
                     Ok(None) => break,
                     Err(e) => {
                         Metrics::inc(&self.broker.metrics.protocol_errors);
-                        tracing::info!(client_id = %self.client_id, peer = %self.peer, error = %e, "bad packet, closing");
+                        tracing::info!(client_id = %self.client_id, peer = %self.peer.addr, error = %e, "bad packet, closing");
                         return Exit::Error(e.reason_code());
                     }
                 }
@@ -180,6 +180,7 @@ impl<S: Stream> Conn<S> {
             return Ok(());
         }
         self.io.write_all(&self.wbuf).await?;
+        self.io.flush().await?;
         self.broker.metrics.bytes_sent.fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
         self.wbuf.clear();
         if self.wbuf.capacity() > WRITE_BUF_KEEP {
@@ -210,9 +211,13 @@ impl<S: Stream> Conn<S> {
         let broker = self.broker.clone();
         let session = self.session.clone();
         let generation = self.generation;
+        // `Some(expiry)` while this connection still owns the session; `None` once a newer
+        // connection resumed it (`resumed`) or it ended.
+        let mut resumed = false;
         let ours = {
             let mut st = session.lock();
             if st.ended || st.generation != generation {
+                resumed = !st.ended;
                 None
             } else {
                 st.attached = None;
@@ -239,6 +244,7 @@ impl<S: Stream> Conn<S> {
             Exit::Normal | Exit::Shutdown => false,
             // A new connection for the client id came before any delay could run out.
             Exit::TakenOver => requested_delay == 0,
+            _ if resumed => requested_delay == 0,
             _ => true,
         };
         if !publish {

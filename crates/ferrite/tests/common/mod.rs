@@ -21,6 +21,8 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     sets: Vec<String>,
+    /// Listener name (`mqtt`, `mqtts`, `ws`, `wss`) → port.
+    pub ports: std::collections::HashMap<String, u16>,
 }
 
 impl Server {
@@ -36,8 +38,8 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("ferrite-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let (child, port) = Server::spawn(&dir, &sets);
-        Server { child, port, dir, sets }
+        let (child, ports) = Server::spawn(&dir, &sets);
+        Server { child, port: ports["mqtt"], dir, sets, ports }
     }
 
     /// Kills the process with SIGKILL (no chance to flush anything) and starts a new one on the
@@ -45,22 +47,28 @@ impl Server {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, port) = Server::spawn(&self.dir, &self.sets);
+        let (child, ports) = Server::spawn(&self.dir, &self.sets);
         self.child = child;
-        self.port = port;
+        self.port = ports["mqtt"];
+        self.ports = ports;
     }
 
     /// Stops the process with SIGTERM and starts a new one on the same data directory.
     pub fn restart(&mut self) {
         assert_eq!(self.terminate(), Some(0), "ferrite did not stop cleanly");
-        let (child, port) = Server::spawn(&self.dir, &self.sets);
+        let (child, ports) = Server::spawn(&self.dir, &self.sets);
         self.child = child;
-        self.port = port;
+        self.port = ports["mqtt"];
+        self.ports = ports;
     }
 
-    fn spawn(dir: &std::path::Path, sets: &[String]) -> (Child, u16) {
+    fn spawn(dir: &std::path::Path, sets: &[String]) -> (Child, std::collections::HashMap<String, u16>) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
         cmd.arg("serve").arg("--data-dir").arg(dir).arg("--mqtt-listen").arg("127.0.0.1:0");
+        // Only the plain listener unless a test turns others on (later --set wins).
+        for off in ["mqtt.tls_listen=off", "mqtt.ws_listen=off", "mqtt.wss_listen=off"] {
+            cmd.arg("--set").arg(off);
+        }
         for s in sets {
             cmd.arg("--set").arg(s);
         }
@@ -70,15 +78,19 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut ports = std::collections::HashMap::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("mqtt listening on ") {
-                    let _ = tx.send(addr.to_string());
+                if line == "ferrite ready" {
+                    let _ = tx.send(std::mem::take(&mut ports));
+                } else if let Some((name, addr)) = line.split_once(" listening on ")
+                    && let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())
+                {
+                    ports.insert(name.to_string(), port);
                 }
             }
         });
-        let addr = rx.recv_timeout(WAIT).expect("ferrite did not report its MQTT port");
-        let port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
-        (child, port)
+        let ports = rx.recv_timeout(WAIT).expect("ferrite did not report ready");
+        (child, ports)
     }
 
     /// `127.0.0.1:port`.

@@ -1,0 +1,7 @@
+//! Device identity: Ferrite's own certificate authority and server certificate, and the facts
+//! Ferrite reads from a certificate (AWS-style certificate id, subject). Policies and SigV4
+//! verification join this crate with the identity issue.
+
+mod pki;
+
+pub use pki::{CertFacts, Pki, PkiError, ServerCert, certificate_id, load_certs, load_key};
