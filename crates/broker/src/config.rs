@@ -38,6 +38,19 @@ pub struct BrokerConfig {
     pub maximum_qos: u8,
     /// Whether QoS 0 messages are queued for disconnected persistent sessions.
     pub queue_qos0_offline: bool,
+    /// What happens when a QoS 1/2 message meets a connected session's full queue.
+    pub queue_full: QueueFull,
+}
+
+/// The policy for a QoS 1/2 message arriving at a connected session's full queue (QoS 0 is
+/// always dropped and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFull {
+    /// Drop the message for that session and count it.
+    Drop,
+    /// Drop it, count it, and disconnect the client (MQTT 5: DISCONNECT 0x97 Quota exceeded) so
+    /// it reconnects and resumes from its stored session instead of silently missing messages.
+    Disconnect,
 }
 
 impl Default for BrokerConfig {
@@ -58,6 +71,7 @@ impl Default for BrokerConfig {
             retain_available: true,
             maximum_qos: 2,
             queue_qos0_offline: false,
+            queue_full: QueueFull::Drop,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod config;
 mod connection;
+mod limit;
 pub mod message;
 pub mod metrics;
 pub mod persist;
@@ -18,7 +19,7 @@ pub mod session;
 pub mod tls;
 pub mod ws;
 
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, QueueFull};
 pub use message::{Delivery, Message};
 pub use metrics::Metrics;
 
@@ -180,12 +181,16 @@ impl BrokerInner {
     /// Queues one delivery on a session, counting drops.
     pub(crate) fn offer(&self, session: &Session, d: Delivery, ops: &mut Vec<Op>) {
         let c = &self.config;
+        let qos = d.qos;
         match session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline, ops) {
             Enqueued::Queued | Enqueued::Ended => {}
             Enqueued::DroppedOffline => Metrics::inc(&self.metrics.dropped_qos0_offline),
             Enqueued::DroppedFull => {
                 Metrics::inc(&self.metrics.dropped_queue_full);
                 tracing::debug!(client_id = %session.client_id, "session queue full, message dropped");
+                if c.queue_full == QueueFull::Disconnect && qos != QoS::AtMostOnce {
+                    session.kick(mqtt::ReasonCode::QUOTA_EXCEEDED);
+                }
             }
         }
     }

@@ -4,12 +4,13 @@
 
 use crate::Broker;
 use crate::BrokerInner;
+use crate::limit::Bucket;
 use crate::metrics::Metrics;
 use identity::CertFacts;
 use mqtt::ReasonCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -55,34 +56,6 @@ pub struct PeerInfo {
 /// Serves MQTT over TCP on `listener` (compatibility entry point).
 pub async fn serve_tcp(broker: Broker, listener: TcpListener, shutdown: watch::Receiver<bool>) {
     serve(broker, listener, Transport::Tcp, shutdown).await
-}
-
-/// A token bucket: `rate` per second, bursts up to `rate`.
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Bucket {
-        Bucket { rate: rate as f64, tokens: rate as f64, last: Instant::now() }
-    }
-
-    fn take(&mut self) -> bool {
-        if self.rate <= 0.0 {
-            return true;
-        }
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Serves MQTT on `listener` with the given transport until `shutdown` turns true, then waits

@@ -88,6 +88,8 @@ pub struct SessionState {
     pub persistent: bool,
     /// The next stored-queue position.
     pub next_seq: u64,
+    /// Why the attached connection was told to close, when it was not a takeover.
+    pub kick_reason: Option<mqtt::ReasonCode>,
 }
 
 /// The outcome of offering a message to a session.
@@ -117,6 +119,7 @@ impl Session {
                 ended: false,
                 persistent: false,
                 next_seq: 1,
+                kick_reason: None,
             }),
             notify: Notify::new(),
         }
@@ -126,6 +129,15 @@ impl Session {
     /// state stays consistent per operation, and one bad task must not wedge the broker.
     pub fn lock(&self) -> MutexGuard<'_, SessionState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells the attached connection (if any) to close with `reason`.
+    pub fn kick(&self, reason: mqtt::ReasonCode) {
+        let mut st = self.lock();
+        if let Some(a) = &st.attached {
+            a.kick.notify_one();
+            st.kick_reason = Some(reason);
+        }
     }
 
     /// Whether a connection is attached.

@@ -132,6 +132,15 @@ pub struct MqttConfig {
     pub retain_available: bool,
     pub maximum_qos: u8,
     pub queue_qos0_offline: bool,
+    pub queue_full: QueueFullSetting,
+}
+
+/// See `mqtt.queue_full` in the example configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueFullSetting {
+    Drop,
+    Disconnect,
 }
 
 impl Default for Config {
@@ -176,6 +185,7 @@ impl Default for MqttConfig {
             retain_available: b.retain_available,
             maximum_qos: b.maximum_qos,
             queue_qos0_offline: b.queue_qos0_offline,
+            queue_full: QueueFullSetting::Drop,
         }
     }
 }
@@ -239,6 +249,12 @@ retain_available = true
 maximum_qos = 2
 # Whether QoS 0 messages are queued (in memory only) for disconnected persistent sessions.
 queue_qos0_offline = false
+# A QoS 1/2 message that meets a connected session's full queue (max_queued_messages):
+#   "drop"       drop it for that session and count it;
+#   "disconnect" also disconnect the client (MQTT 5: 0x97 Quota exceeded), so it resumes its
+#                session later instead of silently missing messages.
+# QoS 0 messages meeting a full queue are always dropped and counted.
+queue_full = "drop"
 
 [tls]
 # Server certificate chain and key (PEM). Empty: Ferrite creates its own CA on first start
@@ -370,6 +386,10 @@ impl Config {
             retain_available: m.retain_available,
             maximum_qos: m.maximum_qos,
             queue_qos0_offline: m.queue_qos0_offline,
+            queue_full: match m.queue_full {
+                QueueFullSetting::Drop => broker::QueueFull::Drop,
+                QueueFullSetting::Disconnect => broker::QueueFull::Disconnect,
+            },
         }
     }
 }

@@ -166,6 +166,8 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         will: c.will,
         broker: broker.clone(),
         ops,
+        publish_rate: crate::limit::Bucket::new(cfg.max_publish_per_sec),
+        throttled_until: None,
     };
     tracing::debug!(
         client_id = %conn.client_id,

@@ -36,6 +36,10 @@ impl<S: Stream> Conn<S> {
             return Some(Exit::Error(ReasonCode::RETAIN_NOT_SUPPORTED));
         }
         Metrics::inc(&self.broker.metrics.messages_received[p.qos as usize]);
+        let owed = self.publish_rate.take_or_owe();
+        if !owed.is_zero() {
+            self.throttled_until = Some(tokio::time::Instant::now() + owed);
+        }
         let bad_format = self.protocol.is_v5()
             && p.properties.payload_format_indicator == Some(1)
             && std::str::from_utf8(&p.payload).is_err();

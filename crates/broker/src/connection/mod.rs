@@ -81,6 +81,9 @@ pub(crate) struct Conn<S> {
     in_aliases: HashMap<u16, MqttStr>,
     out_aliases: HashMap<MqttStr, u16>,
     will: Option<Will>,
+    /// Limits PUBLISH packets read per second; reading pauses until `throttled_until`.
+    publish_rate: crate::limit::Bucket,
+    throttled_until: Option<tokio::time::Instant>,
     /// Store ops produced while handling the current batch of packets; committed before the
     /// responses to that batch are written (acknowledged means durable).
     ops: Vec<store::Op>,
@@ -102,7 +105,8 @@ pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, broker: Arc<BrokerIn
 impl<S: Stream> Conn<S> {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
         loop {
-            loop {
+            // While throttled, packets already read wait in the buffer too.
+            while self.throttled_until.is_none() {
                 match mqtt::decode(&mut self.rbuf, Some(self.protocol), self.broker.config.max_packet_size) {
                     Ok(Some(p)) => {
                         self.last_rx = Instant::now();
@@ -137,8 +141,15 @@ impl<S: Stream> Conn<S> {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Exit::Shutdown,
-                _ = self.kick.notified() => return Exit::TakenOver,
-                r = self.io.read_buf(&mut self.rbuf) => match r {
+                _ = self.kick.notified() => {
+                    let mut st = self.session.lock();
+                    return match st.kick_reason.take() {
+                        Some(reason) if st.generation == self.generation => Exit::Error(reason),
+                        _ => Exit::TakenOver,
+                    };
+                }
+                _ = sleep_until(self.throttled_until), if self.throttled_until.is_some() => self.throttled_until = None,
+                r = self.io.read_buf(&mut self.rbuf), if self.throttled_until.is_none() => match r {
                     Ok(0) | Err(_) => return Exit::Closed,
                     Ok(n) => { self.broker.metrics.bytes_received.fetch_add(n as u64, Ordering::Relaxed); }
                 },
