@@ -112,6 +112,38 @@ impl Broker {
         n
     }
 
+    /// Disconnects a connected client (AWS IoT's DeleteConnection): MQTT 5 clients get
+    /// DISCONNECT 0x98 (administrative action). `clean_session` discards its session;
+    /// `prevent_will` drops its will. False when no client with that id is connected.
+    pub fn disconnect_client(&self, client_id: &str, clean_session: bool, prevent_will: bool) -> bool {
+        let Some(session) = self.inner.session(client_id) else { return false };
+        {
+            let mut st = session.lock();
+            if st.attached.is_none() {
+                return false;
+            }
+            if clean_session {
+                st.expiry_secs = 0;
+            }
+            st.suppress_will = prevent_will;
+        }
+        session.kick(mqtt::ReasonCode::ADMINISTRATIVE_ACTION);
+        true
+    }
+
+    /// Gauges for the metrics endpoint: (sessions, connected sessions, queued messages, in-flight messages).
+    pub fn session_gauges(&self) -> (usize, usize, usize, usize) {
+        let sessions: Vec<Arc<Session>> = self.inner.sessions().values().cloned().collect();
+        let (mut connected, mut queued, mut inflight) = (0, 0, 0);
+        for s in &sessions {
+            let st = s.lock();
+            connected += usize::from(st.attached.is_some());
+            queued += st.queue.len();
+            inflight += st.inflight.len();
+        }
+        (sessions.len(), connected, queued, inflight)
+    }
+
     /// Commits what is pending in the store and stops its writer (call after the listeners stop).
     pub async fn close_store(&self) {
         if let Some(p) = &self.inner.persist {

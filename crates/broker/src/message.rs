@@ -25,6 +25,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client identifier of the publisher, for No Local.
     pub publisher: Option<Arc<str>>,
+    /// Unix time in milliseconds when the message was published.
+    pub created_ms: i64,
     /// The stored form, built once for however many sessions store the message.
     stored: OnceLock<Arc<StoredMessage>>,
 }
@@ -39,7 +41,17 @@ impl Message {
             .map(|s| now + std::time::Duration::from_secs(s as u64));
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
-        Message { topic: p.topic, payload: p.payload, qos: p.qos, retain: p.retain, properties, expires_at, publisher, stored: OnceLock::new() }
+        Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            expires_at,
+            publisher,
+            created_ms: unix_ms(),
+            stored: OnceLock::new(),
+        }
     }
 
     /// The row the store keeps for this message.
@@ -54,6 +66,7 @@ impl Message {
                     retain: self.retain,
                     props: if self.properties.is_empty() { Vec::new() } else { self.properties.to_bytes() },
                     expires_at_ms: self.expires_at.map(|e| unix_ms() + e.saturating_duration_since(now).as_millis() as i64),
+                    created_ms: self.created_ms,
                 })
             })
             .clone()
@@ -70,6 +83,7 @@ impl Message {
             properties: Properties::from_bytes(&m.props).ok()?,
             expires_at: m.expires_at_ms.map(|e| now + Duration::from_millis(e.saturating_sub(now_ms).max(0) as u64)),
             publisher: None,
+            created_ms: m.created_ms,
             stored: OnceLock::from(m.clone()),
         })
     }

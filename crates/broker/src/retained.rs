@@ -38,6 +38,14 @@ impl Retained {
         map.get(&MqttStr::from(topic)).cloned()
     }
 
+    /// Unexpired retained messages in topic order, starting after `after` (for pagination).
+    pub fn list(&self, after: Option<&str>, limit: usize, now: Instant) -> Vec<Arc<Message>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<&Arc<Message>> = map.values().filter(|m| !m.expired(now) && after.is_none_or(|a| &*m.topic > a)).collect();
+        all.sort_by(|a, b| a.topic.cmp(&b.topic));
+        all.into_iter().take(limit).cloned().collect()
+    }
+
     /// How many topics have a retained message.
     pub fn len(&self) -> usize {
         self.map.read().unwrap_or_else(|e| e.into_inner()).len()

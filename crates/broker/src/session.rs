@@ -90,6 +90,8 @@ pub struct SessionState {
     pub next_seq: u64,
     /// Why the attached connection was told to close, when it was not a takeover.
     pub kick_reason: Option<mqtt::ReasonCode>,
+    /// Set by an administrative disconnect that asked for the will not to be published.
+    pub suppress_will: bool,
 }
 
 /// The outcome of offering a message to a session.
@@ -120,6 +122,7 @@ impl Session {
                 persistent: false,
                 next_seq: 1,
                 kick_reason: None,
+                suppress_will: false,
             }),
             notify: Notify::new(),
         }

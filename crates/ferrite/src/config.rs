@@ -15,8 +15,44 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub tls: TlsConfig,
     pub store: StoreConfig,
+    pub api: ApiSettings,
+    pub aws: AwsConfig,
 }
 
+/// The HTTP API and operations endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Plain HTTP (an address or "off").
+    pub listen: String,
+    /// HTTPS with the server certificate (an address or "off").
+    pub tls_listen: String,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings { listen: "127.0.0.1:8080".into(), tls_listen: "0.0.0.0:9443".into(), max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// The AWS identity Ferrite presents: ARNs and endpoints are built from these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsConfig {
+    pub region: String,
+    /// Twelve digits; empty: generated on first start and kept in the store.
+    pub account_id: String,
+    /// Host name devices and SDKs reach Ferrite at (DescribeEndpoint answers it).
+    pub endpoint_host: String,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        AwsConfig { region: "us-east-1".into(), account_id: String::new(), endpoint_host: "localhost".into() }
+    }
+}
 /// Certificates for the TLS listeners.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -151,6 +187,8 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             tls: TlsConfig::default(),
             store: StoreConfig::default(),
+            api: ApiSettings::default(),
+            aws: AwsConfig::default(),
         }
     }
 }
@@ -277,6 +315,23 @@ ca_files = []
 #   "normal" survives a crash or kill -9 of Ferrite, not a power loss;
 #   "off"    never fsync (tests and benchmarks only).
 sync = "full"
+
+[api]
+# The AWS-compatible HTTP API (SigV4-signed requests; boto3 and the aws CLI with
+# --endpoint-url) and the unauthenticated /healthz, /readyz and /metrics.
+# Plain HTTP (loopback by default) and HTTPS with the server certificate: an address or "off".
+listen = "127.0.0.1:8080"
+tls_listen = "0.0.0.0:9443"
+# Largest request body accepted (413 beyond).
+max_body_bytes = 1048576
+
+[aws]
+# ARNs are arn:aws:iot:<region>:<account_id>:...
+region = "us-east-1"
+# Twelve digits; empty: generated on first start and kept in the store.
+account_id = ""
+# The host name DescribeEndpoint answers.
+endpoint_host = "localhost"
 "#;
 
 /// A configuration problem, reported before anything starts.
@@ -315,33 +370,40 @@ impl Config {
         Ok(config)
     }
 
-    /// A listener address, or `None` when it is "off".
+    /// A listener address (`mqtt.listen`, `api.tls_listen`, ...), or `None` when it is "off".
     pub fn listener(&self, which: &str) -> Result<Option<SocketAddr>, ConfigError> {
         let m = &self.mqtt;
         let v = match which {
-            "listen" => &m.listen,
-            "tls_listen" => &m.tls_listen,
-            "ws_listen" => &m.ws_listen,
-            _ => &m.wss_listen,
+            "mqtt.listen" => &m.listen,
+            "mqtt.tls_listen" => &m.tls_listen,
+            "mqtt.ws_listen" => &m.ws_listen,
+            "mqtt.wss_listen" => &m.wss_listen,
+            "api.listen" => &self.api.listen,
+            _ => &self.api.tls_listen,
         };
         if v == "off" || v.is_empty() {
             return Ok(None);
         }
-        v.parse().map(Some).map_err(|_| ConfigError::Invalid(format!("mqtt.{which} must be an address like 127.0.0.1:1883 or \"off\", not {v:?}")))
+        v.parse().map(Some).map_err(|_| ConfigError::Invalid(format!("{which} must be an address like 127.0.0.1:1883 or \"off\", not {v:?}")))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         let m = &self.mqtt;
         let bad = |s: String| Err(ConfigError::Invalid(s));
-        for which in ["listen", "tls_listen", "ws_listen", "wss_listen"] {
+        for which in ["mqtt.listen", "mqtt.tls_listen", "mqtt.ws_listen", "mqtt.wss_listen", "api.listen", "api.tls_listen"] {
             let Some(addr) = self.listener(which)? else { continue };
-            let authenticated = which == "tls_listen" && self.tls.client_certs == ClientCerts::Required;
+            // The API authenticates every request with SigV4.
+            let authenticated = which.starts_with("api.") || (which == "mqtt.tls_listen" && self.tls.client_certs == ClientCerts::Required);
             if !addr.ip().is_loopback() && !authenticated && !m.allow_unauthenticated_remote {
                 return bad(format!(
-                    "mqtt.{which} = {addr} is reachable from other hosts without authentication; use a loopback address, \
+                    "{which} = {addr} is reachable from other hosts without authentication; use a loopback address, \
                      TLS with tls.client_certs = \"required\", or set mqtt.allow_unauthenticated_remote = true"
                 ));
             }
+        }
+        let a = &self.aws.account_id;
+        if !a.is_empty() && (a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+            return bad(format!("aws.account_id must be twelve digits, not {a:?}"));
         }
         if self.tls.cert_file.is_empty() != self.tls.key_file.is_empty() {
             return bad("tls.cert_file and tls.key_file go together".into());

@@ -19,27 +19,54 @@ pub struct Listener {
 
 /// Binds every listener that is not "off".
 pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
-    let tls_wanted = config.listener("tls_listen")?.is_some() || config.listener("wss_listen")?.is_some();
+    let tls_wanted = ["mqtt.tls_listen", "mqtt.wss_listen", "api.tls_listen"].iter().any(|w| matches!(config.listener(w), Ok(Some(_))));
     let acceptors = if tls_wanted { Some(tls_acceptors(config)?) } else { None };
     let mut out = Vec::new();
-    for which in ["listen", "tls_listen", "ws_listen", "wss_listen"] {
+    for which in ["mqtt.listen", "mqtt.tls_listen", "mqtt.ws_listen", "mqtt.wss_listen"] {
         let Some(addr) = config.listener(which)? else { continue };
         let transport = match (which, &acceptors) {
-            ("listen", _) => Transport::Tcp,
-            ("ws_listen", _) => Transport::Ws,
-            ("tls_listen", Some((mqtts, _))) => Transport::Tls(mqtts.clone()),
-            (_, Some((_, wss))) => Transport::Wss(wss.clone()),
+            ("mqtt.listen", _) => Transport::Tcp,
+            ("mqtt.ws_listen", _) => Transport::Ws,
+            ("mqtt.tls_listen", Some(a)) => Transport::Tls(a.mqtts.clone()),
+            (_, Some(a)) => Transport::Wss(a.wss.clone()),
             _ => continue,
         };
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding mqtt.{which} to {addr}"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {which} to {addr}"))?;
         let addr = listener.local_addr()?;
         out.push(Listener { listener, addr, transport });
     }
     Ok(out)
 }
 
-/// Acceptors for MQTT over TLS (with ALPN) and WebSocket over TLS (without).
-fn tls_acceptors(config: &Config) -> anyhow::Result<(TlsAcceptor, TlsAcceptor)> {
+/// A bound API listener: plain HTTP, or HTTPS with its acceptor.
+pub struct ApiListener {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Binds the API listeners that are not "off".
+pub async fn bind_api(config: &Config) -> anyhow::Result<Vec<ApiListener>> {
+    let mut out = Vec::new();
+    for which in ["api.listen", "api.tls_listen"] {
+        let Some(addr) = config.listener(which)? else { continue };
+        let tls = if which == "api.tls_listen" { Some(tls_acceptors(config)?.https) } else { None };
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {which} to {addr}"))?;
+        let addr = listener.local_addr()?;
+        out.push(ApiListener { listener, addr, tls });
+    }
+    Ok(out)
+}
+
+/// TLS acceptors for each kind of listener.
+struct Acceptors {
+    mqtts: TlsAcceptor,
+    wss: TlsAcceptor,
+    https: TlsAcceptor,
+}
+
+/// Acceptors for MQTT over TLS (with ALPN), WebSocket over TLS and HTTPS (without).
+fn tls_acceptors(config: &Config) -> anyhow::Result<Acceptors> {
     let dir = config.data_dir.join("certs");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (pki, created) = Pki::load_or_create(&dir)?;
@@ -64,6 +91,7 @@ fn tls_acceptors(config: &Config) -> anyhow::Result<(TlsAcceptor, TlsAcceptor)> 
     let mqtts = server_config(server.chain.clone(), server.key.clone_key(), &roots, auth, true)?;
     // Browsers cannot easily present client certificates: WebSocket over TLS asks but does not require.
     let wss_auth = if auth == ClientAuth::None { ClientAuth::None } else { ClientAuth::Optional };
-    let wss = server_config(server.chain, server.key, &roots, wss_auth, false)?;
-    Ok((TlsAcceptor::from(mqtts), TlsAcceptor::from(wss)))
+    let wss = server_config(server.chain.clone(), server.key.clone_key(), &roots, wss_auth, false)?;
+    let https = server_config(server.chain, server.key, &roots, ClientAuth::None, false)?;
+    Ok(Acceptors { mqtts: TlsAcceptor::from(mqtts), wss: TlsAcceptor::from(wss), https: TlsAcceptor::from(https) })
 }

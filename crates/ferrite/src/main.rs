@@ -2,6 +2,7 @@
 
 mod config;
 mod listeners;
+mod platform;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -30,10 +31,39 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Access keys for the HTTP API (SigV4).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Certificate helpers (Ferrite's CA lives in <data_dir>/certs).
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an access key pair and print it (the secret is shown only now).
+    Create {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List access key ids.
+    List {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
+    /// Delete an access key.
+    Delete {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The access key id.
+        id: String,
     },
 }
 
@@ -124,6 +154,7 @@ fn main() -> ExitCode {
             }
             Err(e) => config_error(&e),
         },
+        Command::Keys { command } => keys_command(command),
         Command::Certs { command: CertsCommand::IssueClient { config, cn, cert_out, key_out } } => {
             let config = match config.load() {
                 Ok(c) => c,
@@ -155,6 +186,39 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn keys_command(command: KeysCommand) -> ExitCode {
+    let (KeysCommand::Create { config, .. } | KeysCommand::List { config } | KeysCommand::Delete { config, .. }) = &command;
+    let config = match config.load() {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let run = || -> anyhow::Result<()> {
+        let keys = api::Keys::new(platform::documents(&config)?);
+        match &command {
+            KeysCommand::Create { description, .. } => {
+                let k = keys.create(description)?;
+                println!("{} {}", k.id, k.secret);
+            }
+            KeysCommand::List { .. } => {
+                for k in keys.list()? {
+                    println!("{}\t{}", k.id, k.description);
+                }
+            }
+            KeysCommand::Delete { id, .. } => {
+                anyhow::ensure!(keys.delete(id)?, "no access key {id}");
+            }
+        }
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrite: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -200,6 +264,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
         let listeners = listeners::bind(&config).await?;
+        let api_listeners = listeners::bind_api(&config).await?;
+        let docs = platform::documents(&config)?;
+        let identity = platform::identity(&config, &docs)?;
         let db = config.data_dir.join("ferrite.db");
         let started = std::time::Instant::now();
         let (broker, restored) = broker::Broker::open(config.broker(), &db, config.store.sync.mode())
@@ -219,9 +286,21 @@ fn serve(config: Config) -> anyhow::Result<()> {
             println!("{} listening on {}", l.transport.name(), l.addr);
             servers.push(tokio::spawn(broker::server::serve(broker.clone(), l.listener, l.transport, shutdown_rx.clone())));
         }
+        let api = std::sync::Arc::new(platform::api(&config, docs.clone(), &identity, &broker));
+        for l in api_listeners {
+            let name = if l.tls.is_some() { "https" } else { "http" };
+            tracing::info!(transport = name, addr = %l.addr, "listening");
+            println!("{name} listening on {}", l.addr);
+            servers.push(tokio::spawn(api::serve(api.clone(), l.listener, l.tls, shutdown_rx.clone())));
+        }
+        if let Some(root) = platform::first_start_keys(&api::Keys::new(docs.clone()))? {
+            // Shown once, like AWS shows a new secret once; `ferrite keys create` makes more.
+            println!("root credentials: {} {}", root.id, root.secret);
+        }
+        api.set_ready();
         println!("ferrite ready");
         std::io::stdout().flush()?;
-        tracing::info!(data_dir = %config.data_dir.display(), "ferrite started");
+        tracing::info!(data_dir = %config.data_dir.display(), region = %identity.region, account_id = %identity.account_id, "ferrite started");
         wait_for_signal().await?;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);

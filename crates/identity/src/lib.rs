@@ -5,3 +5,4 @@
 mod pki;
 
 pub use pki::{CertFacts, Pki, PkiError, ServerCert, certificate_id, load_certs, load_key};
+pub mod sigv4;

@@ -5,6 +5,10 @@
 //! This crate knows SQL and nothing about MQTT: messages, sessions and subscriptions arrive as
 //! plain rows (properties as opaque bytes).
 
+mod docs;
+
+pub use docs::{DocOp, Documents};
+pub use rusqlite::Error as SqlError;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -19,6 +23,21 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("store {what}: {source}")]
     Sql { what: &'static str, source: rusqlite::Error },
+}
+
+/// Opens a connection with Ferrite's settings: WAL, the sync mode, and a busy timeout so that
+/// the broker's writer and the documents connection can share the file.
+pub(crate) fn connect(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(open_err)?;
+    let sync = match sync {
+        SyncMode::Full => "FULL",
+        SyncMode::Normal => "NORMAL",
+        SyncMode::Off => "OFF",
+    };
+    conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync};")).map_err(open_err)?;
+    Ok(conn)
 }
 
 fn sql(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError {
@@ -47,6 +66,8 @@ pub struct StoredMessage {
     pub props: Vec<u8>,
     /// Unix time in milliseconds after which the message is dropped.
     pub expires_at_ms: Option<i64>,
+    /// Unix time in milliseconds when the message was published.
+    pub created_ms: i64,
 }
 
 /// One subscription of a session.
@@ -115,7 +136,8 @@ pub enum Op {
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS retained (
-    topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props BLOB NOT NULL, expires_at INTEGER);
+    topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props BLOB NOT NULL, expires_at INTEGER,
+    created_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sessions (
     client_id TEXT PRIMARY KEY, protocol INTEGER NOT NULL, expiry_secs INTEGER NOT NULL, disconnected_at INTEGER);
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -124,7 +146,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 CREATE TABLE IF NOT EXISTS messages (
     client_id TEXT NOT NULL, seq INTEGER NOT NULL, packet_id INTEGER NOT NULL, stage INTEGER NOT NULL,
     qos INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids TEXT NOT NULL, topic TEXT NOT NULL,
-    payload BLOB NOT NULL, props BLOB NOT NULL, expires_at INTEGER, PRIMARY KEY (client_id, seq));
+    payload BLOB NOT NULL, props BLOB NOT NULL, expires_at INTEGER, created_ms INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (client_id, seq));
 CREATE TABLE IF NOT EXISTS incoming_qos2 (
     client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
 PRAGMA user_version = 1;
@@ -141,14 +164,7 @@ impl Store {
     /// Opens (creating if needed) the database file and migrates its schema.
     pub fn open(path: &Path, sync: SyncMode) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
-        let conn = Connection::open(path).map_err(open_err)?;
-        let sync = match sync {
-            SyncMode::Full => "FULL",
-            SyncMode::Normal => "NORMAL",
-            SyncMode::Off => "OFF",
-        };
-        conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = OFF;"))
-            .map_err(open_err)?;
+        let conn = connect(path, sync)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         Ok(Store { conn, tombstones: HashSet::new(), early_stage: HashMap::new() })
     }
@@ -159,8 +175,8 @@ impl Store {
         for op in ops {
             match op {
                 Op::PutRetained(m) => {
-                    tx.prepare_cached("INSERT OR REPLACE INTO retained VALUES (?1, ?2, ?3, ?4, ?5)")
-                        .and_then(|mut s| s.execute(params![m.topic, m.payload, m.qos, m.props, m.expires_at_ms]))
+                    tx.prepare_cached("INSERT OR REPLACE INTO retained VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                        .and_then(|mut s| s.execute(params![m.topic, m.payload, m.qos, m.props, m.expires_at_ms, m.created_ms]))
                         .map_err(sql("put retained"))?;
                 }
                 Op::DeleteRetained(topic) => {
@@ -208,11 +224,11 @@ impl Store {
                     let (packet_id, stage) = self.early_stage.remove(&key).unwrap_or((row.packet_id, row.stage));
                     let m = &row.msg;
                     let sub_ids = row.sub_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-                    tx.prepare_cached("INSERT OR REPLACE INTO messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")
+                    tx.prepare_cached("INSERT OR REPLACE INTO messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
                         .and_then(|mut s| {
                             s.execute(params![
                                 client_id, row.seq as i64, packet_id, stage, row.qos, row.retain, sub_ids, m.topic, m.payload,
-                                m.props, m.expires_at_ms
+                                m.props, m.expires_at_ms, m.created_ms
                             ])
                         })
                         .map_err(sql("put message"))?;
@@ -257,7 +273,7 @@ impl Store {
         self.purge_expired(now_ms)?;
         let c = &self.conn;
         let mut snap = Snapshot::default();
-        let mut st = c.prepare("SELECT topic, payload, qos, props, expires_at FROM retained ORDER BY topic").map_err(sql("load retained"))?;
+        let mut st = c.prepare("SELECT topic, payload, qos, props, expires_at, created_ms FROM retained ORDER BY topic").map_err(sql("load retained"))?;
         let rows = st
             .query_map([], |r| {
                 Ok(StoredMessage {
@@ -267,6 +283,7 @@ impl Store {
                     retain: true,
                     props: r.get(3)?,
                     expires_at_ms: r.get(4)?,
+                    created_ms: r.get(5)?,
                 })
             })
             .map_err(sql("load retained"))?;
@@ -304,7 +321,7 @@ impl Store {
         }
         let mut st = c
             .prepare(
-                "SELECT client_id, seq, packet_id, stage, qos, retain, sub_ids, topic, payload, props, expires_at \
+                "SELECT client_id, seq, packet_id, stage, qos, retain, sub_ids, topic, payload, props, expires_at, created_ms \
                  FROM messages ORDER BY client_id, seq",
             )
             .map_err(sql("load messages"))?;
@@ -318,6 +335,7 @@ impl Store {
                     retain: r.get(5)?,
                     props: r.get(9)?,
                     expires_at_ms: r.get(10)?,
+                    created_ms: r.get(11)?,
                 };
                 Ok((
                     r.get::<_, String>(0)?,
@@ -395,7 +413,7 @@ mod tests {
     }
 
     fn msg(topic: &str, expires: Option<i64>) -> Arc<StoredMessage> {
-        Arc::new(StoredMessage { topic: topic.into(), payload: b"p".to_vec(), qos: 1, retain: false, props: vec![], expires_at_ms: expires })
+        Arc::new(StoredMessage { topic: topic.into(), payload: b"p".to_vec(), qos: 1, retain: false, props: vec![], expires_at_ms: expires, created_ms: 0 })
     }
 
     fn row(seq: u64, m: Arc<StoredMessage>) -> QueuedRow {

@@ -120,6 +120,8 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
             old.kick.notify_one();
         }
         st.generation = generation;
+        st.kick_reason = None;
+        st.suppress_will = false;
         st.expiry_secs = expiry;
         st.protocol = v;
         if broker.has_store() && expiry > 0 {

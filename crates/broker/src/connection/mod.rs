@@ -248,6 +248,9 @@ impl<S: Stream> Conn<S> {
         }
         broker.persist(std::mem::take(&mut self.ops));
 
+        if session.lock().suppress_will {
+            return;
+        }
         let Some(will) = self.will.take() else { return };
         let requested_delay = will.properties.will_delay_interval.unwrap_or(0);
         let delay = requested_delay.min(ours.unwrap_or(0));

@@ -66,7 +66,7 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
         cmd.arg("serve").arg("--data-dir").arg(dir).arg("--mqtt-listen").arg("127.0.0.1:0");
         // Only the plain listener unless a test turns others on (later --set wins).
-        for off in ["mqtt.tls_listen=off", "mqtt.ws_listen=off", "mqtt.wss_listen=off"] {
+        for off in ["mqtt.tls_listen=off", "mqtt.ws_listen=off", "mqtt.wss_listen=off", "api.listen=127.0.0.1:0", "api.tls_listen=off"] {
             cmd.arg("--set").arg(off);
         }
         for s in sets {

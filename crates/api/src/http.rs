@@ -1,0 +1,200 @@
+//! The HTTP server: hyper over TCP or TLS, the operations endpoints (`/healthz`, `/readyz`,
+//! `/metrics`), and for everything else: body limit, SigV4, dispatch by signing name and route,
+//! and the rest-json response (request id, error type header).
+
+use crate::service::{ApiRequest, Body, match_path};
+use crate::{Api, ApiError};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+/// How long a client has to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves the API on `listener` (with TLS when `tls` is given) until `shutdown` turns true.
+pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Option<TlsAcceptor>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (api, tls, mut shutdown) = (api.clone(), tls.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let api = api.clone();
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(socket), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => r,
+                        _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+                    }
+                }
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(socket)).await {
+                    Ok(Ok(stream)) => {
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        tokio::pin!(conn);
+                        tokio::select! {
+                            r = conn.as_mut() => r,
+                            _ = shutdown.changed() => { conn.as_mut().graceful_shutdown(); conn.await }
+                        }
+                    }
+                    _ => return,
+                },
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "API connection ended with an error");
+            }
+        });
+    }
+}
+
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
+    r
+}
+
+impl Api {
+    /// Handles one HTTP request.
+    pub async fn handle(self: &Arc<Self>, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let path = req.uri().path().to_string();
+        if req.method() == http::Method::GET {
+            match path.as_str() {
+                "/healthz" => return text(StatusCode::OK, "text/plain", "ok\n".into()),
+                "/readyz" => {
+                    return if self.is_ready() {
+                        text(StatusCode::OK, "text/plain", "ready\n".into())
+                    } else {
+                        text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".into())
+                    };
+                }
+                "/metrics" => return text(StatusCode::OK, "text/plain; version=0.0.4", self.render_metrics()),
+                _ => {}
+            }
+        }
+        let id = request_id();
+        let (op, result) = self.dispatch(req, &id).await;
+        let status = match &result {
+            Ok(r) => r.status,
+            Err(e) => e.status,
+        };
+        self.metrics.record(op, status, started.elapsed());
+        tracing::debug!(operation = op, status, request_id = %id, elapsed_us = started.elapsed().as_micros() as u64, "API request");
+        let mut response = match result {
+            Ok(r) => {
+                let mut resp = match r.body {
+                    Body::Empty => Response::new(Full::new(Bytes::new())),
+                    Body::Json(v) => {
+                        let mut resp = Response::new(Full::new(Bytes::from(v.to_string())));
+                        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+                        resp
+                    }
+                    Body::Bytes { content_type, data } => {
+                        let mut resp = Response::new(Full::new(data));
+                        resp.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
+                        resp
+                    }
+                };
+                for (k, v) in r.headers {
+                    if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(k), HeaderValue::try_from(v)) {
+                        resp.headers_mut().insert(k, v);
+                    }
+                }
+                *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+                resp
+            }
+            Err(e) => {
+                let mut resp = Response::new(Full::new(Bytes::from(e.body().to_string())));
+                *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+                resp.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.error_type));
+                resp
+            }
+        };
+        if let Ok(v) = HeaderValue::try_from(id) {
+            response.headers_mut().insert("x-amzn-requestid", v);
+        }
+        response
+    }
+
+    /// Authenticates and routes a request; returns the operation name (for metrics) and the result.
+    async fn dispatch(&self, req: http::Request<Incoming>, id: &str) -> (&'static str, Result<crate::ApiResponse, ApiError>) {
+        let (parts, incoming) = req.into_parts();
+        let body = match Limited::new(incoming, self.config.max_body_bytes).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                let e = ApiError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {} bytes.", self.config.max_body_bytes));
+                return ("unknown", Err(e));
+            }
+        };
+        let headers: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let path = parts.uri.path();
+        let query = parts.uri.query().unwrap_or("");
+        let signed = identity::sigv4::Request { method: parts.method.as_str(), path, query, headers: &headers, body: &body };
+        let caller = match identity::sigv4::verify(&signed, |k| self.keys.secret(k), SystemTime::now()) {
+            Ok(v) => v,
+            Err(e) => return ("unauthenticated", Err(ApiError::new(403, e.aws_type(), e.to_string()))),
+        };
+        let Some(service) = self.services.get(caller.service.as_str()) else {
+            return ("unknown", Err(ApiError::new(404, "UnknownServiceException", format!("Ferrite does not serve {:?}.", caller.service))));
+        };
+        let method = parts.method.as_str();
+        let Some((route, params)) = service.routes().iter().filter(|r| r.method == method).find_map(|r| match_path(r.path, path).map(|p| (r, p))) else {
+            let e = ApiError::new(404, "UnknownOperationException", format!("No {} operation answers {method} {path}.", caller.service));
+            return ("unknown", Err(e));
+        };
+        let query = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter_map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                Some((crate::service::decode(k)?, crate::service::decode(v)?))
+            })
+            .collect();
+        let request = ApiRequest {
+            op: route.op,
+            method: method.to_string(),
+            params,
+            query,
+            headers,
+            body,
+            caller,
+            request_id: id.to_string(),
+        };
+        (route.op, service.call(request).await)
+    }
+}

@@ -1,0 +1,175 @@
+//! The `iotdata` service (AWS IoT data plane): Publish over HTTP into the broker, retained
+//! messages, and DeleteConnection. Shadows join it with the shadow service.
+
+use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Route, Service};
+use crate::ApiError;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use broker::{Broker, Message};
+use bytes::Bytes;
+use mqtt::{MqttStr, Properties, QoS};
+use serde_json::{Value, json};
+use std::time::Instant;
+
+const ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/topics/{topic}", op: "Publish" },
+    Route { method: "GET", path: "/retainedMessage/{topic}", op: "GetRetainedMessage" },
+    Route { method: "GET", path: "/retainedMessage", op: "ListRetainedMessages" },
+    Route { method: "DELETE", path: "/connections/{clientId}", op: "DeleteConnection" },
+];
+
+/// The data-plane service over the broker.
+pub struct IotData {
+    broker: Broker,
+}
+
+impl IotData {
+    pub fn new(broker: Broker) -> IotData {
+        IotData { broker }
+    }
+}
+
+impl Service for IotData {
+    fn signing_name(&self) -> &'static str {
+        "iotdata"
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    fn call(&self, req: ApiRequest) -> BoxReply<'_> {
+        Box::pin(async move {
+            match req.op {
+                "Publish" => self.publish(req).await,
+                "GetRetainedMessage" => self.get_retained(&req),
+                "ListRetainedMessages" => self.list_retained(&req),
+                "DeleteConnection" => self.delete_connection(&req),
+                op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+            }
+        })
+    }
+}
+
+/// User properties as the API carries them: a JSON array of one-member objects, base64-encoded
+/// in the header (the AWS SDKs encode it; a raw JSON header is accepted too).
+fn parse_user_properties(header: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let text = B64.decode(header.trim()).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_else(|| header.to_string());
+    let bad = || ApiError::invalid("x-amz-mqtt5-user-properties must be a JSON array of objects");
+    let mut v: Value = serde_json::from_str(&text).map_err(|_| bad())?;
+    // botocore serializes the (already JSON) string parameter as JSON once more.
+    if let Value::String(inner) = &v {
+        v = serde_json::from_str(inner).map_err(|_| bad())?;
+    }
+    let mut out = Vec::new();
+    for item in v.as_array().ok_or_else(|| ApiError::invalid("x-amz-mqtt5-user-properties must be a JSON array"))? {
+        for (k, v) in item.as_object().ok_or_else(|| ApiError::invalid("each user property must be a JSON object"))? {
+            let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            out.push((k.clone(), v));
+        }
+    }
+    Ok(out)
+}
+
+fn user_properties_json(props: &[(String, String)]) -> String {
+    Value::Array(props.iter().map(|(k, v)| json!({ k: v })).collect()).to_string()
+}
+
+/// Checks a topic name a client may publish to over HTTP.
+fn topic_name(t: &str) -> Result<MqttStr, ApiError> {
+    if !mqtt::topic::valid_topic_name(t) {
+        return Err(ApiError::invalid(format!("{t:?} is not a valid topic name")));
+    }
+    Ok(MqttStr::from(t))
+}
+
+impl IotData {
+    async fn publish(&self, req: ApiRequest) -> Reply {
+        let topic = topic_name(req.param("topic")?)?;
+        let qos = match req.query_int("qos", 0, 0, 1)? {
+            0 => QoS::AtMostOnce,
+            _ => QoS::AtLeastOnce,
+        };
+        let retain = req.query_bool("retain", false)?;
+        let mut properties = Properties::default();
+        if let Some(h) = req.header("x-amz-mqtt5-user-properties") {
+            properties.user_properties = parse_user_properties(h)?;
+        }
+        properties.payload_format_indicator = match req.header("x-amz-mqtt5-payload-format-indicator") {
+            None | Some("UNSPECIFIED_BYTES") => None,
+            Some("UTF8_DATA") => {
+                if std::str::from_utf8(&req.body).is_err() {
+                    return Err(ApiError::invalid("the payload is not UTF-8 but payloadFormatIndicator is UTF8_DATA"));
+                }
+                Some(1)
+            }
+            Some(v) => return Err(ApiError::invalid(format!("payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA, not {v:?}"))),
+        };
+        if let Some(c) = req.header("x-amz-mqtt5-correlation-data") {
+            let data = B64.decode(c.trim()).map_err(|_| ApiError::invalid("correlationData must be base64"))?;
+            properties.correlation_data = Some(Bytes::from(data));
+        }
+        properties.content_type = req.query("contentType").map(str::to_string);
+        if let Some(t) = req.query("responseTopic") {
+            topic_name(t)?;
+            properties.response_topic = Some(t.to_string());
+        }
+        let expiry = req.query_int("messageExpiry", 0, 0, u32::MAX as i64)?;
+        properties.message_expiry_interval = (expiry > 0).then_some(expiry as u32);
+        let publish = mqtt::Publish { qos, retain, topic, properties, payload: req.body.clone(), ..Default::default() };
+        let msg = Message::from_publish(publish, None, Instant::now());
+        self.broker.publish(msg).await;
+        ApiResponse::empty()
+    }
+
+    fn get_retained(&self, req: &ApiRequest) -> Reply {
+        let topic = req.param("topic")?;
+        let m = self
+            .broker
+            .inner()
+            .retained
+            .get(topic)
+            .filter(|m| !m.expired(Instant::now()))
+            .ok_or_else(|| ApiError::not_found(format!("No retained message on topic {topic}.")))?;
+        let mut out = json!({
+            "topic": m.topic.as_str(),
+            "payload": B64.encode(&m.payload),
+            "qos": m.qos as u8,
+            "lastModifiedTime": m.created_ms,
+        });
+        if !m.properties.user_properties.is_empty() {
+            out["userProperties"] = Value::String(B64.encode(user_properties_json(&m.properties.user_properties)));
+        }
+        ApiResponse::json(out)
+    }
+
+    fn list_retained(&self, req: &ApiRequest) -> Reply {
+        let size = req.query_int("maxResults", 200, 1, 200)? as usize;
+        let after = match req.query("nextToken") {
+            Some(t) => Some(crate::service::decode(t).filter(|_| !t.is_empty()).ok_or_else(|| ApiError::invalid("nextToken is not valid"))?),
+            None => None,
+        };
+        let mut page = self.broker.inner().retained.list(after.as_deref(), size + 1, Instant::now());
+        let more = page.len() > size;
+        page.truncate(size);
+        let topics: Vec<Value> = page
+            .iter()
+            .map(|m| json!({"topic": m.topic.as_str(), "payloadSize": m.payload.len(), "qos": m.qos as u8, "lastModifiedTime": m.created_ms}))
+            .collect();
+        let mut out = json!({ "retainedTopics": topics });
+        if more && let Some(last) = page.last() {
+            out["nextToken"] = Value::String(last.topic.to_string());
+        }
+        ApiResponse::json(out)
+    }
+
+    fn delete_connection(&self, req: &ApiRequest) -> Reply {
+        let client_id = req.param("clientId")?;
+        let clean = req.query_bool("cleanSession", false)?;
+        let prevent_will = req.query_bool("preventWillMessage", false)?;
+        if !self.broker.disconnect_client(client_id, clean, prevent_will) {
+            return Err(ApiError::not_found(format!("No connection with client ID {client_id}.")));
+        }
+        ApiResponse::empty()
+    }
+}

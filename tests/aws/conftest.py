@@ -1,0 +1,131 @@
+"""Black-box AWS API tests: one `ferrite serve` per test session, driven with unmodified boto3
+and the aws CLI over its real HTTP port.
+
+The binary is target/debug/ferrite (scripts/test builds it first); FERRITE_BIN overrides it.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+
+
+class Ferrite:
+    """A running Ferrite: its ports, its root credentials, and helpers to reach it."""
+
+    def __init__(self, extra_sets=()):
+        self.dir = Path(tempfile.mkdtemp(prefix="ferrite-aws-"))
+        binary = os.environ.get("FERRITE_BIN", str(ROOT / "target" / "debug" / "ferrite"))
+        sets = [
+            "mqtt.listen=127.0.0.1:0",
+            "mqtt.tls_listen=off",
+            "mqtt.ws_listen=off",
+            "mqtt.wss_listen=off",
+            "api.listen=127.0.0.1:0",
+            "api.tls_listen=off",
+            "store.sync=normal",
+            *extra_sets,
+        ]
+        cmd = [binary, "serve", "--data-dir", str(self.dir)]
+        for s in sets:
+            cmd += ["--set", s]
+        env = dict(os.environ, FERRITE_LOG__LEVEL=os.environ.get("FERRITE_TEST_LOG", "warn"))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        self.ports = {}
+        self.key_id = self.secret = None
+        deadline = time.time() + 30
+        for line in self.proc.stdout:
+            line = line.strip()
+            if " listening on " in line:
+                name, addr = line.split(" listening on ")
+                self.ports[name] = int(addr.rsplit(":", 1)[1])
+            elif line.startswith("root credentials: "):
+                self.key_id, self.secret = line.split(": ", 1)[1].split()
+            elif line == "ferrite ready":
+                break
+            if time.time() > deadline:
+                raise RuntimeError("ferrite did not start")
+        else:
+            raise RuntimeError(f"ferrite exited with {self.proc.wait()}")
+        # Keep draining stdout so the server never blocks on a full pipe.
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        self.endpoint = f"http://127.0.0.1:{self.ports['http']}"
+        self.mqtt_port = self.ports["mqtt"]
+
+    def client(self, service, key_id=None, secret=None):
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=key_id or self.key_id,
+            aws_secret_access_key=secret or self.secret,
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    def cli(self, *args, check=True):
+        """Runs the aws CLI against Ferrite; returns the parsed JSON output (or None)."""
+        env = dict(
+            os.environ,
+            AWS_ACCESS_KEY_ID=self.key_id,
+            AWS_SECRET_ACCESS_KEY=self.secret,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_PAGER="",
+        )
+        env.pop("AWS_PROFILE", None)
+        out = subprocess.run(
+            ["aws", "--endpoint-url", self.endpoint, "--output", "json", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"aws {' '.join(args)} failed: {out.stderr}")
+        if not check:
+            return out
+        return json.loads(out.stdout) if out.stdout.strip() else None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ferrite():
+    f = Ferrite()
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="session")
+def iot(ferrite):
+    return ferrite.client("iot")
+
+
+@pytest.fixture(scope="session")
+def iotdata(ferrite):
+    return ferrite.client("iot-data")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
