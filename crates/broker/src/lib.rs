@@ -8,6 +8,7 @@
 
 pub mod config;
 mod connection;
+pub mod internal;
 mod limit;
 pub mod message;
 pub mod metrics;

@@ -92,6 +92,8 @@ pub struct SessionState {
     pub kick_reason: Option<mqtt::ReasonCode>,
     /// Set by an administrative disconnect that asked for the will not to be published.
     pub suppress_will: bool,
+    /// A queue bound of its own (in-process clients); `None` uses the configured one.
+    pub max_queued: Option<usize>,
 }
 
 /// The outcome of offering a message to a session.
@@ -123,6 +125,7 @@ impl Session {
                 next_seq: 1,
                 kick_reason: None,
                 suppress_will: false,
+                max_queued: None,
             }),
             notify: Notify::new(),
         }
@@ -159,7 +162,7 @@ impl Session {
             if st.attached.is_none() && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
                 return Enqueued::DroppedOffline;
             }
-            if st.queue.len() >= max_queued {
+            if st.queue.len() >= st.max_queued.unwrap_or(max_queued) {
                 return Enqueued::DroppedFull;
             }
             if st.persistent && d.qos != QoS::AtMostOnce {

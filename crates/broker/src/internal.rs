@@ -1,0 +1,112 @@
+//! In-process clients: Ferrite's own services (shadows, rules, jobs, ...) subscribe and publish
+//! on the same topics devices use, through the same router, as the design asks ("one path, one
+//! behaviour"). An internal client is a session that no socket owns; its queue is drained by
+//! [`InternalClient::recv`].
+
+use crate::message::{Delivery, Message};
+use crate::session::{Attachment, Session};
+use crate::{Broker, BrokerInner};
+use mqtt::topic::{FilterError, parse_filter};
+use mqtt::{QoS, SubscriptionOptions};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Messages an internal client may have waiting before more are dropped (and counted).
+pub const INTERNAL_QUEUE: usize = 100_000;
+
+/// A client living inside Ferrite.
+#[derive(Debug)]
+pub struct InternalClient {
+    broker: Arc<BrokerInner>,
+    session: Arc<Session>,
+}
+
+impl Broker {
+    /// Creates (or replaces) the in-process client `client_id`. Its session is never persisted.
+    pub fn internal_client(&self, client_id: &str) -> InternalClient {
+        let inner = self.inner().clone();
+        let id: Arc<str> = client_id.into();
+        let (session, _) = inner.open_session(&id, true, mqtt::Protocol::V5);
+        {
+            let mut st = session.lock();
+            st.attached = Some(Attachment { generation: inner.next_generation(), kick: Arc::new(Notify::new()) });
+            st.max_queued = Some(INTERNAL_QUEUE);
+        }
+        InternalClient { broker: inner, session }
+    }
+}
+
+impl InternalClient {
+    /// Subscribes to a filter (`$share/...` allowed). Messages this client publishes itself are
+    /// not delivered back to it (No Local).
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<(), FilterError> {
+        let parsed = parse_filter(filter)?;
+        let opts = SubscriptionOptions { qos, no_local: parsed.share_group.is_none(), ..Default::default() };
+        self.session.lock().subscriptions.insert(filter.to_string(), (opts, None));
+        self.broker.add_route(&self.session, parsed, opts, None);
+        Ok(())
+    }
+
+    /// The next message delivered to this client.
+    pub async fn recv(&self) -> Delivery {
+        loop {
+            if let Some(d) = self.session.lock().queue.pop_front() {
+                return d;
+            }
+            self.session.notify.notified().await;
+        }
+    }
+
+    /// Publishes as this client and waits until the message is stored for every persistent
+    /// session it reaches; returns how many sessions it reached.
+    pub async fn publish(&self, mut msg: Message) -> usize {
+        msg.publisher = Some(self.session.client_id.clone());
+        let mut ops = Vec::new();
+        let n = self.broker.publish(Arc::new(msg), &mut ops);
+        if let Some(done) = self.broker.persist_durable(ops) {
+            let _ = done.await;
+        }
+        n
+    }
+
+    /// This client's identifier.
+    pub fn client_id(&self) -> &str {
+        &self.session.client_id
+    }
+}
+
+impl Drop for InternalClient {
+    fn drop(&mut self) {
+        self.broker.discard(&self.session);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::time::Instant;
+
+    fn msg(topic: &str, payload: &'static [u8]) -> Message {
+        let p = mqtt::Publish { topic: topic.into(), payload: Bytes::from_static(payload), qos: QoS::AtLeastOnce, ..Default::default() };
+        Message::from_publish(p, None, Instant::now())
+    }
+
+    #[tokio::test]
+    async fn internal_clients_talk_through_the_router() {
+        let broker = Broker::new(Default::default());
+        let service = broker.internal_client("svc");
+        service.subscribe("$aws/things/+/shadow/update", QoS::AtLeastOnce).unwrap();
+        let device = broker.internal_client("device");
+        device.subscribe("$aws/things/t1/shadow/update/#", QoS::AtLeastOnce).unwrap();
+        assert_eq!(device.publish(msg("$aws/things/t1/shadow/update", b"req")).await, 1);
+        let got = service.recv().await;
+        assert_eq!(&*got.msg.topic, "$aws/things/t1/shadow/update");
+        assert_eq!(got.msg.publisher.as_deref(), Some("device"));
+        service.publish(msg("$aws/things/t1/shadow/update/accepted", b"ok")).await;
+        assert_eq!(&device.recv().await.msg.payload[..], b"ok");
+        // No Local: the service does not hear itself.
+        service.subscribe("echo", QoS::AtMostOnce).unwrap();
+        assert_eq!(service.publish(msg("echo", b"x")).await, 0);
+    }
+}
