@@ -6,3 +6,4 @@ mod pki;
 
 pub use pki::{CertFacts, Pki, PkiError, ServerCert, certificate_id, load_certs, load_key};
 pub mod sigv4;
+pub mod policy;
