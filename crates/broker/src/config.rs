@@ -40,6 +40,8 @@ pub struct BrokerConfig {
     pub queue_qos0_offline: bool,
     /// What happens when a QoS 1/2 message meets a connected session's full queue.
     pub queue_full: QueueFull,
+    /// Whether lifecycle events (`$aws/events/presence/...`, `$aws/events/subscriptions/...`) are published.
+    pub lifecycle_events: bool,
 }
 
 /// The policy for a QoS 1/2 message arriving at a connected session's full queue (QoS 0 is
@@ -72,6 +74,7 @@ impl Default for BrokerConfig {
             maximum_qos: 2,
             queue_qos0_offline: false,
             queue_full: QueueFull::Drop,
+            lifecycle_events: true,
         }
     }
 }

@@ -6,9 +6,11 @@
 //! [`server`] (accept loop, connection limit, structured shutdown). [`persist`] writes what must
 //! survive a restart to the embedded store, in group commits.
 
+pub mod auth;
 pub mod config;
 mod connection;
 pub mod internal;
+pub mod lifecycle;
 mod limit;
 pub mod message;
 pub mod metrics;
@@ -130,6 +132,24 @@ impl Broker {
         }
         session.kick(mqtt::ReasonCode::ADMINISTRATIVE_ACTION);
         true
+    }
+
+    /// Disconnects every connection acting as `principal` (a certificate revoked or deactivated,
+    /// ...): MQTT 5 clients get DISCONNECT 0x87. Returns how many were disconnected.
+    pub fn disconnect_principal(&self, principal: &str) -> usize {
+        let sessions: Vec<Arc<Session>> = self.inner.sessions().values().cloned().collect();
+        let mut n = 0;
+        for s in sessions {
+            let hit = {
+                let st = s.lock();
+                st.attached.is_some() && st.principal.as_deref() == Some(principal)
+            };
+            if hit {
+                s.kick(mqtt::ReasonCode::NOT_AUTHORIZED);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Gauges for the metrics endpoint: (sessions, connected sessions, queued messages, in-flight messages).

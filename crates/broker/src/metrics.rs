@@ -15,6 +15,8 @@ pub struct Metrics {
     pub dropped_expired: AtomicU64,
     pub dropped_too_large: AtomicU64,
     pub protocol_errors: AtomicU64,
+    /// Actions refused by authorization (connect, publish, subscribe, receive).
+    pub denied: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
 }

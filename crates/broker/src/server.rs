@@ -4,6 +4,7 @@
 
 use crate::Broker;
 use crate::BrokerInner;
+use crate::auth::Authenticator;
 use crate::limit::Bucket;
 use crate::metrics::Metrics;
 use identity::CertFacts;
@@ -53,14 +54,20 @@ pub struct PeerInfo {
     pub cert: Option<CertFacts>,
 }
 
-/// Serves MQTT over TCP on `listener` (compatibility entry point).
+/// Serves MQTT over TCP on `listener`, allowing every client (tests and local development).
 pub async fn serve_tcp(broker: Broker, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-    serve(broker, listener, Transport::Tcp, shutdown).await
+    serve(broker, listener, Transport::Tcp, Arc::new(crate::auth::AllowAll), shutdown).await
 }
 
 /// Serves MQTT on `listener` with the given transport until `shutdown` turns true, then waits
 /// (bounded) for its connections to close.
-pub async fn serve(broker: Broker, listener: TcpListener, transport: Transport, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    broker: Broker,
+    listener: TcpListener,
+    transport: Transport,
+    authn: Arc<dyn Authenticator>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let inner = broker.inner().clone();
     let limit = Arc::new(Semaphore::new(inner.config.max_connections));
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
@@ -85,8 +92,9 @@ pub async fn serve(broker: Broker, listener: TcpListener, transport: Transport, 
         match admitted {
             Ok(permit) => {
                 let (inner, shutdown, done, transport) = (inner.clone(), shutdown.clone(), done_tx.clone(), transport.clone());
+                let authn = authn.clone();
                 tokio::spawn(async move {
-                    handle(socket, addr, transport, inner, shutdown).await;
+                    handle(socket, addr, transport, Ctx { inner, authn, shutdown }).await;
                     drop(permit);
                     drop(done);
                 });
@@ -111,24 +119,31 @@ pub async fn serve(broker: Broker, listener: TcpListener, transport: Transport, 
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
 }
 
+/// What a connection needs from its listener.
+pub(crate) struct Ctx {
+    pub inner: Arc<BrokerInner>,
+    pub authn: Arc<dyn Authenticator>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
 /// Completes the transport handshake (bounded by the connect timeout), then serves MQTT.
-async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, inner: Arc<BrokerInner>, shutdown: watch::Receiver<bool>) {
-    let timeout = inner.config.connect_timeout;
+async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, ctx: Ctx) {
+    let timeout = ctx.inner.config.connect_timeout;
     let name = transport.name();
     let peer = |cert| PeerInfo { addr, transport: name, cert };
-    let max_frame = inner.config.max_packet_size.saturating_add(16);
+    let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
     match transport {
-        Transport::Tcp => crate::connection::serve(socket, peer(None), inner, shutdown).await,
+        Transport::Tcp => crate::connection::serve(socket, peer(None), ctx).await,
         Transport::Tls(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
             Ok(Ok(tls)) => {
                 let cert = peer_cert(tls.get_ref().1);
-                crate::connection::serve(tls, peer(cert), inner, shutdown).await
+                crate::connection::serve(tls, peer(cert), ctx).await
             }
             Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
             Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
         },
         Transport::Ws => match tokio::time::timeout(timeout, crate::ws::accept(socket, max_frame)).await {
-            Ok(Ok(ws)) => crate::connection::serve(ws, peer(None), inner, shutdown).await,
+            Ok(Ok(ws)) => crate::connection::serve(ws, peer(None), ctx).await,
             Ok(Err(e)) => tracing::info!(%addr, error = %e, "WebSocket handshake failed"),
             Err(_) => tracing::info!(%addr, "WebSocket handshake timed out"),
         },
@@ -140,7 +155,7 @@ async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, inner
                 Ok::<_, String>((ws, cert))
             };
             match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok((ws, cert))) => crate::connection::serve(ws, peer(cert), inner, shutdown).await,
+                Ok(Ok((ws, cert))) => crate::connection::serve(ws, peer(cert), ctx).await,
                 Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS/WebSocket handshake failed"),
                 Err(_) => tracing::info!(%addr, "TLS/WebSocket handshake timed out"),
             }

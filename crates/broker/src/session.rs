@@ -94,6 +94,8 @@ pub struct SessionState {
     pub suppress_will: bool,
     /// A queue bound of its own (in-process clients); `None` uses the configured one.
     pub max_queued: Option<usize>,
+    /// The principal (certificate id, ...) of the attached connection.
+    pub principal: Option<String>,
 }
 
 /// The outcome of offering a message to a session.
@@ -126,6 +128,7 @@ impl Session {
                 kick_reason: None,
                 suppress_will: false,
                 max_queued: None,
+                principal: None,
             }),
             notify: Notify::new(),
         }

@@ -169,6 +169,7 @@ pub struct MqttConfig {
     pub maximum_qos: u8,
     pub queue_qos0_offline: bool,
     pub queue_full: QueueFullSetting,
+    pub lifecycle_events: bool,
 }
 
 /// See `mqtt.queue_full` in the example configuration.
@@ -224,6 +225,7 @@ impl Default for MqttConfig {
             maximum_qos: b.maximum_qos,
             queue_qos0_offline: b.queue_qos0_offline,
             queue_full: QueueFullSetting::Drop,
+            lifecycle_events: b.lifecycle_events,
         }
     }
 }
@@ -293,6 +295,9 @@ queue_qos0_offline = false
 #                session later instead of silently missing messages.
 # QoS 0 messages meeting a full queue are always dropped and counted.
 queue_full = "drop"
+# Publish AWS IoT lifecycle events: $aws/events/presence/connected|disconnected/<clientId> and
+# $aws/events/subscriptions/subscribed|unsubscribed/<clientId>.
+lifecycle_events = true
 
 [tls]
 # Server certificate chain and key (PEM). Empty: Ferrite creates its own CA on first start
@@ -452,6 +457,7 @@ impl Config {
                 QueueFullSetting::Drop => broker::QueueFull::Drop,
                 QueueFullSetting::Disconnect => broker::QueueFull::Disconnect,
             },
+            lifecycle_events: m.lifecycle_events,
         }
     }
 }

@@ -8,6 +8,7 @@ use store::{Op, SubscriptionRow};
 use bytes::BytesMut;
 use mqtt::{ConnAck, Connect, DecodeError, Packet, Properties, Protocol, PubResp, ReasonCode};
 use std::collections::HashMap;
+use crate::auth::{Authenticator, ConnectInfo};
 use crate::server::PeerInfo;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,12 @@ use tokio::sync::Notify;
 
 /// Reads CONNECT within the connect timeout; answers CONNACK. `None` means the connection was
 /// refused (and closed).
-pub(super) async fn handshake<S: Stream>(mut io: S, peer: PeerInfo, broker: Arc<BrokerInner>) -> Option<Conn<S>> {
+pub(super) async fn handshake<S: Stream>(
+    mut io: S,
+    peer: PeerInfo,
+    broker: Arc<BrokerInner>,
+    authn: Arc<dyn Authenticator>,
+) -> Option<Conn<S>> {
     let cfg = &broker.config;
     let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
     let mut rbuf = BytesMut::with_capacity(4096);
@@ -50,7 +56,7 @@ pub(super) async fn handshake<S: Stream>(mut io: S, peer: PeerInfo, broker: Arc<
             }
         }
     };
-    accept(io, rbuf, peer, broker, *connect).await
+    accept(io, rbuf, peer, broker, authn, *connect).await
 }
 
 async fn refuse<S: Stream>(mut io: S, v: Protocol, reason: ReasonCode) -> Option<Conn<S>> {
@@ -61,7 +67,7 @@ async fn refuse<S: Stream>(mut io: S, v: Protocol, reason: ReasonCode) -> Option
     None
 }
 
-async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<BrokerInner>, c: Connect) -> Option<Conn<S>> {
+async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<BrokerInner>, authn: Arc<dyn Authenticator>, c: Connect) -> Option<Conn<S>> {
     let cfg = &broker.config;
     let v = c.protocol;
     let mut assigned = None;
@@ -94,6 +100,14 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         }
     }
 
+    let info = ConnectInfo { peer: &peer, client_id: &client_id, username: c.username.as_deref(), password: c.password.as_deref() };
+    let authz = match authn.connect(info).await {
+        Ok(a) => a,
+        Err(reason) => {
+            tracing::info!(%client_id, peer = %peer.addr, ?reason, "connection not authorized");
+            return refuse(io, v, reason).await;
+        }
+    };
     let mut server_keep_alive = None;
     let keep_alive = if v.is_v5() && c.keep_alive > cfg.max_keep_alive_secs && cfg.max_keep_alive_secs > 0 {
         server_keep_alive = Some(cfg.max_keep_alive_secs);
@@ -122,6 +136,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         st.generation = generation;
         st.kick_reason = None;
         st.suppress_will = false;
+        st.principal = authz.principal().map(str::to_string);
         st.expiry_secs = expiry;
         st.protocol = v;
         if broker.has_store() && expiry > 0 {
@@ -148,6 +163,12 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         props.topic_alias_maximum = (cfg.topic_alias_maximum > 0).then_some(cfg.topic_alias_maximum);
         props.server_keep_alive = server_keep_alive;
     }
+    let presence = (cfg.lifecycle_events && crate::lifecycle::Presence::eligible(&client_id)).then(|| crate::lifecycle::Presence {
+            client_id: client_id.clone(),
+            session_id: format!("{:032x}", u128::from(generation) ^ (crate::message::unix_ms() as u128) << 64),
+            principal: authz.principal().unwrap_or("").to_string(),
+            version: generation,
+        });
     let mut conn = Conn {
         io,
         rbuf,
@@ -169,6 +190,8 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         broker: broker.clone(),
         ops,
         publish_rate: crate::limit::Bucket::new(cfg.max_publish_per_sec),
+        presence,
+        authz,
         throttled_until: None,
     };
     tracing::debug!(
@@ -183,6 +206,9 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     conn.send(&Packet::ConnAck(ConnAck { session_present: present, reason: ReasonCode::SUCCESS, properties: props }));
     if present {
         conn.resend_inflight();
+    }
+    if let Some(p) = &conn.presence {
+        p.connected(&broker, &conn.peer.addr.ip().to_string());
     }
     Some(conn)
 }

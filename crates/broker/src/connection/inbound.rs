@@ -36,6 +36,9 @@ impl<S: Stream> Conn<S> {
             return Some(Exit::Error(ReasonCode::RETAIN_NOT_SUPPORTED));
         }
         Metrics::inc(&self.broker.metrics.messages_received[p.qos as usize]);
+        if !self.authz.can_publish(&p.topic) || (p.retain && !self.authz.can_retain(&p.topic)) {
+            return self.publish_denied(&p);
+        }
         let owed = self.publish_rate.take_or_owe();
         if !owed.is_zero() {
             self.throttled_until = Some(tokio::time::Instant::now() + owed);
@@ -80,6 +83,24 @@ impl<S: Stream> Conn<S> {
                 }
                 self.send(&Packet::PubRec(PubResp { packet_id, reason, ..Default::default() }));
             }
+        }
+        None
+    }
+
+    /// AWS IoT's answer to an unauthorized PUBLISH: MQTT 3.1.1 clients are disconnected; MQTT 5
+    /// clients get PUBACK/PUBREC 0x87 (QoS 1/2) or have the message dropped (QoS 0).
+    fn publish_denied(&mut self, p: &Publish) -> Option<Exit> {
+        self.authz.denied("publish");
+        Metrics::inc(&self.broker.metrics.denied);
+        tracing::info!(client_id = %self.client_id, topic = %p.topic, "publish not authorized");
+        if !self.protocol.is_v5() {
+            return Some(Exit::Error(ReasonCode::NOT_AUTHORIZED));
+        }
+        let resp = PubResp { packet_id: p.packet_id, reason: ReasonCode::NOT_AUTHORIZED, ..Default::default() };
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.send(&Packet::PubAck(resp)),
+            QoS::ExactlyOnce => self.send(&Packet::PubRec(resp)),
         }
         None
     }
@@ -175,6 +196,13 @@ impl<S: Stream> Conn<S> {
             if parsed.share_group.is_some() && opts.no_local {
                 return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
             }
+            if !self.authz.can_subscribe(filter) {
+                self.authz.denied("subscribe");
+                Metrics::inc(&self.broker.metrics.denied);
+                tracing::info!(client_id = %self.client_id, %filter, "subscribe not authorized");
+                reasons.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
+            }
             let opts = SubscriptionOptions { qos: self.broker.cap_qos(opts.qos), ..*opts };
             let (existed, persistent) = {
                 let mut st = self.session.lock();
@@ -199,6 +227,10 @@ impl<S: Stream> Conn<S> {
                 }
             }
         }
+        if let Some(p) = &self.presence {
+            let granted: Vec<String> = s.filters.iter().zip(&reasons).filter(|(_, r)| !r.is_error()).map(|((f, _), _)| f.clone()).collect();
+            p.subscriptions(&self.broker, true, &granted);
+        }
         self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..Default::default() }));
         for d in retained {
             self.broker.offer(&self.session, d, &mut self.ops);
@@ -220,6 +252,10 @@ impl<S: Stream> Conn<S> {
                 self.broker.router.unsubscribe(p.filter, p.share_group, &self.client_id);
             }
             reasons.push(if existed { ReasonCode::SUCCESS } else { ReasonCode::NO_SUBSCRIPTION_EXISTED });
+        }
+        if let Some(p) = &self.presence {
+            let removed: Vec<String> = u.filters.iter().zip(&reasons).filter(|(_, r)| **r == ReasonCode::SUCCESS).map(|(f, _)| f.clone()).collect();
+            p.subscriptions(&self.broker, false, &removed);
         }
         self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, reasons, ..Default::default() }));
         None

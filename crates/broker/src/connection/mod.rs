@@ -81,6 +81,10 @@ pub(crate) struct Conn<S> {
     in_aliases: HashMap<u16, MqttStr>,
     out_aliases: HashMap<MqttStr, u16>,
     will: Option<Will>,
+    /// What this connection may do.
+    authz: Arc<dyn crate::auth::Authorization>,
+    /// Lifecycle event identity, when events are on for this client.
+    presence: Option<crate::lifecycle::Presence>,
     /// Limits PUBLISH packets read per second; reading pauses until `throttled_until`.
     publish_rate: crate::limit::Bucket,
     throttled_until: Option<tokio::time::Instant>,
@@ -90,11 +94,12 @@ pub(crate) struct Conn<S> {
 }
 
 /// Serves one accepted connection from CONNECT to close.
-pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, broker: Arc<BrokerInner>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::Ctx) {
+    let crate::server::Ctx { inner: broker, authn, mut shutdown } = ctx;
     let m = &broker.metrics;
     m.connections_current.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&m.connections_total);
-    if let Some(mut conn) = connect::handshake(io, peer, broker.clone()).await {
+    if let Some(mut conn) = connect::handshake(io, peer, broker.clone(), authn).await {
         let exit = if *shutdown.borrow_and_update() { Exit::Shutdown } else { conn.run(&mut shutdown).await };
         tracing::debug!(client_id = %conn.client_id, peer = %conn.peer.addr, ?exit, "connection closed");
         conn.close(exit).await;
@@ -250,6 +255,15 @@ impl<S: Stream> Conn<S> {
 
         if session.lock().suppress_will {
             return;
+        }
+        if let Some(p) = &self.presence {
+            let client = matches!(exit, Exit::Normal | Exit::WithWill);
+            let reason = match exit {
+                Exit::Error(r) => Some(r),
+                _ => None,
+            };
+            let why = crate::lifecycle::disconnect_reason(client, reason, exit == Exit::Closed, exit == Exit::TakenOver, exit == Exit::KeepAlive);
+            p.disconnected(&broker, client, why);
         }
         let Some(will) = self.will.take() else { return };
         let requested_delay = will.properties.will_delay_interval.unwrap_or(0);

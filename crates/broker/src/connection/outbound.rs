@@ -31,6 +31,12 @@ impl<S: Stream> Conn<S> {
                 self.forget(&d);
                 continue;
             }
+            if !self.authz.can_receive(&d.msg.topic) {
+                self.authz.denied("receive");
+                Metrics::inc(&self.broker.metrics.denied);
+                self.forget(&d);
+                continue;
+            }
             let packet_id = if d.qos == QoS::AtMostOnce { 0 } else { st.alloc_packet_id() };
             if !self.encode_delivery(&d, packet_id, false, now) {
                 self.forget(&d);
