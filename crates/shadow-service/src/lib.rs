@@ -1,0 +1,278 @@
+//! The Device Shadow service: [`shadow`]'s pure core wired to the MQTT contract
+//! (`$aws/things/{thing}/shadow[/name/{name}]/{get,update,delete}` and their `/accepted`,
+//! `/rejected`, `/update/delta`, `/update/documents` replies, through an in-process broker client),
+//! to the HTTP API (called by the `api` crate), and to the store.
+//!
+//! Ordering and durability: requests are applied to the in-memory shadows one at a time, in
+//! arrival order; the store writes are group-committed in that same order, and a reply
+//! (`/accepted`, HTTP 200) is published only once its write is committed.
+
+mod writer;
+
+use broker::internal::InternalClient;
+use broker::{Broker, Message};
+use bytes::Bytes;
+use mqtt::{MqttStr, QoS};
+use serde_json::{Value, json};
+use shadow::{Limits, Rejection, ShadowError, StoredShadow};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use store::{DocOp, Documents, StoreError};
+use writer::Writer;
+
+const KIND: &str = "shadow";
+
+/// Which shadow: a thing's classic shadow (`name` empty) or a named one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShadowId {
+    pub thing: String,
+    pub name: String,
+}
+
+impl ShadowId {
+    fn key(&self) -> String {
+        format!("{}|{}", self.thing, self.name)
+    }
+
+    fn from_key(k: &str) -> Option<ShadowId> {
+        let (thing, name) = k.split_once('|')?;
+        Some(ShadowId { thing: thing.into(), name: name.into() })
+    }
+
+    /// `$aws/things/{thing}/shadow` or `$aws/things/{thing}/shadow/name/{name}`.
+    pub fn topic_prefix(&self) -> String {
+        if self.name.is_empty() {
+            format!("$aws/things/{}/shadow", self.thing)
+        } else {
+            format!("$aws/things/{}/shadow/name/{}", self.thing, self.name)
+        }
+    }
+
+    /// The name in 404 messages (AWS calls the classic shadow by the thing's name).
+    fn display_name(&self) -> &str {
+        if self.name.is_empty() { &self.thing } else { &self.name }
+    }
+}
+
+/// One shadow operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Get,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn word(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// Parses a request topic into the shadow and operation (`None` for any other topic).
+pub fn parse_topic(topic: &str) -> Option<(ShadowId, Op)> {
+    let rest = topic.strip_prefix("$aws/things/")?;
+    let (thing, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("shadow/")?;
+    let (name, op) = match rest.strip_prefix("name/") {
+        Some(r) => r.split_once('/')?,
+        None => ("", rest),
+    };
+    let op = match op {
+        "get" => Op::Get,
+        "update" => Op::Update,
+        "delete" => Op::Delete,
+        _ => return None,
+    };
+    Some((ShadowId { thing: thing.into(), name: name.into() }, op))
+}
+
+/// What one operation produced: messages to publish (topic, payload) once durable, and the
+/// HTTP answer.
+struct Outcome {
+    messages: Vec<(String, Value)>,
+    answer: Result<Value, Rejection>,
+    durable: Option<writer::Durable>,
+}
+
+/// The shadows of every thing.
+pub struct Shadows {
+    shadows: Mutex<BTreeMap<ShadowId, StoredShadow>>,
+    limits: Limits,
+    writer: Writer,
+    broker: Broker,
+}
+
+fn now_secs() -> u64 {
+    (broker::message::unix_ms() / 1000).max(0) as u64
+}
+
+impl Shadows {
+    /// Loads every shadow from the store.
+    pub fn load(docs: Arc<Documents>, broker: Broker, limits: Limits) -> Result<Arc<Shadows>, StoreError> {
+        let mut shadows = BTreeMap::new();
+        for (k, v) in docs.load(KIND)? {
+            match (ShadowId::from_key(&k), serde_json::from_str::<StoredShadow>(&v)) {
+                (Some(id), Ok(s)) => {
+                    shadows.insert(id, s);
+                }
+                _ => tracing::warn!(key = %k, "unreadable stored shadow skipped"),
+            }
+        }
+        Ok(Arc::new(Shadows { shadows: Mutex::new(shadows), limits, writer: Writer::start(docs)?, broker }))
+    }
+
+    /// Serves the MQTT contract until the client is dropped: subscribes to the request topics
+    /// and answers each request, in order.
+    pub async fn serve_mqtt(self: Arc<Self>, client: InternalClient) {
+        for filter in ["get", "update", "delete"] {
+            for f in [format!("$aws/things/+/shadow/{filter}"), format!("$aws/things/+/shadow/name/+/{filter}")] {
+                if let Err(e) = client.subscribe(&f, QoS::AtLeastOnce) {
+                    tracing::error!(filter = %f, error = %e, "shadow service cannot subscribe");
+                }
+            }
+        }
+        let client = Arc::new(client);
+        // Replies are published by one task in request order, each after its write is durable.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outcome>(4096);
+        let publisher = {
+            let (shadows, client) = (self.clone(), client.clone());
+            tokio::spawn(async move {
+                while let Some(o) = rx.recv().await {
+                    shadows.finish(o, &client).await;
+                }
+            })
+        };
+        loop {
+            let d = client.recv().await;
+            let Some((id, op)) = parse_topic(&d.msg.topic) else { continue };
+            let outcome = self.apply(&id, op, &d.msg.payload, true);
+            if tx.send(outcome).await.is_err() {
+                break;
+            }
+        }
+        publisher.abort();
+    }
+
+    async fn finish(&self, o: Outcome, client: &InternalClient) {
+        if let Some(d) = o.durable
+            && !matches!(d.await, Ok(true))
+        {
+            tracing::error!("shadow write was not committed; replies withheld");
+            return;
+        }
+        for (topic, payload) in o.messages {
+            let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: MqttStr::from(topic), payload: Bytes::from(payload.to_string()), ..Default::default() };
+            client.publish(Message::from_publish(p, None, Instant::now())).await;
+        }
+    }
+
+    /// Applies one operation to memory and queues its store write. `mqtt` says whether the
+    /// request came over MQTT (its rejections are published on `/rejected`).
+    fn apply(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool) -> Outcome {
+        let now = now_secs();
+        let prefix = id.topic_prefix();
+        let names_ok = shadow::validate_thing_name(&id.thing).is_ok() && (id.name.is_empty() || shadow::validate_shadow_name(&id.name).is_ok());
+        let mut shadows = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
+        let current = shadows.get(id);
+        let result: Result<(Vec<(String, Value)>, Value, Option<StoredShadow>), Rejection> = if !names_ok {
+            Err(Rejection::new(ShadowError::InvalidNode, now, None))
+        } else {
+            match op {
+                Op::Get => shadow::get(current, id.display_name(), payload, now, &self.limits).map(|v| (vec![(format!("{prefix}/get/accepted"), v.clone())], v, None)),
+                Op::Update => {
+                    shadow::update(current, payload, now, &self.limits).map(|o| {
+                        let mut msgs = vec![(format!("{prefix}/update/accepted"), o.accepted.clone())];
+                        if let Some(delta) = o.delta {
+                            msgs.push((format!("{prefix}/update/delta"), delta));
+                        }
+                        msgs.push((format!("{prefix}/update/documents"), o.documents));
+                        (msgs, o.accepted, Some(o.stored))
+                    })
+                }
+                Op::Delete => shadow::delete(current, id.display_name(), payload, now, &self.limits)
+                    .map(|o| (vec![(format!("{prefix}/delete/accepted"), o.accepted.clone())], o.accepted, Some(o.stored))),
+            }
+        };
+        match result {
+            Ok((messages, answer, stored)) => {
+                let durable = stored.map(|s| {
+                    let value = serde_json::to_string(&s).unwrap_or_default();
+                    shadows.insert(id.clone(), s);
+                    self.writer.write(vec![DocOp::Put { kind: KIND, key: id.key(), value }])
+                });
+                Outcome { messages, answer: Ok(answer), durable }
+            }
+            Err(rejection) => {
+                let messages = if mqtt { vec![(format!("{prefix}/{}/rejected", op.word()), rejection.payload())] } else { vec![] };
+                Outcome { messages, answer: Err(rejection), durable: None }
+            }
+        }
+    }
+
+    /// Runs an operation for the HTTP API: returns the accepted document once durable (the MQTT
+    /// topics get their messages too), or the rejection.
+    pub async fn http(&self, id: &ShadowId, op: Op, payload: &[u8]) -> Result<Value, Rejection> {
+        let mut o = self.apply(id, op, payload, false);
+        let answer = std::mem::replace(&mut o.answer, Ok(Value::Null));
+        if answer.is_ok() {
+            if let Some(d) = o.durable.take()
+                && !matches!(d.await, Ok(true))
+            {
+                return Err(Rejection::new(ShadowError::InternalFailure, now_secs(), None));
+            }
+            // HTTP requests publish the same accepted/delta/documents messages as MQTT ones.
+            if op != Op::Get {
+                for (topic, payload) in o.messages {
+                    let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: MqttStr::from(topic), payload: Bytes::from(payload.to_string()), ..Default::default() };
+                    self.broker.publish(Message::from_publish(p, None, Instant::now())).await;
+                }
+            }
+        }
+        answer
+    }
+
+    /// Names of a thing's live named shadows, sorted, after `after`, at most `limit`.
+    pub fn named(&self, thing: &str, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
+        let shadows = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<String> = shadows
+            .iter()
+            .filter(|(k, s)| k.thing == thing && !k.name.is_empty() && s.live().is_some() && after.is_none_or(|a| k.name.as_str() > a))
+            .map(|(k, _)| k.name.clone())
+            .collect();
+        let more = names.len() > limit;
+        names.truncate(limit);
+        (names, more)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// The current time in seconds, as shadow documents carry it.
+pub fn timestamp() -> Value {
+    json!(now_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_parse_into_shadow_and_operation() {
+        let (id, op) = parse_topic("$aws/things/t1/shadow/update").unwrap();
+        assert_eq!((id.thing.as_str(), id.name.as_str(), op), ("t1", "", Op::Update));
+        let (id, op) = parse_topic("$aws/things/t1/shadow/name/cfg/get").unwrap();
+        assert_eq!((id.thing.as_str(), id.name.as_str(), op), ("t1", "cfg", Op::Get));
+        assert!(parse_topic("$aws/things/t1/shadow/update/accepted").is_none());
+        assert!(parse_topic("$aws/things/t1/jobs/get").is_none());
+        assert_eq!(id.topic_prefix(), "$aws/things/t1/shadow/name/cfg");
+        assert_eq!(ShadowId::from_key(&id.key()), Some(id));
+    }
+}
