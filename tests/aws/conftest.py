@@ -27,6 +27,11 @@ class Ferrite:
 
     def __init__(self, extra_sets=()):
         self.dir = Path(tempfile.mkdtemp(prefix="ferrite-aws-"))
+        self.extra_sets = list(extra_sets)
+        self.key_id = self.secret = None
+        self._start()
+
+    def _start(self):
         binary = os.environ.get("FERRITE_BIN", str(ROOT / "target" / "debug" / "ferrite"))
         sets = [
             "mqtt.listen=127.0.0.1:0",
@@ -36,7 +41,7 @@ class Ferrite:
             "api.listen=127.0.0.1:0",
             "api.tls_listen=off",
             "store.sync=normal",
-            *extra_sets,
+            *self.extra_sets,
         ]
         cmd = [binary, "serve", "--data-dir", str(self.dir)]
         for s in sets:
@@ -44,7 +49,6 @@ class Ferrite:
         env = dict(os.environ, FERRITE_LOG__LEVEL=os.environ.get("FERRITE_TEST_LOG", "warn"))
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         self.ports = {}
-        self.key_id = self.secret = None
         deadline = time.time() + 30
         for line in self.proc.stdout:
             line = line.strip()
@@ -97,7 +101,7 @@ class Ferrite:
             return out
         return json.loads(out.stdout) if out.stdout.strip() else None
 
-    def stop(self):
+    def _terminate(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -105,6 +109,15 @@ class Ferrite:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def restart(self):
+        """Stops the server (SIGTERM, a clean shutdown) and starts it again on the same data
+        directory with the same credentials. Ports are chosen anew: make new clients."""
+        self._terminate()
+        self._start()
+
+    def stop(self):
+        self._terminate()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -123,6 +136,12 @@ def iot(ferrite):
 @pytest.fixture(scope="session")
 def iotdata(ferrite):
     return ferrite.client("iot-data")
+
+
+def aws_error(excinfo):
+    """(error code, HTTP status, message) of a botocore ClientError caught by pytest.raises."""
+    r = excinfo.value.response
+    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Message"]
 
 
 def free_port():

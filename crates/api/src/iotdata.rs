@@ -1,7 +1,7 @@
 //! The `iotdata` service (AWS IoT data plane): Publish over HTTP into the broker, retained
-//! messages, and DeleteConnection. Shadows join it with the shadow service.
+//! messages, DeleteConnection, and the Device Shadow REST API.
 
-use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Route, Service};
+use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Route, Service};
 use crate::ApiError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -9,6 +9,8 @@ use broker::{Broker, Message};
 use bytes::Bytes;
 use mqtt::{MqttStr, Properties, QoS};
 use serde_json::{Value, json};
+use shadow_service::{Op, ShadowId, Shadows};
+use std::sync::Arc;
 use std::time::Instant;
 
 const ROUTES: &[Route] = &[
@@ -16,16 +18,21 @@ const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/retainedMessage/{topic}", op: "GetRetainedMessage" },
     Route { method: "GET", path: "/retainedMessage", op: "ListRetainedMessages" },
     Route { method: "DELETE", path: "/connections/{clientId}", op: "DeleteConnection" },
+    Route { method: "GET", path: "/things/{thingName}/shadow", op: "GetThingShadow" },
+    Route { method: "POST", path: "/things/{thingName}/shadow", op: "UpdateThingShadow" },
+    Route { method: "DELETE", path: "/things/{thingName}/shadow", op: "DeleteThingShadow" },
+    Route { method: "GET", path: "/api/things/shadow/ListNamedShadowsForThing/{thingName}", op: "ListNamedShadowsForThing" },
 ];
 
-/// The data-plane service over the broker.
+/// The data-plane service over the broker and the shadows.
 pub struct IotData {
     broker: Broker,
+    shadows: Arc<Shadows>,
 }
 
 impl IotData {
-    pub fn new(broker: Broker) -> IotData {
-        IotData { broker }
+    pub fn new(broker: Broker, shadows: Arc<Shadows>) -> IotData {
+        IotData { broker, shadows }
     }
 }
 
@@ -45,6 +52,10 @@ impl Service for IotData {
                 "GetRetainedMessage" => self.get_retained(&req),
                 "ListRetainedMessages" => self.list_retained(&req),
                 "DeleteConnection" => self.delete_connection(&req),
+                "GetThingShadow" => self.shadow(&req, Op::Get).await,
+                "UpdateThingShadow" => self.shadow(&req, Op::Update).await,
+                "DeleteThingShadow" => self.shadow(&req, Op::Delete).await,
+                "ListNamedShadowsForThing" => self.list_named_shadows(&req),
                 op => Err(ApiError::internal(format!("operation {op} has no handler"))),
             }
         })
@@ -171,5 +182,43 @@ impl IotData {
             return Err(ApiError::not_found(format!("No connection with client ID {client_id}.")));
         }
         ApiResponse::empty()
+    }
+}
+
+/// The AWS error type for a shadow rejection's HTTP status.
+fn shadow_error(r: shadow::Rejection) -> ApiError {
+    let error_type = match r.code() {
+        400 => "InvalidRequestException",
+        401 => "UnauthorizedException",
+        403 => "ForbiddenException",
+        404 => "ResourceNotFoundException",
+        405 => "MethodNotAllowedException",
+        409 => "ConflictException",
+        413 => "RequestEntityTooLargeException",
+        415 => "UnsupportedDocumentEncodingException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalFailureException",
+    };
+    ApiError::new(r.code(), error_type, r.error.to_string())
+}
+
+impl IotData {
+    async fn shadow(&self, req: &ApiRequest, op: Op) -> Reply {
+        let id = ShadowId { thing: req.param("thingName")?.to_string(), name: req.query("name").unwrap_or("").to_string() };
+        let doc = self.shadows.http(&id, op, &req.body).await.map_err(shadow_error)?;
+        Ok(ApiResponse { status: 200, body: Body::Bytes { content_type: "application/json", data: Bytes::from(doc.to_string()) }, headers: Vec::new() })
+    }
+
+    fn list_named_shadows(&self, req: &ApiRequest) -> Reply {
+        let thing = req.param("thingName")?;
+        let size = req.query_int("pageSize", 25, 1, 100)? as usize;
+        let after = req.query("nextToken").filter(|t| !t.is_empty());
+        let (names, more) = self.shadows.named(thing, after, size);
+        let mut out = json!({ "results": names, "timestamp": shadow_service::timestamp() });
+        if more && let Some(last) = names.last() {
+            out["nextToken"] = Value::String(last.clone());
+        }
+        ApiResponse::json(out)
     }
 }

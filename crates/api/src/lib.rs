@@ -7,6 +7,7 @@
 
 mod error;
 mod http;
+pub mod iot;
 pub mod iotdata;
 mod keys;
 pub mod metrics;

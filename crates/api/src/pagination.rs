@@ -15,13 +15,23 @@ fn unhex(s: &str) -> Option<String> {
     String::from_utf8(bytes?).ok()
 }
 
+/// The key a `nextToken` continues after (`None`: the first page).
+pub fn after(token: Option<&str>) -> Result<Option<String>, ApiError> {
+    match token {
+        None | Some("") => Ok(None),
+        Some(t) => Ok(Some(unhex(t).ok_or_else(|| ApiError::invalid(format!("nextToken {t:?} is not valid")))?)),
+    }
+}
+
+/// The `nextToken` that continues after `key`.
+pub fn token(key: &str) -> String {
+    hex(key)
+}
+
 /// One page of `items` (sorted by `key`), starting after `token`. Returns the page and the token
 /// for the next one.
 pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> &str, token: Option<&str>, size: usize) -> Result<(Vec<T>, Option<String>), ApiError> {
-    let after = match token {
-        None | Some("") => None,
-        Some(t) => Some(unhex(t).ok_or_else(|| ApiError::invalid(format!("nextToken {t:?} is not valid")))?),
-    };
+    let after = after(token)?;
     let mut rest = items.into_iter().filter(|i| after.as_deref().is_none_or(|a| key(i) > a)).peekable();
     let mut out = Vec::new();
     while out.len() < size {

@@ -17,6 +17,21 @@ pub struct Config {
     pub store: StoreConfig,
     pub api: ApiSettings,
     pub aws: AwsConfig,
+    pub registry: RegistrySettings,
+}
+
+/// The thing registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Seconds a thing type must have been deprecated before DeleteThingType accepts it.
+    pub thing_type_delete_delay_secs: u64,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings { thing_type_delete_delay_secs: 300 }
+    }
 }
 
 /// The HTTP API and operations endpoints.
@@ -190,6 +205,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             api: ApiSettings::default(),
             aws: AwsConfig::default(),
+            registry: RegistrySettings::default(),
         }
     }
 }
@@ -337,6 +353,11 @@ region = "us-east-1"
 account_id = ""
 # The host name DescribeEndpoint answers.
 endpoint_host = "localhost"
+
+[registry]
+# Seconds a thing type must have been deprecated (DeprecateThingType) before DeleteThingType
+# accepts it; AWS IoT waits five minutes.
+thing_type_delete_delay_secs = 300
 "#;
 
 /// A configuration problem, reported before anything starts.

@@ -287,7 +287,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             let authn: std::sync::Arc<dyn broker::auth::Authenticator> = std::sync::Arc::new(broker::auth::AllowAll);
             servers.push(tokio::spawn(broker::server::serve(broker.clone(), l.listener, l.transport, authn, shutdown_rx.clone())));
         }
-        let api = std::sync::Arc::new(platform::api(&config, docs.clone(), &identity, &broker));
+        let api = std::sync::Arc::new(platform::api(&config, docs.clone(), &identity, &broker)?);
         for l in api_listeners {
             let name = if l.tls.is_some() { "https" } else { "http" };
             tracing::info!(transport = name, addr = %l.addr, "listening");

@@ -1,10 +1,12 @@
 //! Wiring the platform together: the store's documents, the AWS identity (region, account),
-//! access keys, and the API services over the broker.
+//! access keys, the thing registry, and the API services over the broker.
 
 use crate::config::Config;
 use anyhow::Context;
 use api::{Api, ApiConfig, Keys};
+use registry::{Registry, RegistryConfig};
 use std::sync::Arc;
+use std::time::Duration;
 use store::{DocOp, Documents};
 
 /// The AWS identity ARNs are built from.
@@ -52,10 +54,27 @@ pub fn first_start_keys(keys: &Keys) -> anyhow::Result<Option<api::AccessKey>> {
     Ok(Some(keys.create("root")?))
 }
 
-/// The API with every service Ferrite offers.
-pub fn api(config: &Config, docs: Arc<Documents>, _identity: &Identity, broker: &broker::Broker) -> Api {
-    let mut api = Api::new(Keys::new(docs), ApiConfig { max_body_bytes: config.api.max_body_bytes });
-    api.add(Arc::new(api::iotdata::IotData::new(broker.clone())));
+/// The thing registry, loaded from the documents; its events go out through the broker.
+pub fn registry(config: &Config, docs: Arc<Documents>, identity: &Identity, events: Arc<dyn registry::EventSink>) -> anyhow::Result<Registry> {
+    let settings = RegistryConfig {
+        region: identity.region.clone(),
+        account_id: identity.account_id.clone(),
+        thing_type_delete_delay: Duration::from_secs(config.registry.thing_type_delete_delay_secs),
+    };
+    Registry::open(docs, settings, events).context("loading the thing registry")
+}
+
+/// The API with every service Ferrite offers (call inside the Tokio runtime: the registry's
+/// event publisher is a task).
+pub fn api(config: &Config, docs: Arc<Documents>, identity: &Identity, broker: &broker::Broker) -> anyhow::Result<Api> {
+    let events = api::iot::BrokerEvents::start(broker.clone());
+    let registry = Arc::new(registry(config, docs.clone(), identity, events.clone())?);
+    let mut api = Api::new(Keys::new(docs.clone()), ApiConfig { max_body_bytes: config.api.max_body_bytes });
+    let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default())?;
+    tokio::spawn(shadows.clone().serve_mqtt(broker.internal_client("$ferrite/shadow")));
+    api.add(Arc::new(api::iotdata::IotData::new(broker.clone(), shadows)));
+    api.add(Arc::new(api::iot::Iot::new(registry, identity.endpoint_host.clone())));
     api.add_metrics(Arc::new(api::metrics::BrokerMetrics(broker.clone())));
-    api
+    api.add_metrics(events);
+    Ok(api)
 }

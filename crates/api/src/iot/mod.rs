@@ -1,0 +1,448 @@
+//! The `iot` service (AWS IoT control plane): the thing registry — things, thing types, thing
+//! groups, billing groups, tags, thing principals — plus DescribeEndpoint and the event
+//! configuration. Maps rest-json requests onto [`registry::Registry`] and builds AWS's JSON.
+//!
+//! Handlers are synchronous (the registry commits to SQLite before answering) and run on the
+//! blocking pool.
+
+mod billing;
+mod events;
+mod groups;
+mod misc;
+mod things;
+mod types;
+
+pub use events::BrokerEvents;
+
+use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Route, Service};
+use crate::{ApiError, pagination};
+use registry::{AttributePayload, Page, Registry, RegistryError};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/things/{thingName}", op: "CreateThing" },
+    Route { method: "GET", path: "/things/{thingName}", op: "DescribeThing" },
+    Route { method: "PATCH", path: "/things/{thingName}", op: "UpdateThing" },
+    Route { method: "DELETE", path: "/things/{thingName}", op: "DeleteThing" },
+    Route { method: "GET", path: "/things", op: "ListThings" },
+    Route { method: "PUT", path: "/things/{thingName}/principals", op: "AttachThingPrincipal" },
+    Route { method: "DELETE", path: "/things/{thingName}/principals", op: "DetachThingPrincipal" },
+    Route { method: "GET", path: "/things/{thingName}/principals", op: "ListThingPrincipals" },
+    Route { method: "GET", path: "/things/{thingName}/principals-v2", op: "ListThingPrincipalsV2" },
+    Route { method: "GET", path: "/principals/things", op: "ListPrincipalThings" },
+    Route { method: "GET", path: "/principals/things-v2", op: "ListPrincipalThingsV2" },
+    Route { method: "GET", path: "/things/{thingName}/thing-groups", op: "ListThingGroupsForThing" },
+    Route { method: "POST", path: "/thing-types/{thingTypeName}", op: "CreateThingType" },
+    Route { method: "GET", path: "/thing-types/{thingTypeName}", op: "DescribeThingType" },
+    Route { method: "GET", path: "/thing-types", op: "ListThingTypes" },
+    Route { method: "PATCH", path: "/thing-types/{thingTypeName}", op: "UpdateThingType" },
+    Route { method: "POST", path: "/thing-types/{thingTypeName}/deprecate", op: "DeprecateThingType" },
+    Route { method: "DELETE", path: "/thing-types/{thingTypeName}", op: "DeleteThingType" },
+    Route { method: "POST", path: "/thing-groups/{thingGroupName}", op: "CreateThingGroup" },
+    Route { method: "GET", path: "/thing-groups/{thingGroupName}", op: "DescribeThingGroup" },
+    Route { method: "PATCH", path: "/thing-groups/{thingGroupName}", op: "UpdateThingGroup" },
+    Route { method: "DELETE", path: "/thing-groups/{thingGroupName}", op: "DeleteThingGroup" },
+    Route { method: "GET", path: "/thing-groups", op: "ListThingGroups" },
+    Route { method: "PUT", path: "/thing-groups/addThingToThingGroup", op: "AddThingToThingGroup" },
+    Route { method: "PUT", path: "/thing-groups/removeThingFromThingGroup", op: "RemoveThingFromThingGroup" },
+    Route { method: "PUT", path: "/thing-groups/updateThingGroupsForThing", op: "UpdateThingGroupsForThing" },
+    Route { method: "GET", path: "/thing-groups/{thingGroupName}/things", op: "ListThingsInThingGroup" },
+    Route { method: "POST", path: "/billing-groups/{billingGroupName}", op: "CreateBillingGroup" },
+    Route { method: "GET", path: "/billing-groups/{billingGroupName}", op: "DescribeBillingGroup" },
+    Route { method: "PATCH", path: "/billing-groups/{billingGroupName}", op: "UpdateBillingGroup" },
+    Route { method: "DELETE", path: "/billing-groups/{billingGroupName}", op: "DeleteBillingGroup" },
+    Route { method: "GET", path: "/billing-groups", op: "ListBillingGroups" },
+    Route { method: "PUT", path: "/billing-groups/addThingToBillingGroup", op: "AddThingToBillingGroup" },
+    Route { method: "PUT", path: "/billing-groups/removeThingFromBillingGroup", op: "RemoveThingFromBillingGroup" },
+    Route { method: "GET", path: "/billing-groups/{billingGroupName}/things", op: "ListThingsInBillingGroup" },
+    Route { method: "POST", path: "/tags", op: "TagResource" },
+    Route { method: "POST", path: "/untag", op: "UntagResource" },
+    Route { method: "GET", path: "/tags", op: "ListTagsForResource" },
+    Route { method: "GET", path: "/endpoint", op: "DescribeEndpoint" },
+    Route { method: "PATCH", path: "/event-configurations", op: "UpdateEventConfigurations" },
+    Route { method: "GET", path: "/event-configurations", op: "DescribeEventConfigurations" },
+];
+
+/// The `iot` service.
+pub struct Iot {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<Registry>,
+    /// The host DescribeEndpoint answers.
+    endpoint_host: String,
+}
+
+impl Iot {
+    /// The service over a loaded registry.
+    pub fn new(registry: Arc<Registry>, endpoint_host: impl Into<String>) -> Iot {
+        Iot { inner: Arc::new(Inner { registry, endpoint_host: endpoint_host.into() }) }
+    }
+}
+
+impl Service for Iot {
+    fn signing_name(&self) -> &'static str {
+        "iot"
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    fn call(&self, req: ApiRequest) -> BoxReply<'_> {
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let op = req.op;
+            match tokio::task::spawn_blocking(move || inner.handle(&req)).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    tracing::error!(operation = op, error = %e, "registry handler failed");
+                    Err(ApiError::internal("An internal error occurred."))
+                }
+            }
+        })
+    }
+}
+
+impl Inner {
+    fn handle(&self, req: &ApiRequest) -> Reply {
+        match req.op {
+            "CreateThing" => self.create_thing(req),
+            "DescribeThing" => self.describe_thing(req),
+            "UpdateThing" => self.update_thing(req),
+            "DeleteThing" => self.delete_thing(req),
+            "ListThings" => self.list_things(req),
+            "AttachThingPrincipal" => self.attach_thing_principal(req),
+            "DetachThingPrincipal" => self.detach_thing_principal(req),
+            "ListThingPrincipals" => self.list_thing_principals(req, false),
+            "ListThingPrincipalsV2" => self.list_thing_principals(req, true),
+            "ListPrincipalThings" => self.list_principal_things(req, false),
+            "ListPrincipalThingsV2" => self.list_principal_things(req, true),
+            "ListThingGroupsForThing" => self.list_thing_groups_for_thing(req),
+            "CreateThingType" => self.create_thing_type(req),
+            "DescribeThingType" => self.describe_thing_type(req),
+            "ListThingTypes" => self.list_thing_types(req),
+            "UpdateThingType" => self.update_thing_type(req),
+            "DeprecateThingType" => self.deprecate_thing_type(req),
+            "DeleteThingType" => self.delete_thing_type(req),
+            "CreateThingGroup" => self.create_thing_group(req),
+            "DescribeThingGroup" => self.describe_thing_group(req),
+            "UpdateThingGroup" => self.update_thing_group(req),
+            "DeleteThingGroup" => self.delete_thing_group(req),
+            "ListThingGroups" => self.list_thing_groups(req),
+            "AddThingToThingGroup" => self.add_thing_to_thing_group(req),
+            "RemoveThingFromThingGroup" => self.remove_thing_from_thing_group(req),
+            "UpdateThingGroupsForThing" => self.update_thing_groups_for_thing(req),
+            "ListThingsInThingGroup" => self.list_things_in_thing_group(req),
+            "CreateBillingGroup" => self.create_billing_group(req),
+            "DescribeBillingGroup" => self.describe_billing_group(req),
+            "UpdateBillingGroup" => self.update_billing_group(req),
+            "DeleteBillingGroup" => self.delete_billing_group(req),
+            "ListBillingGroups" => self.list_billing_groups(req),
+            "AddThingToBillingGroup" => self.add_thing_to_billing_group(req),
+            "RemoveThingFromBillingGroup" => self.remove_thing_from_billing_group(req),
+            "ListThingsInBillingGroup" => self.list_things_in_billing_group(req),
+            "TagResource" => self.tag_resource(req),
+            "UntagResource" => self.untag_resource(req),
+            "ListTagsForResource" => self.list_tags_for_resource(req),
+            "DescribeEndpoint" => self.describe_endpoint(req),
+            "UpdateEventConfigurations" => self.update_event_configurations(req),
+            "DescribeEventConfigurations" => self.describe_event_configurations(),
+            op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> ApiError {
+        match e {
+            RegistryError::Invalid(m) => ApiError::invalid(m),
+            RegistryError::NotFound(m) => ApiError::not_found(m),
+            RegistryError::AlreadyExists { message, resource_id, resource_arn } => ApiError::already_exists(message, &resource_id, &resource_arn),
+            RegistryError::VersionConflict(m) => ApiError::version_conflict(m),
+            RegistryError::LimitExceeded(m) => ApiError::limit_exceeded(m),
+            RegistryError::Store(e) => ApiError::from(e),
+            e @ RegistryError::Corrupt { .. } => {
+                tracing::error!(error = %e, "registry document cannot be read");
+                ApiError::internal("An internal error occurred while reading the registry.")
+            }
+        }
+    }
+}
+
+/// A JSON object from a request body (or a member of one), read member by member with AWS's
+/// types: a member of the wrong type is an InvalidRequestException naming it; `null` is absent.
+pub(crate) struct Input {
+    members: Map<String, Value>,
+    /// Where this object sits in the request (`""` for the body), for messages.
+    path: String,
+}
+
+impl Input {
+    /// The request body.
+    pub fn body(req: &ApiRequest) -> Result<Input, ApiError> {
+        let Value::Object(members) = req.json()? else { return Err(ApiError::invalid("the request body must be a JSON object")) };
+        Ok(Input { members, path: String::new() })
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
+    }
+
+    /// The member names.
+    pub fn keys(&self) -> Vec<String> {
+        self.members.keys().cloned().collect()
+    }
+
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.members.get(key).filter(|v| !v.is_null())
+    }
+
+    fn wrong(&self, key: &str, what: &str) -> ApiError {
+        ApiError::invalid(format!("{} must be {what}", self.name(key)))
+    }
+
+    /// A string member.
+    pub fn str(&self, key: &str) -> Result<Option<String>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    /// A boolean member (absent: false).
+    pub fn bool(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.wrong(key, "a boolean")),
+        }
+    }
+
+    /// An integer member.
+    pub fn i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v.as_i64().map(Some).ok_or_else(|| self.wrong(key, "an integer")),
+        }
+    }
+
+    /// A structure member.
+    pub fn obj(&self, key: &str) -> Result<Option<Input>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Input { members: m.clone(), path: self.name(key) })),
+            Some(_) => Err(self.wrong(key, "an object")),
+        }
+    }
+
+    /// A list-of-structures member.
+    pub fn objs(&self, key: &str) -> Result<Option<Vec<Input>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Object(m) => Ok(Input { members: m.clone(), path: format!("{}.member", self.name(key)) }),
+                    _ => Err(self.wrong(key, "a list of objects")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key, "a list")),
+        }
+    }
+
+    /// A list-of-strings member.
+    pub fn strs(&self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(key, "a list of strings")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key, "a list of strings")),
+        }
+    }
+
+    /// A string-to-string map member.
+    pub fn str_map(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())).ok_or_else(|| self.wrong(key, "a map of strings to strings")))
+                .collect::<Result<BTreeMap<_, _>, _>>()
+                .map(Some),
+            Some(_) => Err(self.wrong(key, "a map of strings to strings")),
+        }
+    }
+
+    /// An AttributePayload member (`attributes`, `merge`).
+    pub fn attribute_payload(&self, key: &str) -> Result<Option<AttributePayload>, ApiError> {
+        let Some(p) = self.obj(key)? else { return Ok(None) };
+        Ok(Some(AttributePayload { attributes: p.str_map("attributes")?, merge: p.bool("merge")? }))
+    }
+
+    /// A TagList member (`[{"Key": ..., "Value": ...}]`; a missing value is the empty string).
+    pub fn tags(&self, key: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let Some(items) = self.objs(key)? else { return Ok(Vec::new()) };
+        items
+            .iter()
+            .map(|t| {
+                let k = t.str("Key")?.ok_or_else(|| ApiError::invalid(format!("{} is required", t.name("Key"))))?;
+                Ok((k, t.str("Value")?.unwrap_or_default()))
+            })
+            .collect()
+    }
+}
+
+/// The `maxResults` and `nextToken` of a list request: the key to continue after and the page
+/// size (1 to 250; 250 when absent).
+pub(crate) fn paging(req: &ApiRequest) -> Result<(Option<String>, usize), ApiError> {
+    let limit = req.query_int("maxResults", 250, 1, 250)? as usize;
+    Ok((pagination::after(req.query("nextToken"))?, limit))
+}
+
+/// Adds `nextToken` to a list response when more items follow the page.
+pub(crate) fn with_token<T>(mut out: Value, page: &Page<T>, key: impl Fn(&T) -> &str) -> Value {
+    if page.more
+        && let Some(last) = page.items.last()
+    {
+        out["nextToken"] = Value::String(pagination::token(key(last)));
+    }
+    out
+}
+
+/// A timestamp as the model types it: epoch seconds, a number.
+pub(crate) fn secs(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+/// An optional `expectedVersion` query parameter.
+pub(crate) fn expected_version(req: &ApiRequest) -> Result<Option<i64>, ApiError> {
+    match req.query("expectedVersion") {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| ApiError::invalid(format!("expectedVersion must be an integer, not {v:?}"))),
+    }
+}
+
+/// `{"tags": [...]}` / TagList from a tag map.
+pub(crate) fn tag_list(tags: &registry::Tags) -> Value {
+    Value::Array(tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect())
+}
+
+/// A successful response with no members.
+pub(crate) fn done() -> Reply {
+    ApiResponse::json(json!({}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use identity::sigv4::Verified;
+    use std::collections::HashMap;
+
+    struct Fixture {
+        dir: std::path::PathBuf,
+        inner: Inner,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("ferrite-api-iot-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let docs = Arc::new(store::Documents::open(&dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
+        let config = registry::RegistryConfig {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            thing_type_delete_delay: std::time::Duration::from_secs(300),
+        };
+        let registry = Arc::new(Registry::open(docs, config, Arc::new(registry::NoEvents)).unwrap());
+        Fixture { dir, inner: Inner { registry, endpoint_host: "iot.example.com".into() } }
+    }
+
+    fn request(op: &'static str, params: &[(&str, &str)], query: &[(&str, &str)], body: &str) -> ApiRequest {
+        ApiRequest {
+            op,
+            method: "POST".into(),
+            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: Vec::new(),
+            body: Bytes::from(body.to_string()),
+            caller: Verified { access_key: "AKIA".into(), region: "us-east-1".into(), service: "iot".into() },
+            request_id: "r".into(),
+        }
+    }
+
+    fn json_of(reply: Reply) -> Value {
+        match reply.unwrap().body {
+            crate::Body::Json(v) => v,
+            other => panic!("not JSON: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn things_map_to_aws_shapes_and_errors() {
+        let f = fixture("things");
+        let created = json_of(f.inner.handle(&request("CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"1"}}}"#)));
+        assert_eq!(created["thingArn"], "arn:aws:iot:us-east-1:123456789012:thing/t1");
+        let d = json_of(f.inner.handle(&request("DescribeThing", &[("thingName", "t1")], &[], "")));
+        assert_eq!(d["defaultClientId"], "t1");
+        assert_eq!(d["version"], 1);
+        assert_eq!(d["thingId"], created["thingId"]);
+        assert!(d.get("thingTypeName").is_none());
+        let e = f.inner.handle(&request("CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"2"}}}"#)).unwrap_err();
+        assert_eq!((e.status, e.error_type), (409, "ResourceAlreadyExistsException"));
+        assert_eq!(e.body()["resourceArn"], created["thingArn"]);
+        assert_eq!(e.body()["resourceId"], created["thingId"]);
+        let e = f.inner.handle(&request("DescribeThing", &[("thingName", "nope")], &[], "")).unwrap_err();
+        assert_eq!((e.status, e.error_type), (404, "ResourceNotFoundException"));
+        let e = f.inner.handle(&request("UpdateThing", &[("thingName", "t1")], &[], r#"{"expectedVersion":"one"}"#)).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("expectedVersion"), "{}", e.message);
+        let e = f.inner.handle(&request("CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#)).unwrap_err();
+        assert!(e.message.contains("attributePayload.attributes"), "{}", e.message);
+    }
+
+    #[test]
+    fn lists_page_with_opaque_tokens() {
+        let f = fixture("paging");
+        for i in 0..5 {
+            f.inner.handle(&request("CreateThing", &[("thingName", &format!("t{i}"))], &[], "")).unwrap();
+        }
+        let first = json_of(f.inner.handle(&request("ListThings", &[], &[("maxResults", "3")], "")));
+        assert_eq!(first["things"].as_array().unwrap().len(), 3);
+        let token = first["nextToken"].as_str().unwrap().to_string();
+        let rest = json_of(f.inner.handle(&request("ListThings", &[], &[("nextToken", &token)], "")));
+        let names: Vec<&str> = rest["things"].as_array().unwrap().iter().map(|t| t["thingName"].as_str().unwrap()).collect();
+        assert_eq!(names, ["t3", "t4"]);
+        assert!(rest.get("nextToken").is_none());
+        let e = f.inner.handle(&request("ListThings", &[], &[("maxResults", "0")], "")).unwrap_err();
+        assert_eq!(e.error_type, "InvalidRequestException");
+    }
+
+    #[test]
+    fn timestamps_are_epoch_seconds_and_endpoint_is_the_configured_host() {
+        let f = fixture("misc");
+        let d = json_of(f.inner.handle(&request("DescribeEventConfigurations", &[], &[], "")));
+        let created = d["creationDate"].as_f64().unwrap();
+        assert!(created > 1.6e9 && created < 1e11, "{created}");
+        assert_eq!(d["eventConfigurations"]["THING"]["Enabled"], false);
+        let e = json_of(f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Data-ATS")], "")));
+        assert_eq!(e["endpointAddress"], "iot.example.com");
+        let e = f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Other")], "")).unwrap_err();
+        assert_eq!(e.error_type, "InvalidRequestException");
+    }
+}

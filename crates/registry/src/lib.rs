@@ -1,0 +1,277 @@
+//! The AWS IoT thing registry: things, thing types, static thing groups (a hierarchy), billing
+//! groups, tags, thing principals, the event configuration and the registry events.
+//!
+//! Everything lives in memory behind one mutex and is written through to the store's documents
+//! table: an operation computes its changes, commits them in one transaction, and only then
+//! applies them to memory and hands its events to the [`EventSink`]. A successful return means
+//! committed. No HTTP or AWS JSON wire shapes here: the `api` crate maps requests onto this.
+
+mod billing;
+mod error;
+mod events;
+mod groups;
+mod model;
+mod principals;
+mod state;
+mod tags;
+mod things;
+mod types;
+pub mod validate;
+
+pub use billing::NewBillingGroup;
+pub use error::{RegistryError, Result};
+pub use events::{Event, EventSink, NoEvents};
+pub use groups::{MAX_CHILDREN, MAX_DEPTH, MAX_GROUPS_PER_THING};
+pub use model::*;
+pub use types::ThingTypeUpdate;
+
+use state::{Change, State};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use store::Documents;
+
+/// Settings the registry needs.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// ARNs are `arn:aws:iot:{region}:{account_id}:...`.
+    pub region: String,
+    pub account_id: String,
+    /// How long after DeprecateThingType a thing type may be deleted (AWS: five minutes).
+    pub thing_type_delete_delay: Duration,
+}
+
+/// The kinds of registry resources that have ARNs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Thing,
+    ThingType,
+    ThingGroup,
+    BillingGroup,
+}
+
+impl ResourceKind {
+    /// The resource type in the ARN (`thing`, `thingtype`, `thinggroup`, `billinggroup`).
+    pub fn arn_type(self) -> &'static str {
+        match self {
+            ResourceKind::Thing => "thing",
+            ResourceKind::ThingType => "thingtype",
+            ResourceKind::ThingGroup => "thinggroup",
+            ResourceKind::BillingGroup => "billinggroup",
+        }
+    }
+}
+
+/// The registry.
+pub struct Registry {
+    docs: Arc<Documents>,
+    config: RegistryConfig,
+    sink: Arc<dyn EventSink>,
+    state: Mutex<State>,
+    opened_ms: i64,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A random (version 4) UUID.
+pub(crate) fn uuid() -> String {
+    let mut b = [0u8; 16];
+    // SystemRandom only fails without an OS entropy source, which Ferrite cannot run without.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+impl Registry {
+    /// Loads the registry from the documents table.
+    pub fn open(docs: Arc<Documents>, config: RegistryConfig, sink: Arc<dyn EventSink>) -> Result<Registry> {
+        let state = State::load(&docs)?;
+        tracing::info!(
+            things = state.things.len(),
+            thing_types = state.types.len(),
+            thing_groups = state.groups.len(),
+            billing_groups = state.billing.len(),
+            "registry loaded"
+        );
+        Ok(Registry { docs, config, sink, state: Mutex::new(state), opened_ms: now_ms() })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the changes in one transaction, then applies them to memory and publishes the
+    /// events whose type is enabled.
+    fn commit(&self, st: &mut State, changes: Vec<Change>, events: Vec<events::Event>) -> Result<()> {
+        let ops = changes.iter().map(Change::doc_op).collect::<Result<Vec<_>>>()?;
+        if !ops.is_empty() {
+            self.docs.apply(&ops)?;
+        }
+        for c in changes {
+            st.apply(c);
+        }
+        for e in events {
+            if st.events.as_ref().is_some_and(|c| c.is_enabled(e.event_type)) {
+                self.sink.publish(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured region.
+    pub fn region(&self) -> &str {
+        &self.config.region
+    }
+
+    /// The configured account id.
+    pub fn account_id(&self) -> &str {
+        &self.config.account_id
+    }
+
+    /// The ARN of a registry resource.
+    pub fn arn(&self, kind: ResourceKind, name: &str) -> String {
+        format!("arn:aws:iot:{}:{}:{}/{name}", self.config.region, self.config.account_id, kind.arn_type())
+    }
+
+    /// Reads an ARN of this account and region: its kind and resource name. `None` when it is
+    /// not one (another account or region, another service, or not an ARN at all).
+    pub fn parse_arn(&self, arn: &str) -> Option<(ResourceKind, String)> {
+        let rest = arn.strip_prefix("arn:aws:iot:")?;
+        let rest = rest.strip_prefix(self.config.region.as_str())?.strip_prefix(':')?;
+        let rest = rest.strip_prefix(self.config.account_id.as_str())?.strip_prefix(':')?;
+        let (ty, name) = rest.split_once('/')?;
+        let kind =
+            [ResourceKind::Thing, ResourceKind::ThingType, ResourceKind::ThingGroup, ResourceKind::BillingGroup].into_iter().find(|k| k.arn_type() == ty)?;
+        (!name.is_empty()).then(|| (kind, name.to_string()))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A registry over a fresh database file, recording the events it publishes.
+
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    pub struct Recorder(pub Mutex<Vec<Event>>);
+
+    impl EventSink for Recorder {
+        fn publish(&self, event: Event) {
+            self.0.lock().unwrap().push(event);
+        }
+    }
+
+    impl Recorder {
+        pub fn topics(&self) -> Vec<String> {
+            self.0.lock().unwrap().drain(..).map(|e| e.topic).collect()
+        }
+    }
+
+    static N: AtomicUsize = AtomicUsize::new(0);
+
+    pub struct Fixture {
+        pub dir: std::path::PathBuf,
+        pub events: Arc<Recorder>,
+        pub registry: Registry,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    pub fn config(delay_secs: u64) -> RegistryConfig {
+        RegistryConfig { region: "us-east-1".into(), account_id: "123456789012".into(), thing_type_delete_delay: Duration::from_secs(delay_secs) }
+    }
+
+    /// A registry with the given thing type delete delay.
+    pub fn fixture(delay_secs: u64) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("ferrite-registry-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let docs = Arc::new(Documents::open(&dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
+        let events = Arc::new(Recorder::default());
+        let registry = Registry::open(docs, config(delay_secs), events.clone()).unwrap();
+        Fixture { dir, events, registry }
+    }
+
+    impl Fixture {
+        /// The same database opened again (a restart).
+        pub fn reopen(&self) -> Registry {
+            let docs = Arc::new(Documents::open(&self.dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
+            Registry::open(docs, config(0), self.events.clone()).unwrap()
+        }
+
+        pub fn thing(&self, name: &str) -> Thing {
+            self.registry.create_thing(NewThing { name: name.into(), ..Default::default() }).unwrap()
+        }
+
+        pub fn group(&self, name: &str, parent: Option<&str>) -> ThingGroup {
+            let g = NewThingGroup { name: name.into(), parent: parent.map(str::to_string), ..Default::default() };
+            self.registry.create_thing_group(g).unwrap()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::fixture;
+    use super::*;
+
+    #[test]
+    fn arns_round_trip_for_this_account_and_region_only() {
+        let f = fixture(0);
+        let r = &f.registry;
+        let arn = r.arn(ResourceKind::ThingGroup, "g1");
+        assert_eq!(arn, "arn:aws:iot:us-east-1:123456789012:thinggroup/g1");
+        assert_eq!(r.parse_arn(&arn), Some((ResourceKind::ThingGroup, "g1".into())));
+        assert_eq!(r.parse_arn("arn:aws:iot:eu-west-1:123456789012:thinggroup/g1"), None);
+        assert_eq!(r.parse_arn("arn:aws:iot:us-east-1:123456789012:rule/r"), None);
+        assert_eq!(r.parse_arn("arn:aws:iot:us-east-1:123456789012:thing/"), None);
+        assert_eq!(r.parse_arn("not an arn"), None);
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(uuid(), u);
+    }
+
+    #[test]
+    fn event_configurations_default_off_and_update_by_type() {
+        let f = fixture(0);
+        let r = &f.registry;
+        assert!(r.event_configurations().enabled.values().all(|v| !v));
+        assert_eq!(r.event_configurations().enabled.len(), 11);
+        r.update_event_configurations(&[("THING".to_string(), true)].into_iter().collect()).unwrap();
+        assert!(r.event_enabled("THING"));
+        assert!(!r.event_enabled("THING_GROUP"));
+        let bad = r.update_event_configurations(&[("NOPE".to_string(), true)].into_iter().collect());
+        assert!(matches!(bad, Err(RegistryError::Invalid(m)) if m.contains("NOPE")));
+        assert!(f.reopen().event_enabled("THING"));
+    }
+
+    #[test]
+    fn events_are_published_only_for_enabled_types() {
+        let f = fixture(0);
+        f.thing("quiet");
+        assert!(f.events.topics().is_empty());
+        f.registry.update_event_configurations(&[("THING".to_string(), true)].into_iter().collect()).unwrap();
+        f.thing("loud");
+        assert_eq!(f.events.topics(), vec!["$aws/events/thing/loud/created".to_string()]);
+    }
+}
