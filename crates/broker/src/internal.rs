@@ -47,6 +47,12 @@ impl InternalClient {
         Ok(())
     }
 
+    /// Lets this client receive Basic Ingest messages (`$aws/rules/...`) its subscriptions
+    /// match; no other session ever receives them.
+    pub fn receive_basic_ingest(&self) {
+        self.session.lock().basic_ingest = true;
+    }
+
     /// The next message delivered to this client.
     pub async fn recv(&self) -> Delivery {
         loop {
@@ -108,5 +114,22 @@ mod tests {
         // No Local: the service does not hear itself.
         service.subscribe("echo", QoS::AtMostOnce).unwrap();
         assert_eq!(service.publish(msg("echo", b"x")).await, 0);
+    }
+
+    #[tokio::test]
+    async fn basic_ingest_reaches_only_flagged_sessions_and_is_never_retained() {
+        let broker = Broker::new(Default::default());
+        let rule = broker.internal_client("rule");
+        rule.subscribe("$aws/rules/r1/#", QoS::AtLeastOnce).unwrap();
+        rule.receive_basic_ingest();
+        let snoop = broker.internal_client("snoop");
+        snoop.subscribe("$aws/rules/r1/#", QoS::AtLeastOnce).unwrap();
+        let device = broker.internal_client("device");
+        let mut m = msg("$aws/rules/r1/a/b", b"x");
+        m.retain = true;
+        assert_eq!(device.publish(m).await, 1);
+        assert_eq!(&*rule.recv().await.msg.topic, "$aws/rules/r1/a/b");
+        assert!(snoop.session.lock().queue.is_empty());
+        assert!(broker.inner().retained.get("$aws/rules/r1/a/b").is_none());
     }
 }

@@ -38,6 +38,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use store::{Op, SyncMode};
 
+/// Topics of AWS IoT Basic Ingest (`$aws/rules/{ruleName}/...`): delivered only to sessions
+/// with `basic_ingest` set (the rules engine), never to subscribers, never retained.
+pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
+
 /// A handle to the broker's shared state; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Broker {
@@ -206,7 +210,15 @@ impl BrokerInner {
     /// Stores a retained message if flagged, then offers the message to every matching
     /// subscription. Store ops it needs go to `ops`. Returns the number of sessions reached.
     pub fn publish(&self, msg: Arc<Message>, ops: &mut Vec<Op>) -> usize {
-        if msg.retain && self.config.retain_available {
+        self.publish_from(msg, ops, &mut None)
+    }
+
+    /// [`BrokerInner::publish`] for a connection: `pressure` is set to a session whose queue is
+    /// full while its connection drains it, so the publisher can wait for room before reading on.
+    pub(crate) fn publish_from(&self, msg: Arc<Message>, ops: &mut Vec<Op>, pressure: &mut Option<Arc<Session>>) -> usize {
+        // Basic Ingest: `$aws/rules/{rule}/...` goes to the rules engine only, never retained.
+        let ingest = msg.topic.starts_with(BASIC_INGEST_PREFIX);
+        if msg.retain && self.config.retain_available && !ingest {
             self.retained.set(&msg);
             if self.has_store() {
                 ops.push(if msg.payload.is_empty() {
@@ -216,7 +228,10 @@ impl BrokerInner {
                 });
             }
         }
-        let targets = self.router.route(&msg.topic, msg.publisher.as_deref());
+        let mut targets = self.router.route(&msg.topic, msg.publisher.as_deref());
+        if ingest {
+            targets.retain(|t| t.session.lock().basic_ingest);
+        }
         let n = targets.len();
         for t in targets {
             let d = Delivery {
@@ -226,17 +241,25 @@ impl BrokerInner {
                 msg: msg.clone(),
                 seq: 0,
             };
-            self.offer(&t.session, d, ops);
+            if self.offer(&t.session, d, ops) {
+                *pressure = Some(t.session.clone());
+            }
         }
         n
     }
 
-    /// Queues one delivery on a session, counting drops.
-    pub(crate) fn offer(&self, session: &Session, d: Delivery, ops: &mut Vec<Op>) {
+    /// Queues one delivery on a session, counting drops; true when the session is under pressure.
+    pub(crate) fn offer(&self, session: &Session, d: Delivery, ops: &mut Vec<Op>) -> bool {
         let c = &self.config;
         let qos = d.qos;
         match session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline, ops) {
             Enqueued::Queued | Enqueued::Ended => {}
+            Enqueued::Pressure { dropped } => {
+                if dropped {
+                    Metrics::inc(&self.metrics.dropped_queue_full);
+                }
+                return true;
+            }
             Enqueued::DroppedOffline => Metrics::inc(&self.metrics.dropped_qos0_offline),
             Enqueued::DroppedFull => {
                 Metrics::inc(&self.metrics.dropped_queue_full);
@@ -246,6 +269,7 @@ impl BrokerInner {
                 }
             }
         }
+        false
     }
 
     /// The session of a client identifier, if one exists.

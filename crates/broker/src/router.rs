@@ -85,13 +85,14 @@ impl Router {
     /// preferring connected sessions, round robin.
     pub fn route(&self, topic: &str, publisher: Option<&str>) -> Vec<Target> {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
-        let levels: Vec<&str> = topic.split('/').collect();
         let mut found = Vec::new();
         let mut shared = Vec::new();
-        collect(&root, &levels, 0, topic.starts_with('$'), &mut found, &mut shared);
+        collect(&root, Some(topic), true, topic.starts_with('$'), &mut found, &mut shared);
         let mut targets: Vec<Target> = Vec::with_capacity(found.len() + shared.len());
         found.retain(|e| !(e.opts.no_local && publisher == Some(&*e.session.client_id)));
-        found.sort_by_key(|e| Arc::as_ptr(&e.session));
+        if found.len() > 1 {
+            found.sort_unstable_by_key(|e| Arc::as_ptr(&e.session));
+        }
         for e in found {
             match targets.last_mut() {
                 Some(t) if Arc::ptr_eq(&t.session, &e.session) => {
@@ -133,29 +134,34 @@ fn pick(g: &SharedGroup) -> Option<&SubEntry> {
         .or_else(|| g.members.get(start % n))
 }
 
+/// Walks the trie along `rest` (the topic levels not yet matched; `None` past the last level).
 fn collect<'a>(
     node: &'a Node,
-    levels: &[&str],
-    i: usize,
+    rest: Option<&str>,
+    first: bool,
     dollar: bool,
     found: &mut Vec<&'a SubEntry>,
     shared: &mut Vec<&'a SharedGroup>,
 ) {
-    let wild_ok = !(i == 0 && dollar);
+    let wild_ok = !(first && dollar);
     if wild_ok && let Some(h) = node.children.get("#") {
         found.extend(h.subs.values());
         shared.extend(h.shared.values());
     }
-    let Some(level) = levels.get(i) else {
+    let Some(rest) = rest else {
         found.extend(node.subs.values());
         shared.extend(node.shared.values());
         return;
     };
+    let (level, next) = match rest.split_once('/') {
+        Some((l, n)) => (l, Some(n)),
+        None => (rest, None),
+    };
     if wild_ok && let Some(p) = node.children.get("+") {
-        collect(p, levels, i + 1, dollar, found, shared);
+        collect(p, next, false, dollar, found, shared);
     }
-    if let Some(c) = node.children.get(*level) {
-        collect(c, levels, i + 1, dollar, found, shared);
+    if let Some(c) = node.children.get(level) {
+        collect(c, next, false, dollar, found, shared);
     }
 }
 

@@ -51,7 +51,7 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     pub transport: &'static str,
     /// The verified client certificate, on TLS listeners that asked for one.
-    pub cert: Option<CertFacts>,
+    pub cert: Option<Box<CertFacts>>,
 }
 
 /// Serves MQTT over TCP on `listener`, allowing every client (tests and local development).
@@ -126,45 +126,56 @@ pub(crate) struct Ctx {
     pub shutdown: watch::Receiver<bool>,
 }
 
-/// Completes the transport handshake (bounded by the connect timeout), then serves MQTT.
+/// Completes the transport handshake (bounded by the connect timeout), then serves MQTT. Each
+/// transport's work is boxed on its own, so the task of a plain TCP connection is not sized for
+/// the TLS and WebSocket states it never has (memory per idle connection).
 async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, ctx: Ctx) {
-    let timeout = ctx.inner.config.connect_timeout;
-    let name = transport.name();
-    let peer = |cert| PeerInfo { addr, transport: name, cert };
-    let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
-    match transport {
-        Transport::Tcp => crate::connection::serve(socket, peer(None), ctx).await,
-        Transport::Tls(acceptor) => match tokio::time::timeout(timeout, acceptor.accept(socket)).await {
-            Ok(Ok(tls)) => {
-                let cert = peer_cert(tls.get_ref().1);
-                crate::connection::serve(tls, peer(cert), ctx).await
-            }
-            Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
-        },
-        Transport::Ws => match tokio::time::timeout(timeout, crate::ws::accept(socket, max_frame)).await {
-            Ok(Ok(ws)) => crate::connection::serve(ws, peer(None), ctx).await,
-            Ok(Err(e)) => tracing::info!(%addr, error = %e, "WebSocket handshake failed"),
-            Err(_) => tracing::info!(%addr, "WebSocket handshake timed out"),
-        },
-        Transport::Wss(acceptor) => {
-            let handshake = async {
-                let tls = acceptor.accept(socket).await.map_err(|e| e.to_string())?;
-                let cert = peer_cert(tls.get_ref().1);
-                let ws = crate::ws::accept(tls, max_frame).await.map_err(|e| e.to_string())?;
-                Ok::<_, String>((ws, cert))
-            };
-            match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok((ws, cert))) => crate::connection::serve(ws, peer(cert), ctx).await,
-                Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS/WebSocket handshake failed"),
-                Err(_) => tracing::info!(%addr, "TLS/WebSocket handshake timed out"),
-            }
+    let served: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match transport {
+        Transport::Tcp => Box::pin(crate::connection::serve(socket, PeerInfo { addr, transport: "mqtt", cert: None }, ctx)),
+        Transport::Tls(acceptor) => Box::pin(serve_tls(socket, addr, acceptor, ctx)),
+        Transport::Ws => Box::pin(serve_ws(socket, addr, ctx)),
+        Transport::Wss(acceptor) => Box::pin(serve_wss(socket, addr, acceptor, ctx)),
+    };
+    served.await
+}
+
+async fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) {
+    match tokio::time::timeout(ctx.inner.config.connect_timeout, acceptor.accept(socket)).await {
+        Ok(Ok(tls)) => {
+            let cert = peer_cert(tls.get_ref().1);
+            Box::pin(crate::connection::serve(tls, PeerInfo { addr, transport: "mqtts", cert }, ctx)).await
         }
+        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
     }
 }
 
-fn peer_cert(conn: &rustls::ServerConnection) -> Option<CertFacts> {
-    conn.peer_certificates().and_then(|c| c.first()).and_then(|c| CertFacts::from_der(c))
+async fn serve_ws(socket: TcpStream, addr: SocketAddr, ctx: Ctx) {
+    let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
+    match tokio::time::timeout(ctx.inner.config.connect_timeout, crate::ws::accept(socket, max_frame)).await {
+        Ok(Ok(ws)) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "ws", cert: None }, ctx)).await,
+        Ok(Err(e)) => tracing::info!(%addr, error = %e, "WebSocket handshake failed"),
+        Err(_) => tracing::info!(%addr, "WebSocket handshake timed out"),
+    }
+}
+
+async fn serve_wss(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) {
+    let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
+    let handshake = async {
+        let tls = acceptor.accept(socket).await.map_err(|e| e.to_string())?;
+        let cert = peer_cert(tls.get_ref().1);
+        let ws = crate::ws::accept(tls, max_frame).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((ws, cert))
+    };
+    match tokio::time::timeout(ctx.inner.config.connect_timeout, handshake).await {
+        Ok(Ok((ws, cert))) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "wss", cert }, ctx)).await,
+        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS/WebSocket handshake failed"),
+        Err(_) => tracing::info!(%addr, "TLS/WebSocket handshake timed out"),
+    }
+}
+
+fn peer_cert(conn: &rustls::ServerConnection) -> Option<Box<CertFacts>> {
+    conn.peer_certificates().and_then(|c| c.first()).and_then(|c| CertFacts::from_der(c)).map(Box::new)
 }
 
 /// Reads the start of a CONNECT and answers CONNACK with `reason` (3.1.1: "server unavailable").

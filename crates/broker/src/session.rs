@@ -16,6 +16,9 @@ pub struct Session {
     state: Mutex<SessionState>,
     /// Woken when a message is queued.
     pub notify: Notify,
+    /// Woken when a queue under pressure has drained to half its bound (publishers waiting on it
+    /// resume reading).
+    pub room: Notify,
 }
 
 /// Where an outgoing QoS 1/2 message stands.
@@ -96,16 +99,30 @@ pub struct SessionState {
     pub max_queued: Option<usize>,
     /// The principal (certificate id, ...) of the attached connection.
     pub principal: Option<String>,
+    /// Receives Basic Ingest messages (`$aws/rules/...`): only the rules engine's in-process
+    /// sessions set it; no other session is ever delivered such a message.
+    pub basic_ingest: bool,
+    /// When the connection last took messages from the queue: a session that drains is slow,
+    /// one that does not is stalled.
+    pub drained_at: std::time::Instant,
+    /// A publisher was told to wait for room in this queue.
+    pub pressure: bool,
 }
 
 /// The outcome of offering a message to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     Queued,
+    /// The queue is full but its connection is draining it: the publisher should wait for room.
+    /// A QoS 1/2 message was still queued (up to twice the bound); a QoS 0 one was dropped.
+    Pressure { dropped: bool },
     DroppedOffline,
     DroppedFull,
     Ended,
 }
+
+/// How recently a connection must have drained its queue to count as slow rather than stalled.
+pub const ACTIVE_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Session {
     /// A new, empty session.
@@ -129,8 +146,12 @@ impl Session {
                 suppress_will: false,
                 max_queued: None,
                 principal: None,
+                basic_ingest: false,
+                drained_at: std::time::Instant::now(),
+                pressure: false,
             }),
             notify: Notify::new(),
+            room: Notify::new(),
         }
     }
 
@@ -165,8 +186,18 @@ impl Session {
             if st.attached.is_none() && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
                 return Enqueued::DroppedOffline;
             }
-            if st.queue.len() >= st.max_queued.unwrap_or(max_queued) {
-                return Enqueued::DroppedFull;
+            let bound = st.max_queued.unwrap_or(max_queued);
+            if st.queue.len() >= bound {
+                let draining = st.attached.is_some() && st.drained_at.elapsed() < ACTIVE_WITHIN;
+                if !draining {
+                    return Enqueued::DroppedFull;
+                }
+                st.pressure = true;
+                if d.qos == QoS::AtMostOnce || st.queue.len() >= bound * 2 {
+                    return Enqueued::Pressure { dropped: true };
+                }
+                st.queue.push_back(d);
+                return Enqueued::Pressure { dropped: false };
             }
             if st.persistent && d.qos != QoS::AtMostOnce {
                 d.seq = st.next_seq;
@@ -174,6 +205,11 @@ impl Session {
                 ops.push(Op::PutMessage { client_id: self.client_id.to_string(), row: d.to_row(0, 0) });
             }
             st.queue.push_back(d);
+            // Only the empty → non-empty transition needs a wake-up: otherwise a wake-up is
+            // already pending, or the connection is draining and will come back for the rest.
+            if st.queue.len() > 1 {
+                return Enqueued::Queued;
+            }
         }
         self.notify.notify_one();
         Enqueued::Queued

@@ -1,9 +1,12 @@
 //! TLS for the MQTT listeners: the rustls server configuration (TLS 1.2 and 1.3, one crypto
-//! provider: ring) with optional or required client certificates, and ALPN as AWS IoT offers it.
+//! provider: ring) with optional or required client certificates — verified against fixed roots,
+//! or by a verifier the caller supplies (Ferrite's consults the registered CA and device
+//! certificates as they change) — and ALPN as AWS IoT offers it.
 
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use std::sync::Arc;
 
 /// Whether TLS clients present a certificate.
@@ -54,7 +57,25 @@ pub fn server_config(
             builder.with_client_cert_verifier(v.build()?)
         }
     };
-    let mut config = builder.with_single_cert(chain, key)?;
+    finish(builder.with_single_cert(chain, key)?, alpn)
+}
+
+/// Builds the server configuration with a client certificate verifier of the caller's (it says
+/// itself whether a certificate is required).
+pub fn server_config_with_verifier(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    verifier: Arc<dyn ClientCertVerifier>,
+    alpn: bool,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier);
+    finish(builder.with_single_cert(chain, key)?, alpn)
+}
+
+fn finish(mut config: rustls::ServerConfig, alpn: bool) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     if alpn {
         config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     }

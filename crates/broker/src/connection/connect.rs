@@ -25,7 +25,8 @@ pub(super) async fn handshake<S: Stream>(
 ) -> Option<Conn<S>> {
     let cfg = &broker.config;
     let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
-    let mut rbuf = BytesMut::with_capacity(4096);
+    // Grows as needed (a CONNECT usually fits in the first 64 bytes).
+    let mut rbuf = BytesMut::new();
     let connect = loop {
         let v5 = sniff_v5(&rbuf);
         match mqtt::decode(&mut rbuf, None, cfg.max_packet_size) {
@@ -163,16 +164,17 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         props.topic_alias_maximum = (cfg.topic_alias_maximum > 0).then_some(cfg.topic_alias_maximum);
         props.server_keep_alive = server_keep_alive;
     }
-    let presence = (cfg.lifecycle_events && crate::lifecycle::Presence::eligible(&client_id)).then(|| crate::lifecycle::Presence {
+    let presence = (cfg.lifecycle_events && crate::lifecycle::Presence::eligible(&client_id)).then(|| Box::new(crate::lifecycle::Presence {
             client_id: client_id.clone(),
             session_id: format!("{:032x}", u128::from(generation) ^ (crate::message::unix_ms() as u128) << 64),
             principal: authz.principal().unwrap_or("").to_string(),
             version: generation,
-        });
+        }));
     let mut conn = Conn {
         io,
         rbuf,
-        wbuf: BytesMut::with_capacity(8 * 1024),
+        wbuf: BytesMut::new(),
+        busy: false,
         peer,
         protocol: v,
         session,
@@ -186,12 +188,14 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         peer_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
         in_aliases: HashMap::new(),
         out_aliases: HashMap::new(),
-        will: c.will,
+        will: c.will.map(Box::new),
         broker: broker.clone(),
         ops,
         publish_rate: crate::limit::Bucket::new(cfg.max_publish_per_sec),
         presence,
         authz,
+        sent: [0; 3],
+        pressure: None,
         throttled_until: None,
     };
     tracing::debug!(

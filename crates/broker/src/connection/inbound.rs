@@ -108,7 +108,7 @@ impl<S: Stream> Conn<S> {
     /// Routes a received PUBLISH; the reason code for its acknowledgement.
     fn route(&mut self, p: Publish) -> ReasonCode {
         let msg = Arc::new(Message::from_publish(p, Some(self.client_id.clone()), Instant::now()));
-        if self.broker.publish(msg, &mut self.ops) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+        if self.broker.publish_from(msg, &mut self.ops, &mut self.pressure) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
     }
 
     pub(super) fn on_puback(&mut self, r: PubResp) -> Option<Exit> {
@@ -233,7 +233,7 @@ impl<S: Stream> Conn<S> {
         }
         self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..Default::default() }));
         for d in retained {
-            self.broker.offer(&self.session, d, &mut self.ops);
+            let _ = self.broker.offer(&self.session, d, &mut self.ops);
         }
         None
     }

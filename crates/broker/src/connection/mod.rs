@@ -23,6 +23,10 @@ use tokio::sync::{Notify, watch};
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// A write buffer that grew past this is released after flushing.
 const WRITE_BUF_KEEP: usize = 1024 * 1024;
+/// The longest a publisher waits for room in a subscriber's queue before reading on.
+const PRESSURE_WAIT: Duration = Duration::from_millis(50);
+/// How much a busy connection reads per call.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Any byte stream a client can speak MQTT over (TCP now; TLS and WebSocket later).
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
@@ -65,6 +69,8 @@ pub(crate) struct Conn<S> {
     io: S,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// The last read was not tiny: keep a read buffer around.
+    busy: bool,
     broker: Arc<BrokerInner>,
     peer: PeerInfo,
     protocol: Protocol,
@@ -80,11 +86,16 @@ pub(crate) struct Conn<S> {
     peer_alias_max: u16,
     in_aliases: HashMap<u16, MqttStr>,
     out_aliases: HashMap<MqttStr, u16>,
-    will: Option<Will>,
+    will: Option<Box<Will>>,
     /// What this connection may do.
     authz: Arc<dyn crate::auth::Authorization>,
+    /// A subscriber's session whose full queue this connection's publishes met: reading pauses
+    /// until it has room (or briefly, at most [`PRESSURE_WAIT`]).
+    pressure: Option<Arc<Session>>,
+    /// PUBLISH packets sent by QoS since the last drain (added to the shared counters in bulk).
+    sent: [u64; 3],
     /// Lifecycle event identity, when events are on for this client.
-    presence: Option<crate::lifecycle::Presence>,
+    presence: Option<Box<crate::lifecycle::Presence>>,
     /// Limits PUBLISH packets read per second; reading pauses until `throttled_until`.
     publish_rate: crate::limit::Bucket,
     throttled_until: Option<tokio::time::Instant>,
@@ -99,10 +110,12 @@ pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::
     let m = &broker.metrics;
     m.connections_current.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&m.connections_total);
-    if let Some(mut conn) = connect::handshake(io, peer, broker.clone(), authn).await {
+    // The handshake and the close are boxed: their state lives on the heap only while they
+    // run, so an idle connection's task holds just the read loop (memory per connection).
+    if let Some(mut conn) = Box::pin(connect::handshake(io, peer, broker.clone(), authn)).await {
         let exit = if *shutdown.borrow_and_update() { Exit::Shutdown } else { conn.run(&mut shutdown).await };
         tracing::debug!(client_id = %conn.client_id, peer = %conn.peer.addr, ?exit, "connection closed");
-        conn.close(exit).await;
+        Box::pin(conn.close(exit)).await;
     }
     broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
 }
@@ -110,8 +123,8 @@ pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::
 impl<S: Stream> Conn<S> {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
         loop {
-            // While throttled, packets already read wait in the buffer too.
-            while self.throttled_until.is_none() {
+            // While throttled or waiting for room, packets already read wait in the buffer too.
+            while self.throttled_until.is_none() && self.pressure.is_none() {
                 match mqtt::decode(&mut self.rbuf, Some(self.protocol), self.broker.config.max_packet_size) {
                     Ok(Some(p)) => {
                         self.last_rx = Instant::now();
@@ -139,10 +152,19 @@ impl<S: Stream> Conn<S> {
             if self.flush().await.is_err() {
                 return Exit::Closed;
             }
-            if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-                self.rbuf.reserve(8 * 1024);
+            // Buffers cost memory only while a connection is busy: an idle connection holds none
+            // (the read below then asks for at most 64 bytes), a busy one reads 16 KiB at a time.
+            if self.rbuf.is_empty() && !self.busy {
+                self.rbuf = BytesMut::new();
+            } else if self.busy && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+                self.rbuf.reserve(READ_CHUNK);
             }
-            let deadline = self.keep_alive.map(|ka| tokio::time::Instant::from_std(self.last_rx + ka));
+            // One timer for the keep-alive deadline and the end of a publish-rate pause.
+            let keep_alive = self.keep_alive.map(|ka| tokio::time::Instant::from_std(self.last_rx + ka));
+            let deadline = match (keep_alive, self.throttled_until) {
+                (Some(k), Some(t)) => Some(k.min(t)),
+                (k, t) => k.or(t),
+            };
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Exit::Shutdown,
@@ -153,13 +175,24 @@ impl<S: Stream> Conn<S> {
                         _ => Exit::TakenOver,
                     };
                 }
-                _ = sleep_until(self.throttled_until), if self.throttled_until.is_some() => self.throttled_until = None,
-                r = self.io.read_buf(&mut self.rbuf), if self.throttled_until.is_none() => match r {
+                _ = wait_for_room(self.pressure.clone()), if self.pressure.is_some() => self.pressure = None,
+                r = self.io.read_buf(&mut self.rbuf), if self.throttled_until.is_none() && self.pressure.is_none() => match r {
                     Ok(0) | Err(_) => return Exit::Closed,
-                    Ok(n) => { self.broker.metrics.bytes_received.fetch_add(n as u64, Ordering::Relaxed); }
+                    Ok(n) => {
+                        self.busy = n >= 64;
+                        self.broker.metrics.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                 },
                 _ = self.session.notify.notified() => {}
-                _ = sleep_until(deadline), if deadline.is_some() => return Exit::KeepAlive,
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    if self.throttled_until.is_some_and(|t| t <= now) {
+                        self.throttled_until = None;
+                    }
+                    if keep_alive.is_some_and(|k| k <= now) {
+                        return Exit::KeepAlive;
+                    }
+                }
             }
         }
     }
@@ -197,10 +230,12 @@ impl<S: Stream> Conn<S> {
         }
         self.io.write_all(&self.wbuf).await?;
         self.io.flush().await?;
-        self.broker.metrics.bytes_sent.fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
+        let n = self.wbuf.len();
+        self.broker.metrics.bytes_sent.fetch_add(n as u64, Ordering::Relaxed);
         self.wbuf.clear();
-        if self.wbuf.capacity() > WRITE_BUF_KEEP {
-            self.wbuf = BytesMut::with_capacity(8 * 1024);
+        // A small write means a quiet connection: give the buffer back.
+        if self.wbuf.capacity() > WRITE_BUF_KEEP || n < 1024 {
+            self.wbuf = BytesMut::new();
         }
         Ok(())
     }
@@ -278,7 +313,7 @@ impl<S: Stream> Conn<S> {
         if !publish {
             return;
         }
-        let msg = will_message(will, self.client_id.clone());
+        let msg = will_message(*will, self.client_id.clone());
         if delay == 0 {
             let mut ops = Vec::new();
             broker.publish(Arc::new(msg), &mut ops);
@@ -312,9 +347,39 @@ fn will_message(w: Will, client_id: Arc<str>) -> Message {
     Message::from_publish(publish, Some(client_id), Instant::now())
 }
 
+/// Waits until a pressured queue has room again, at most [`PRESSURE_WAIT`].
+async fn wait_for_room(session: Option<Arc<Session>>) {
+    let Some(s) = session else { return };
+    let notified = s.room.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if !s.lock().pressure {
+        return;
+    }
+    let _ = tokio::time::timeout(PRESSURE_WAIT, notified).await;
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// Every idle connection holds one of these futures: its size is most of the memory an idle
+    /// connection costs, so it is kept in check here (BENCHMARKS.md measures the whole).
+    #[tokio::test]
+    async fn an_idle_connection_future_stays_small() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let b = crate::Broker::new(Default::default());
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let ctx = crate::server::Ctx { inner: b.inner().clone(), authn: std::sync::Arc::new(crate::auth::AllowAll), shutdown: rx };
+        let peer = crate::server::PeerInfo { addr, transport: "mqtt", cert: None };
+        let f = super::serve(s, peer, ctx);
+        assert!(std::mem::size_of_val(&f) <= 2048, "connection future grew to {} bytes", std::mem::size_of_val(&f));
     }
 }

@@ -52,7 +52,22 @@ impl<S: Stream> Conn<S> {
             }
         }
         let more = !st.queue.is_empty() && self.wbuf.len() >= WRITE_HIGH_WATER;
+        st.drained_at = now;
+        let bound = st.max_queued.unwrap_or(self.broker.config.max_queued_messages);
+        let room = st.pressure && st.queue.len() <= bound / 2;
+        if room {
+            st.pressure = false;
+        }
         drop(st);
+        if room {
+            session.room.notify_waiters();
+        }
+        // Counted once per drain rather than once per message: the counters are shared by every core.
+        for (q, n) in self.sent.iter_mut().enumerate() {
+            if *n > 0 {
+                self.broker.metrics.messages_sent[q].fetch_add(std::mem::take(n), std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         if more {
             session.notify.notify_one();
         }
@@ -98,7 +113,7 @@ impl<S: Stream> Conn<S> {
             }
         }
         mqtt::encode_publish(&mut self.wbuf, &p, self.protocol);
-        Metrics::inc(&self.broker.metrics.messages_sent[d.qos as usize]);
+        self.sent[d.qos as usize] += 1;
         true
     }
 }
