@@ -9,6 +9,7 @@ mod error;
 mod http;
 pub mod iot;
 pub mod iotdata;
+pub mod lambda;
 mod keys;
 pub mod metrics;
 pub mod pagination;

@@ -18,6 +18,8 @@ pub struct Config {
     pub api: ApiSettings,
     pub aws: AwsConfig,
     pub registry: RegistrySettings,
+    pub rules: crate::rules_config::RulesSettings,
+    pub functions: crate::rules_config::FunctionsSettings,
 }
 
 /// The thing registry.
@@ -185,7 +187,13 @@ pub struct MqttConfig {
     pub queue_qos0_offline: bool,
     pub queue_full: QueueFullSetting,
     pub lifecycle_events: bool,
+    /// The AWS IoT policy document applied to the unauthenticated loopback listeners
+    /// (`listen`, `ws_listen`).
+    pub local_policy: String,
 }
+
+/// The default local policy: everything allowed.
+pub const ALLOW_ALL_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
 
 /// See `mqtt.queue_full` in the example configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +214,8 @@ impl Default for Config {
             api: ApiSettings::default(),
             aws: AwsConfig::default(),
             registry: RegistrySettings::default(),
+            rules: Default::default(),
+            functions: Default::default(),
         }
     }
 }
@@ -242,6 +252,7 @@ impl Default for MqttConfig {
             queue_qos0_offline: b.queue_qos0_offline,
             queue_full: QueueFullSetting::Drop,
             lifecycle_events: b.lifecycle_events,
+            local_policy: ALLOW_ALL_POLICY.into(),
         }
     }
 }
@@ -314,6 +325,12 @@ queue_full = "drop"
 # Publish AWS IoT lifecycle events: $aws/events/presence/connected|disconnected/<clientId> and
 # $aws/events/subscriptions/subscribed|unsubscribed/<clientId>.
 lifecycle_events = true
+# The AWS IoT policy document that decides what clients of the unauthenticated listeners
+# (listen and ws_listen: loopback, for local development) may do. Its variables are
+# ${iot:ClientId} and ${aws:SourceIp}; resources are arn:aws:iot:<region>:<account_id>:client/...,
+# topic/..., topicfilter/... The default allows everything. TLS listeners never use it: their
+# clients present a registered ACTIVE certificate and get the policies attached to it.
+local_policy = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}'
 
 [tls]
 # Server certificate chain and key (PEM). Empty: Ferrite creates its own CA on first start
@@ -322,10 +339,15 @@ cert_file = ""
 key_file = ""
 # Names (DNS names or IP addresses) in the server certificate Ferrite issues for itself.
 server_names = ["localhost", "127.0.0.1"]
-# "required", "optional" or "none": must TLS clients present a certificate that chains to
-# Ferrite's CA (or one of ca_files)?
+# "required", "optional" or "none": must TLS clients present a certificate at the handshake?
+# Accepted there: a registered ACTIVE certificate, or one that chains to Ferrite's CA, one of
+# ca_files or an ACTIVE registered CA certificate. To CONNECT, the certificate must be
+# registered (CreateKeysAndCertificate, CreateCertificateFromCsr, RegisterCertificate,
+# RegisterCertificateWithoutCA) and ACTIVE, and its policies must allow iot:Connect. With
+# "none" no TLS client can connect: a certificate is how TLS clients authenticate.
 client_certs = "required"
-# Extra PEM files of CAs whose client certificates are accepted.
+# Extra PEM files of CAs whose client certificates are accepted at the handshake (they must
+# still be registered to connect).
 ca_files = []
 
 [store]
@@ -358,6 +380,34 @@ endpoint_host = "localhost"
 # Seconds a thing type must have been deprecated (DeprecateThingType) before DeleteThingType
 # accepts it; AWS IoT waits five minutes.
 thing_type_delete_delay_secs = 300
+
+[rules]
+# AWS IoT topic rules (CreateTopicRule, ...) run inside Ferrite: each enabled rule has its own
+# bounded queue. Messages whose http or lambda actions may be running at once, per rule; beyond
+# that a message's actions are dropped and counted (ferrite_rules_actions_dropped_total).
+max_inflight_actions_per_rule = 100
+# An http action's deadline for all its tries (AWS: at most three tries; retries on connection
+# failures, 429 and 5xx).
+http_timeout_ms = 3000
+http_retries = 2
+# Pause before the first retry, doubled for each further one.
+http_retry_backoff_ms = 100
+
+[functions]
+# Ferrite functions stand in for AWS Lambda (rules' lambda action, aws_lambda(), the lambda API):
+# a webhook URL, or a program that reads the event JSON on stdin and writes its JSON result on
+# stdout. A command function may only run a program inside one of these absolute directories
+# (checked at creation and at every run; symlinks are resolved). It runs directly, without a
+# shell or arguments, in its own directory, with a clean environment. Empty: no command
+# functions. List only directories that hold function programs (never /usr/bin and the like).
+allowed_command_dirs = []
+# Invocations of one function running at once (synchronous Invoke beyond this: 429).
+max_concurrency = 8
+# Retries of a failed asynchronous invocation (the rules' lambda action), with a doubling pause.
+async_retries = 2
+retry_backoff_ms = 200
+# Largest result a function may return.
+max_result_bytes = 6291456
 "#;
 
 /// A configuration problem, reported before anything starts.
@@ -427,6 +477,9 @@ impl Config {
                 ));
             }
         }
+        if let Err(e) = identity::policy::parse(&m.local_policy) {
+            return bad(format!("mqtt.local_policy is not a valid AWS IoT policy: {e}"));
+        }
         let a = &self.aws.account_id;
         if !a.is_empty() && (a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
             return bad(format!("aws.account_id must be twelve digits, not {a:?}"));
@@ -452,6 +505,7 @@ impl Config {
         if m.connect_timeout_secs == 0 {
             return bad("mqtt.connect_timeout_secs must be at least 1".into());
         }
+        crate::rules_config::validate(&self.rules, &self.functions)?;
         Ok(())
     }
 
@@ -539,5 +593,8 @@ mod tests {
         let env = vec![("FERRITE_MQTT__NO_SUCH_KEY".to_string(), "1".to_string())];
         let e = Config::load(None, env.into_iter()).unwrap_err().to_string();
         assert!(e.contains("no_such_key"), "{e}");
+        let env = vec![("FERRITE_MQTT__LOCAL_POLICY".to_string(), r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#.to_string())];
+        let e = Config::load(None, env.into_iter()).unwrap_err().to_string();
+        assert!(e.contains("mqtt.local_policy") && e.contains("s3:*"), "{e}");
     }
 }

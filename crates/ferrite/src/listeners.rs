@@ -1,12 +1,14 @@
 //! Binding the configured MQTT listeners, with the TLS configuration they need (Ferrite's own CA
-//! and server certificate, created on first start, or the configured files).
+//! and server certificate, created on first start, or the configured files) and the client
+//! certificate verifier that follows the registered CA and device certificates.
 
 use crate::config::{ClientCerts, Config};
 use anyhow::Context;
 use broker::server::Transport;
-use broker::tls::{ClientAuth, server_config};
+use broker::tls::{ClientAuth, server_config, server_config_with_verifier};
 use identity::Pki;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -18,9 +20,9 @@ pub struct Listener {
 }
 
 /// Binds every listener that is not "off".
-pub async fn bind(config: &Config) -> anyhow::Result<Vec<Listener>> {
+pub async fn bind(config: &Config, pki: &Pki, authz: &Arc<authz::Authz>) -> anyhow::Result<Vec<Listener>> {
     let tls_wanted = ["mqtt.tls_listen", "mqtt.wss_listen", "api.tls_listen"].iter().any(|w| matches!(config.listener(w), Ok(Some(_))));
-    let acceptors = if tls_wanted { Some(tls_acceptors(config)?) } else { None };
+    let acceptors = if tls_wanted { Some(tls_acceptors(config, pki, authz)?) } else { None };
     let mut out = Vec::new();
     for which in ["mqtt.listen", "mqtt.tls_listen", "mqtt.ws_listen", "mqtt.wss_listen"] {
         let Some(addr) = config.listener(which)? else { continue };
@@ -46,11 +48,11 @@ pub struct ApiListener {
 }
 
 /// Binds the API listeners that are not "off".
-pub async fn bind_api(config: &Config) -> anyhow::Result<Vec<ApiListener>> {
+pub async fn bind_api(config: &Config, pki: &Pki, authz: &Arc<authz::Authz>) -> anyhow::Result<Vec<ApiListener>> {
     let mut out = Vec::new();
     for which in ["api.listen", "api.tls_listen"] {
         let Some(addr) = config.listener(which)? else { continue };
-        let tls = if which == "api.tls_listen" { Some(tls_acceptors(config)?.https) } else { None };
+        let tls = if which == "api.tls_listen" { Some(tls_acceptors(config, pki, authz)?.https) } else { None };
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {which} to {addr}"))?;
         let addr = listener.local_addr()?;
         out.push(ApiListener { listener, addr, tls });
@@ -66,13 +68,8 @@ struct Acceptors {
 }
 
 /// Acceptors for MQTT over TLS (with ALPN), WebSocket over TLS and HTTPS (without).
-fn tls_acceptors(config: &Config) -> anyhow::Result<Acceptors> {
+fn tls_acceptors(config: &Config, pki: &Pki, authz: &Arc<authz::Authz>) -> anyhow::Result<Acceptors> {
     let dir = config.data_dir.join("certs");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (pki, created) = Pki::load_or_create(&dir)?;
-    if created {
-        tracing::info!(ca = %dir.join("ca.pem").display(), "created Ferrite's certificate authority");
-    }
     let t = &config.tls;
     let server = if t.cert_file.is_empty() {
         pki.server_cert(&dir, &t.server_names)?
@@ -88,10 +85,18 @@ fn tls_acceptors(config: &Config) -> anyhow::Result<Acceptors> {
         ClientCerts::Optional => ClientAuth::Optional,
         ClientCerts::None => ClientAuth::None,
     };
-    let mqtts = server_config(server.chain.clone(), server.key.clone_key(), &roots, auth, true)?;
-    // Browsers cannot easily present client certificates: WebSocket over TLS asks but does not require.
-    let wss_auth = if auth == ClientAuth::None { ClientAuth::None } else { ClientAuth::Optional };
-    let wss = server_config(server.chain.clone(), server.key.clone_key(), &roots, wss_auth, false)?;
+    let verifier = |mandatory: bool| -> anyhow::Result<Arc<authz::verifier::DynamicClientVerifier>> {
+        Ok(Arc::new(authz::verifier::DynamicClientVerifier::new(authz.clone(), roots.clone(), mandatory)?))
+    };
+    let (mqtts, wss) = if auth == ClientAuth::None {
+        let none = |alpn| server_config(server.chain.clone(), server.key.clone_key(), &roots, ClientAuth::None, alpn);
+        (none(true)?, none(false)?)
+    } else {
+        let mqtts = server_config_with_verifier(server.chain.clone(), server.key.clone_key(), verifier(auth == ClientAuth::Required)?, true)?;
+        // Browsers cannot easily present client certificates: WebSocket over TLS asks but does not require.
+        let wss = server_config_with_verifier(server.chain.clone(), server.key.clone_key(), verifier(false)?, false)?;
+        (mqtts, wss)
+    };
     let https = server_config(server.chain, server.key, &roots, ClientAuth::None, false)?;
     Ok(Acceptors { mqtts: TlsAcceptor::from(mqtts), wss: TlsAcceptor::from(wss), https: TlsAcceptor::from(https) })
 }

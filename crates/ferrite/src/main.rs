@@ -3,6 +3,8 @@
 mod config;
 mod listeners;
 mod platform;
+mod functions_cli;
+mod rules_config;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -41,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// Ferrite functions (the stand-in for AWS Lambda): webhooks and local commands.
+    Functions {
+        #[command(subcommand)]
+        command: functions_cli::FunctionsCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,7 +76,9 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum CertsCommand {
-    /// Issue a client certificate signed by Ferrite's CA (created if missing).
+    /// Issue a client certificate signed by Ferrite's CA (created if missing). Like any
+    /// certificate, it connects only once registered (RegisterCertificate or
+    /// RegisterCertificateWithoutCA) and ACTIVE, with a policy attached.
     IssueClient {
         #[command(flatten)]
         config: ConfigArgs,
@@ -155,6 +164,7 @@ fn main() -> ExitCode {
             Err(e) => config_error(&e),
         },
         Command::Keys { command } => keys_command(command),
+        Command::Functions { command } => functions_cli::run(command),
         Command::Certs { command: CertsCommand::IssueClient { config, cn, cert_out, key_out } } => {
             let config = match config.load() {
                 Ok(c) => c,
@@ -263,10 +273,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
-        let listeners = listeners::bind(&config).await?;
-        let api_listeners = listeners::bind_api(&config).await?;
         let docs = platform::documents(&config)?;
         let identity = platform::identity(&config, &docs)?;
+        let pki = platform::pki(&config)?;
         let db = config.data_dir.join("ferrite.db");
         let started = std::time::Instant::now();
         let (broker, restored) = broker::Broker::open(config.broker(), &db, config.store.sync.mode())
@@ -278,16 +287,20 @@ fn serve(config: Config) -> anyhow::Result<()> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store loaded"
         );
+        let platform::Platform { api, authz, rules } = platform::platform(&config, docs.clone(), &identity, &broker, pki.clone())?;
+        let listeners = listeners::bind(&config, &pki, &authz).await?;
+        let api_listeners = listeners::bind_api(&config, &pki, &authz).await?;
+        rules.set_enable_url_base(&platform::api_base_url(&identity, &api_listeners));
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let mut servers = Vec::new();
         for l in listeners {
             tracing::info!(transport = l.transport.name(), addr = %l.addr, "listening");
             // Stable lines on stdout that scripts and tests wait for.
             println!("{} listening on {}", l.transport.name(), l.addr);
-            let authn: std::sync::Arc<dyn broker::auth::Authenticator> = std::sync::Arc::new(broker::auth::AllowAll);
+            let authn = platform::authenticator(&config, &identity, &authz, &l.transport)?;
             servers.push(tokio::spawn(broker::server::serve(broker.clone(), l.listener, l.transport, authn, shutdown_rx.clone())));
         }
-        let api = std::sync::Arc::new(platform::api(&config, docs.clone(), &identity, &broker)?);
+        let api = std::sync::Arc::new(api);
         for l in api_listeners {
             let name = if l.tls.is_some() { "https" } else { "http" };
             tracing::info!(transport = name, addr = %l.addr, "listening");

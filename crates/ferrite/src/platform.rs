@@ -1,5 +1,6 @@
 //! Wiring the platform together: the store's documents, the AWS identity (region, account),
-//! access keys, the thing registry, and the API services over the broker.
+//! Ferrite's CA, access keys, the thing registry, the certificate and policy service, and the
+//! API services over the broker.
 
 use crate::config::Config;
 use anyhow::Context;
@@ -64,17 +65,73 @@ pub fn registry(config: &Config, docs: Arc<Documents>, identity: &Identity, even
     Registry::open(docs, settings, events).context("loading the thing registry")
 }
 
+/// Ferrite's certificate authority under `<data_dir>/certs`, created on first start.
+pub fn pki(config: &Config) -> anyhow::Result<Arc<identity::Pki>> {
+    let dir = config.data_dir.join("certs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (pki, created) = identity::Pki::load_or_create(&dir)?;
+    if created {
+        tracing::info!(ca = %dir.join("ca.pem").display(), "created Ferrite's certificate authority");
+    }
+    Ok(Arc::new(pki))
+}
+
+/// The services: the API and the certificate and policy service the TLS listeners ask.
+pub struct Platform {
+    pub api: Api,
+    pub authz: Arc<authz::Authz>,
+    pub rules: Arc<rules::Rules>,
+}
+
 /// The API with every service Ferrite offers (call inside the Tokio runtime: the registry's
 /// event publisher is a task).
-pub fn api(config: &Config, docs: Arc<Documents>, identity: &Identity, broker: &broker::Broker) -> anyhow::Result<Api> {
+pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, broker: &broker::Broker, pki: Arc<identity::Pki>) -> anyhow::Result<Platform> {
     let events = api::iot::BrokerEvents::start(broker.clone());
     let registry = Arc::new(registry(config, docs.clone(), identity, events.clone())?);
+    let settings = authz::AuthzConfig { region: identity.region.clone(), account_id: identity.account_id.clone() };
+    let authz = Arc::new(authz::Authz::open(docs.clone(), settings, registry, pki).context("loading certificates and policies")?);
+    authz.set_broker(broker.clone());
     let mut api = Api::new(Keys::new(docs.clone()), ApiConfig { max_body_bytes: config.api.max_body_bytes });
     let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default())?;
     tokio::spawn(shadows.clone().serve_mqtt(broker.internal_client("$ferrite/shadow")));
+    let functions = functions(config, docs.clone(), identity);
+    let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);
+    let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
     api.add(Arc::new(api::iotdata::IotData::new(broker.clone(), shadows)));
-    api.add(Arc::new(api::iot::Iot::new(registry, identity.endpoint_host.clone())));
+    api.add(Arc::new(api::iot::Iot::new(authz.clone(), identity.endpoint_host.clone()).with_rules(rules.clone())));
+    api.add(Arc::new(api::lambda::Lambda::new(functions)));
+    api.add_metrics(Arc::new(api::iot::RulesMetrics(rules.clone())));
     api.add_metrics(Arc::new(api::metrics::BrokerMetrics(broker.clone())));
     api.add_metrics(events);
-    Ok(api)
+    api.add_metrics(Arc::new(api::iot::AuthzMetrics(authz.clone())));
+    Ok(Platform { api, authz, rules })
+}
+
+/// The authenticator of a listener: the local policy on the plain (loopback) listeners, the
+/// certificate authenticator on the TLS ones.
+pub fn authenticator(config: &Config, identity: &Identity, authz: &Arc<authz::Authz>, transport: &broker::server::Transport) -> anyhow::Result<Arc<dyn broker::auth::Authenticator>> {
+    use broker::server::Transport;
+    Ok(match transport {
+        Transport::Tcp | Transport::Ws => {
+            let doc = &config.mqtt.local_policy;
+            let policy = if doc == crate::config::ALLOW_ALL_POLICY { None } else { Some(identity::policy::parse(doc).context("mqtt.local_policy")?) };
+            Arc::new(authz::LocalPolicy::new(policy, &identity.region, &identity.account_id, authz.denials().clone()))
+        }
+        Transport::Tls(_) | Transport::Wss(_) => Arc::new(authz::CertAuthenticator::new(authz.clone())),
+    })
+}
+
+/// Ferrite functions over the documents store (the server and `ferrite functions` share it).
+pub fn functions(config: &Config, docs: Arc<Documents>, identity: &Identity) -> Arc<functions::Functions> {
+    functions::Functions::new(docs, crate::rules_config::functions_config(&config.functions, &identity.region, &identity.account_id))
+}
+
+/// The base URL of the API as clients reach it (for topic rule destinations' `enableUrl`): the
+/// plain HTTP listener if any, else the HTTPS one; an unspecified address is named by
+/// `aws.endpoint_host`.
+pub fn api_base_url(identity: &Identity, listeners: &[crate::listeners::ApiListener]) -> String {
+    let Some(l) = listeners.iter().find(|l| l.tls.is_none()).or_else(|| listeners.first()) else { return String::new() };
+    let scheme = if l.tls.is_some() { "https" } else { "http" };
+    let host = if l.addr.ip().is_unspecified() { identity.endpoint_host.clone() } else { l.addr.ip().to_string() };
+    format!("{scheme}://{host}:{}", l.addr.port())
 }

@@ -1,5 +1,7 @@
 //! Black-box tests of the TLS and WebSocket listeners: mosquitto clients and rumqttc over TLS
 //! with client certificates (and AWS IoT's ALPN), paho-mqtt over WebSocket and WebSocket over TLS.
+//! Certificates come from `ferrite certs issue-client` and are registered through the API with a
+//! policy allowing everything: an unregistered certificate cannot connect.
 
 mod common;
 
@@ -13,8 +15,16 @@ use std::sync::Arc;
 
 const ALL_LISTENERS: &[&str] = &["mqtt.tls_listen=127.0.0.1:0", "mqtt.ws_listen=127.0.0.1:0", "mqtt.wss_listen=127.0.0.1:0"];
 
-/// Issues a client certificate with the binary's admin command; returns (cert, key) paths.
+/// Issues a client certificate with the binary's admin command and registers it (ACTIVE, with a
+/// policy allowing everything); returns (cert, key) paths.
 fn issue(server: &Server, cn: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = issue_unregistered(server, cn);
+    server.register_allow_all(&std::fs::read_to_string(&cert).expect("read certificate"));
+    (cert, key)
+}
+
+/// Issues a client certificate without registering it.
+fn issue_unregistered(server: &Server, cn: &str) -> (PathBuf, PathBuf) {
     let cert = server.dir.join(format!("{cn}.pem"));
     let key = server.dir.join(format!("{cn}.key"));
     let out = Command::new(env!("CARGO_BIN_EXE_ferrite"))
@@ -55,6 +65,15 @@ fn mosquitto_clients_over_tls_with_a_client_certificate() {
     // Without a client certificate the handshake fails.
     let denied = mosquitto("mosquitto_pub", &["-h", "localhost", "-p", &port, "--cafile", &ca, "-t", "x", "-m", "x"]);
     assert!(!denied.status.success());
+
+    // A certificate of Ferrite's CA that was never registered passes the handshake and is refused
+    // on CONNECT (not authorized).
+    let (cert, key) = issue_unregistered(&server, "device-unregistered");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let tls = ["-h", "localhost", "-p", &port, "--cafile", &ca, "--cert", &cert, "--key", &key];
+    let refused = mosquitto("mosquitto_pub", &[&tls[..], &["-t", "x", "-m", "x", "-V", "mqttv5"]].concat());
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).to_lowercase().contains("not authorized"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
 
 fn rustls_client(ca: &Path, cert: &Path, key: &Path, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {

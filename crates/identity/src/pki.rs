@@ -113,7 +113,7 @@ impl Pki {
         Ok((Pki { ca_pem: cert.pem(), ca_der: cert.der().clone(), ca_key }, true))
     }
 
-    fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, PkiError> {
+    pub(crate) fn issuer(&self) -> Result<Issuer<'static, &KeyPair>, PkiError> {
         Ok(Issuer::from_ca_cert_der(&self.ca_der, &self.ca_key)?)
     }
 

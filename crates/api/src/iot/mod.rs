@@ -1,18 +1,25 @@
 //! The `iot` service (AWS IoT control plane): the thing registry — things, thing types, thing
 //! groups, billing groups, tags, thing principals — plus DescribeEndpoint and the event
-//! configuration. Maps rest-json requests onto [`registry::Registry`] and builds AWS's JSON.
+//! configuration, and device identity — certificates, CA certificates, policies and their
+//! attachments. Maps rest-json requests onto [`registry::Registry`] and [`authz::Authz`] and
+//! builds AWS's JSON. A registry change that may change an authorization decision (a thing, its
+//! attributes, groups or principals) bumps the authorization generation.
 //!
 //! Handlers are synchronous (the registry commits to SQLite before answering) and run on the
 //! blocking pool.
 
 mod billing;
+mod certificates;
 mod events;
 mod groups;
 mod misc;
+mod policies;
 mod things;
+mod topic_rules;
 mod types;
 
 pub use events::BrokerEvents;
+pub use topic_rules::RulesMetrics;
 
 use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Route, Service};
 use crate::{ApiError, pagination};
@@ -62,24 +69,76 @@ const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/tags", op: "ListTagsForResource" },
     Route { method: "GET", path: "/endpoint", op: "DescribeEndpoint" },
     Route { method: "PATCH", path: "/event-configurations", op: "UpdateEventConfigurations" },
+    Route { method: "POST", path: "/keys-and-certificate", op: "CreateKeysAndCertificate" },
+    Route { method: "POST", path: "/certificates", op: "CreateCertificateFromCsr" },
+    Route { method: "POST", path: "/certificate/register", op: "RegisterCertificate" },
+    Route { method: "POST", path: "/certificate/register-no-ca", op: "RegisterCertificateWithoutCA" },
+    Route { method: "GET", path: "/certificates/{certificateId}", op: "DescribeCertificate" },
+    Route { method: "GET", path: "/certificates", op: "ListCertificates" },
+    Route { method: "GET", path: "/certificates-by-ca/{caCertificateId}", op: "ListCertificatesByCA" },
+    Route { method: "PUT", path: "/certificates/{certificateId}", op: "UpdateCertificate" },
+    Route { method: "DELETE", path: "/certificates/{certificateId}", op: "DeleteCertificate" },
+    Route { method: "GET", path: "/registrationcode", op: "GetRegistrationCode" },
+    Route { method: "DELETE", path: "/registrationcode", op: "DeleteRegistrationCode" },
+    Route { method: "POST", path: "/cacertificate", op: "RegisterCACertificate" },
+    Route { method: "GET", path: "/cacertificate/{caCertificateId}", op: "DescribeCACertificate" },
+    Route { method: "GET", path: "/cacertificates", op: "ListCACertificates" },
+    Route { method: "PUT", path: "/cacertificate/{caCertificateId}", op: "UpdateCACertificate" },
+    Route { method: "DELETE", path: "/cacertificate/{caCertificateId}", op: "DeleteCACertificate" },
+    Route { method: "POST", path: "/policies/{policyName}", op: "CreatePolicy" },
+    Route { method: "GET", path: "/policies/{policyName}", op: "GetPolicy" },
+    Route { method: "GET", path: "/policies", op: "ListPolicies" },
+    Route { method: "DELETE", path: "/policies/{policyName}", op: "DeletePolicy" },
+    Route { method: "POST", path: "/policies/{policyName}/version", op: "CreatePolicyVersion" },
+    Route { method: "GET", path: "/policies/{policyName}/version", op: "ListPolicyVersions" },
+    Route { method: "GET", path: "/policies/{policyName}/version/{policyVersionId}", op: "GetPolicyVersion" },
+    Route { method: "PATCH", path: "/policies/{policyName}/version/{policyVersionId}", op: "SetDefaultPolicyVersion" },
+    Route { method: "DELETE", path: "/policies/{policyName}/version/{policyVersionId}", op: "DeletePolicyVersion" },
+    Route { method: "PUT", path: "/target-policies/{policyName}", op: "AttachPolicy" },
+    Route { method: "POST", path: "/target-policies/{policyName}", op: "DetachPolicy" },
+    Route { method: "POST", path: "/attached-policies/{target}", op: "ListAttachedPolicies" },
+    Route { method: "POST", path: "/policy-targets/{policyName}", op: "ListTargetsForPolicy" },
+    Route { method: "PUT", path: "/principal-policies/{policyName}", op: "AttachPrincipalPolicy" },
+    Route { method: "DELETE", path: "/principal-policies/{policyName}", op: "DetachPrincipalPolicy" },
+    Route { method: "GET", path: "/principal-policies", op: "ListPrincipalPolicies" },
+    Route { method: "GET", path: "/policy-principals", op: "ListPolicyPrincipals" },
+    Route { method: "POST", path: "/effective-policies", op: "GetEffectivePolicies" },
+    Route { method: "POST", path: "/test-authorization", op: "TestAuthorization" },
     Route { method: "GET", path: "/event-configurations", op: "DescribeEventConfigurations" },
+    Route { method: "POST", path: "/rules/{ruleName}", op: "CreateTopicRule" },
+    Route { method: "GET", path: "/rules/{ruleName}", op: "GetTopicRule" },
+    Route { method: "GET", path: "/rules", op: "ListTopicRules" },
+    Route { method: "PATCH", path: "/rules/{ruleName}", op: "ReplaceTopicRule" },
+    Route { method: "DELETE", path: "/rules/{ruleName}", op: "DeleteTopicRule" },
+    Route { method: "POST", path: "/rules/{ruleName}/enable", op: "EnableTopicRule" },
+    Route { method: "POST", path: "/rules/{ruleName}/disable", op: "DisableTopicRule" },
+    Route { method: "POST", path: "/destinations", op: "CreateTopicRuleDestination" },
+    Route { method: "GET", path: "/confirmdestination/{confirmationToken+}", op: "ConfirmTopicRuleDestination" },
+    Route { method: "GET", path: "/destinations/{arn+}", op: "GetTopicRuleDestination" },
+    Route { method: "GET", path: "/destinations", op: "ListTopicRuleDestinations" },
+    Route { method: "PATCH", path: "/destinations", op: "UpdateTopicRuleDestination" },
+    Route { method: "DELETE", path: "/destinations/{arn+}", op: "DeleteTopicRuleDestination" },
 ];
 
 /// The `iot` service.
 pub struct Iot {
     inner: Arc<Inner>,
+    /// The rules engine, when running (topic_rules.rs).
+    rules: Option<Arc<rules::Rules>>,
 }
 
 struct Inner {
     registry: Arc<Registry>,
+    authz: Arc<authz::Authz>,
     /// The host DescribeEndpoint answers.
     endpoint_host: String,
 }
 
 impl Iot {
-    /// The service over a loaded registry.
-    pub fn new(registry: Arc<Registry>, endpoint_host: impl Into<String>) -> Iot {
-        Iot { inner: Arc::new(Inner { registry, endpoint_host: endpoint_host.into() }) }
+    /// The service over a loaded registry and the certificate and policy service (which asks
+    /// the same registry).
+    pub fn new(authz: Arc<authz::Authz>, endpoint_host: impl Into<String>) -> Iot {
+        Iot { inner: Arc::new(Inner { registry: authz.registry().clone(), authz, endpoint_host: endpoint_host.into() }), rules: None }
     }
 }
 
@@ -93,6 +152,9 @@ impl Service for Iot {
     }
 
     fn call(&self, req: ApiRequest) -> BoxReply<'_> {
+        if topic_rules::OPS.contains(&req.op) {
+            return self.call_rules(req);
+        }
         let inner = self.inner.clone();
         Box::pin(async move {
             let op = req.op;
@@ -107,8 +169,37 @@ impl Service for Iot {
     }
 }
 
+/// Registry operations after which connections recompute their decisions (thing variables,
+/// attachments, group membership and hierarchy).
+const INVALIDATING: &[&str] = &[
+    "UpdateThing",
+    "DeleteThing",
+    "CreateThing",
+    "AttachThingPrincipal",
+    "DetachThingPrincipal",
+    "AddThingToThingGroup",
+    "RemoveThingFromThingGroup",
+    "UpdateThingGroupsForThing",
+    "DeleteThingGroup",
+    "CreateThingGroup",
+];
+
 impl Inner {
     fn handle(&self, req: &ApiRequest) -> Reply {
+        let reply = self.dispatch(req);
+        if reply.is_ok() && INVALIDATING.contains(&req.op) {
+            if req.op == "DeleteThingGroup"
+                && let Ok(name) = req.param("thingGroupName")
+            {
+                let arn = self.registry.arn(registry::ResourceKind::ThingGroup, name);
+                self.authz.forget_target(&arn)?;
+            }
+            self.authz.invalidate();
+        }
+        reply
+    }
+
+    fn dispatch(&self, req: &ApiRequest) -> Reply {
         match req.op {
             "CreateThing" => self.create_thing(req),
             "DescribeThing" => self.describe_thing(req),
@@ -151,6 +242,41 @@ impl Inner {
             "DescribeEndpoint" => self.describe_endpoint(req),
             "UpdateEventConfigurations" => self.update_event_configurations(req),
             "DescribeEventConfigurations" => self.describe_event_configurations(),
+            "CreateKeysAndCertificate" => self.create_keys_and_certificate(req),
+            "CreateCertificateFromCsr" => self.create_certificate_from_csr(req),
+            "RegisterCertificate" => self.register_certificate(req),
+            "RegisterCertificateWithoutCA" => self.register_certificate_without_ca(req),
+            "DescribeCertificate" => self.describe_certificate(req),
+            "ListCertificates" => self.list_certificates(req, false),
+            "ListCertificatesByCA" => self.list_certificates(req, true),
+            "UpdateCertificate" => self.update_certificate(req),
+            "DeleteCertificate" => self.delete_certificate(req),
+            "GetRegistrationCode" => self.get_registration_code(),
+            "DeleteRegistrationCode" => self.delete_registration_code(),
+            "RegisterCACertificate" => self.register_ca_certificate(req),
+            "DescribeCACertificate" => self.describe_ca_certificate(req),
+            "ListCACertificates" => self.list_ca_certificates(req),
+            "UpdateCACertificate" => self.update_ca_certificate(req),
+            "DeleteCACertificate" => self.delete_ca_certificate(req),
+            "CreatePolicy" => self.create_policy(req),
+            "GetPolicy" => self.get_policy(req),
+            "ListPolicies" => self.list_policies(req),
+            "DeletePolicy" => self.delete_policy(req),
+            "CreatePolicyVersion" => self.create_policy_version(req),
+            "GetPolicyVersion" => self.get_policy_version(req),
+            "ListPolicyVersions" => self.list_policy_versions(req),
+            "SetDefaultPolicyVersion" => self.set_default_policy_version(req),
+            "DeletePolicyVersion" => self.delete_policy_version(req),
+            "AttachPolicy" => self.attach_policy(req, false),
+            "DetachPolicy" => self.attach_policy(req, true),
+            "AttachPrincipalPolicy" => self.principal_policy(req, false),
+            "DetachPrincipalPolicy" => self.principal_policy(req, true),
+            "ListAttachedPolicies" => self.list_attached_policies(req),
+            "ListPrincipalPolicies" => self.list_principal_policies(req),
+            "ListTargetsForPolicy" => self.list_targets_for_policy(req, false),
+            "ListPolicyPrincipals" => self.list_targets_for_policy(req, true),
+            "GetEffectivePolicies" => self.get_effective_policies(req),
+            "TestAuthorization" => self.test_authorization(req),
             op => Err(ApiError::internal(format!("operation {op} has no handler"))),
         }
     }
@@ -170,6 +296,33 @@ impl From<RegistryError> for ApiError {
                 ApiError::internal("An internal error occurred while reading the registry.")
             }
         }
+    }
+}
+
+impl From<authz::AuthzError> for ApiError {
+    fn from(e: authz::AuthzError) -> ApiError {
+        match e {
+            authz::AuthzError::Registry(e) => ApiError::from(e),
+            authz::AuthzError::Store(e) => ApiError::from(e),
+            authz::AuthzError::AlreadyExists { message, resource_id, resource_arn } => ApiError::already_exists(message, &resource_id, &resource_arn),
+            e @ (authz::AuthzError::Corrupt { .. } | authz::AuthzError::Internal(_)) => {
+                tracing::error!(error = %e, "certificate or policy operation failed");
+                ApiError::internal("An internal error occurred.")
+            }
+            e => {
+                let (status, ty) = e.aws();
+                ApiError::new(status, ty, e.to_string())
+            }
+        }
+    }
+}
+
+/// The authorization denial counters for `/metrics`.
+pub struct AuthzMetrics(pub Arc<authz::Authz>);
+
+impl crate::MetricsSource for AuthzMetrics {
+    fn render(&self, out: &mut String) {
+        self.0.denials().render(out);
     }
 }
 
@@ -369,8 +522,11 @@ mod tests {
             account_id: "123456789012".into(),
             thing_type_delete_delay: std::time::Duration::from_secs(300),
         };
-        let registry = Arc::new(Registry::open(docs, config, Arc::new(registry::NoEvents)).unwrap());
-        Fixture { dir, inner: Inner { registry, endpoint_host: "iot.example.com".into() } }
+        let registry = Arc::new(Registry::open(docs.clone(), config, Arc::new(registry::NoEvents)).unwrap());
+        let (pki, _) = identity::Pki::load_or_create(&dir).unwrap();
+        let ac = authz::AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
+        let authz = Arc::new(authz::Authz::open(docs, ac, registry.clone(), Arc::new(pki)).unwrap());
+        Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into() } }
     }
 
     fn request(op: &'static str, params: &[(&str, &str)], query: &[(&str, &str)], body: &str) -> ApiRequest {
@@ -414,6 +570,22 @@ mod tests {
         assert!(e.message.contains("expectedVersion"), "{}", e.message);
         let e = f.inner.handle(&request("CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#)).unwrap_err();
         assert!(e.message.contains("attributePayload.attributes"), "{}", e.message);
+    }
+
+    #[test]
+    fn certificate_and_policy_errors_have_aws_types_and_statuses() {
+        let f = fixture("authz");
+        let e = f.inner.handle(&request("CreatePolicy", &[("policyName", "p")], &[], r#"{"policyDocument":"nope"}"#)).unwrap_err();
+        assert_eq!((e.status, e.error_type), (400, "MalformedPolicyException"));
+        let c = json_of(f.inner.handle(&request("CreateKeysAndCertificate", &[], &[("setAsActive", "true")], "")));
+        let id = c["certificateId"].as_str().unwrap();
+        assert!(c["keyPair"]["PrivateKey"].as_str().unwrap().contains("RSA PRIVATE KEY"));
+        let e = f.inner.handle(&request("DeleteCertificate", &[("certificateId", id)], &[], "")).unwrap_err();
+        assert_eq!((e.status, e.error_type), (406, "CertificateStateException"));
+        let listed = json_of(f.inner.handle(&request("ListCertificates", &[], &[("pageSize", "1")], "")));
+        assert_eq!(listed["certificates"][0]["status"], "ACTIVE");
+        let e = f.inner.handle(&request("AttachPolicy", &[("policyName", "p")], &[], &format!(r#"{{"target":"{}"}}"#, c["certificateArn"].as_str().unwrap()))).unwrap_err();
+        assert_eq!((e.status, e.error_type), (404, "ResourceNotFoundException"));
     }
 
     #[test]

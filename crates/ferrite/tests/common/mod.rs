@@ -21,8 +21,10 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     sets: Vec<String>,
-    /// Listener name (`mqtt`, `mqtts`, `ws`, `wss`) → port.
+    /// Listener name (`mqtt`, `mqtts`, `ws`, `wss`, `http`) → port.
     pub ports: std::collections::HashMap<String, u16>,
+    /// The root access key printed on first start (id, secret).
+    pub creds: Option<(String, String)>,
 }
 
 impl Server {
@@ -38,8 +40,8 @@ impl Server {
         let dir = std::env::temp_dir().join(format!("ferrite-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        let (child, ports) = Server::spawn(&dir, &sets);
-        Server { child, port: ports["mqtt"], dir, sets, ports }
+        let (child, ports, creds) = Server::spawn(&dir, &sets);
+        Server { child, port: ports["mqtt"], dir, sets, ports, creds }
     }
 
     /// Kills the process with SIGKILL (no chance to flush anything) and starts a new one on the
@@ -47,7 +49,7 @@ impl Server {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, ports) = Server::spawn(&self.dir, &self.sets);
+        let (child, ports, _) = Server::spawn(&self.dir, &self.sets);
         self.child = child;
         self.port = ports["mqtt"];
         self.ports = ports;
@@ -56,13 +58,14 @@ impl Server {
     /// Stops the process with SIGTERM and starts a new one on the same data directory.
     pub fn restart(&mut self) {
         assert_eq!(self.terminate(), Some(0), "ferrite did not stop cleanly");
-        let (child, ports) = Server::spawn(&self.dir, &self.sets);
+        let (child, ports, _) = Server::spawn(&self.dir, &self.sets);
         self.child = child;
         self.port = ports["mqtt"];
         self.ports = ports;
     }
 
-    fn spawn(dir: &std::path::Path, sets: &[String]) -> (Child, std::collections::HashMap<String, u16>) {
+    /// Starts the process; returns it, its ports and the root credentials printed on first start.
+    fn spawn(dir: &std::path::Path, sets: &[String]) -> (Child, std::collections::HashMap<String, u16>, Option<(String, String)>) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrite"));
         cmd.arg("serve").arg("--data-dir").arg(dir).arg("--mqtt-listen").arg("127.0.0.1:0");
         // Only the plain listener unless a test turns others on (later --set wins).
@@ -79,9 +82,12 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut ports = std::collections::HashMap::new();
+            let mut creds = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if line == "ferrite ready" {
-                    let _ = tx.send(std::mem::take(&mut ports));
+                    let _ = tx.send((std::mem::take(&mut ports), creds.take()));
+                } else if let Some((id, secret)) = line.strip_prefix("root credentials: ").and_then(|c| c.split_once(' ')) {
+                    creds = Some((id.to_string(), secret.to_string()));
                 } else if let Some((name, addr)) = line.split_once(" listening on ")
                     && let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok())
                 {
@@ -89,8 +95,47 @@ impl Server {
                 }
             }
         });
-        let ports = rx.recv_timeout(WAIT).expect("ferrite did not report ready");
-        (child, ports)
+        let (ports, creds) = rx.recv_timeout(WAIT).expect("ferrite did not report ready");
+        (child, ports, creds)
+    }
+
+    /// Calls the `iot` API (SigV4-signed with the root key): returns the status and the body.
+    pub fn iot(&self, method: &str, path: &str, query: &str, body: &str) -> (u16, String) {
+        let (id, secret) = self.creds.clone().expect("root credentials were printed on first start");
+        let host = format!("127.0.0.1:{}", self.ports["http"]);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        let headers = vec![("host".to_string(), host.clone()), ("x-amz-date".to_string(), identity::sigv4::format_amz_date(now))];
+        let req = identity::sigv4::Request { method, path, query, headers: &headers, body: body.as_bytes() };
+        let auth = identity::sigv4::sign(&req, &id, &secret, "us-east-1", "iot").expect("sign");
+        let target = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+        let mut stream = TcpStream::connect(&host).expect("connect to the API");
+        let head = format!(
+            "{method} {target} HTTP/1.1\r\nhost: {host}\r\nx-amz-date: {}\r\nauthorization: {auth}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            headers[1].1,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(body.as_bytes())).expect("send API request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read API response");
+        let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// Registers a certificate (PEM) ACTIVE and attaches a policy allowing everything; returns
+    /// its certificate id.
+    pub fn register_allow_all(&self, cert_pem: &str) -> String {
+        let body = serde_json::json!({ "certificatePem": cert_pem, "status": "ACTIVE" }).to_string();
+        let (status, out) = self.iot("POST", "/certificate/register", "", &body);
+        assert_eq!(status, 200, "RegisterCertificate: {out}");
+        let out: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#;
+        let (status, out2) = self.iot("POST", "/policies/allow-all", "", &serde_json::json!({ "policyDocument": doc }).to_string());
+        assert!(status == 200 || status == 409, "CreatePolicy: {out2}");
+        let target = serde_json::json!({ "target": out["certificateArn"] }).to_string();
+        let (status, out3) = self.iot("PUT", "/target-policies/allow-all", "", &target);
+        assert_eq!(status, 200, "AttachPolicy: {out3}");
+        out["certificateId"].as_str().expect("certificateId").to_string()
     }
 
     /// `127.0.0.1:port`.

@@ -1,0 +1,245 @@
+//! The `lambda` service: the subset of the AWS Lambda API that manages and invokes Ferrite
+//! functions, so boto3's `lambda` client and `aws lambda` work against Ferrite:
+//! CreateFunction, GetFunction, GetFunctionConfiguration, ListFunctions, DeleteFunction, Invoke.
+//!
+//! The code location maps onto Ferrite's two kinds of function: `Code.ImageUri` is either an
+//! `http://`/`https://` URL (a webhook receiving the event as a POST) or `file:///absolute/path`
+//! (a command: a program inside `functions.allowed_command_dirs`, run without a shell, with the
+//! event on stdin). ZIP files, S3 code, layers and environment variables are refused with
+//! InvalidParameterValueException; `Role`, `Runtime` and `Handler` are kept and shown as given;
+//! `Timeout` (seconds, default 3) bounds each attempt. Invoke's `RequestResponse` answers the
+//! function's JSON (with `X-Amz-Function-Error: Unhandled` and Lambda's error document when it
+//! fails), `Event` answers 202 and runs the function in the background with retries, `DryRun`
+//! answers 204.
+
+use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Route, Service};
+use crate::{ApiError, pagination};
+use bytes::Bytes;
+use functions::{Function, FunctionError, Functions, InvokeError, Mode, NewFunction};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+const ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/2015-03-31/functions", op: "CreateFunction" },
+    Route { method: "GET", path: "/2015-03-31/functions", op: "ListFunctions" },
+    Route { method: "GET", path: "/2015-03-31/functions/", op: "ListFunctions" },
+    Route { method: "GET", path: "/2015-03-31/functions/{FunctionName}", op: "GetFunction" },
+    Route { method: "GET", path: "/2015-03-31/functions/{FunctionName}/configuration", op: "GetFunctionConfiguration" },
+    Route { method: "DELETE", path: "/2015-03-31/functions/{FunctionName}", op: "DeleteFunction" },
+    Route { method: "POST", path: "/2015-03-31/functions/{FunctionName}/invocations", op: "Invoke" },
+];
+
+/// The Lambda-compatible functions service.
+pub struct Lambda {
+    functions: Arc<Functions>,
+}
+
+impl Lambda {
+    pub fn new(functions: Arc<Functions>) -> Lambda {
+        Lambda { functions }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(400, "InvalidParameterValueException", message).with("Type", "User".into())
+}
+
+impl From<FunctionError> for ApiError {
+    fn from(e: FunctionError) -> ApiError {
+        match e {
+            FunctionError::Invalid(m) => invalid(m),
+            FunctionError::NotFound(m) => ApiError::new(404, "ResourceNotFoundException", format!("Function not found: {m}")).with("Type", "User".into()),
+            FunctionError::AlreadyExists(m) => ApiError::new(409, "ResourceConflictException", format!("Function already exist: {m}")).with("Type", "User".into()),
+            FunctionError::Store(e) => {
+                tracing::error!(error = %e, "function store failure");
+                ApiError::new(500, "ServiceException", "An internal error occurred.")
+            }
+        }
+    }
+}
+
+impl From<InvokeError> for ApiError {
+    fn from(e: InvokeError) -> ApiError {
+        match e {
+            InvokeError::Function(e) => ApiError::from(e),
+            InvokeError::TooManyRequests(m) => {
+                ApiError::new(429, "TooManyRequestsException", format!("Rate Exceeded: {m}")).with("Reason", "ConcurrentInvocationLimitExceeded".into())
+            }
+            InvokeError::NotRunnable(m) => ApiError::new(502, "InvalidRuntimeException", m),
+        }
+    }
+}
+
+impl Service for Lambda {
+    fn signing_name(&self) -> &'static str {
+        "lambda"
+    }
+
+    fn routes(&self) -> &'static [Route] {
+        ROUTES
+    }
+
+    fn call(&self, req: ApiRequest) -> BoxReply<'_> {
+        Box::pin(async move {
+            if req.op == "Invoke" {
+                return self.invoke(req).await;
+            }
+            let functions = self.functions.clone();
+            let op = req.op;
+            match tokio::task::spawn_blocking(move || handle(&functions, &req)).await {
+                Ok(reply) => reply,
+                Err(e) => {
+                    tracing::error!(operation = op, error = %e, "functions handler failed");
+                    Err(ApiError::new(500, "ServiceException", "An internal error occurred."))
+                }
+            }
+        })
+    }
+}
+
+/// A FunctionConfiguration.
+fn configuration(functions: &Functions, f: &Function) -> Value {
+    json!({
+        "FunctionName": f.name,
+        "FunctionArn": functions.arn(&f.name),
+        "Runtime": f.runtime,
+        "Role": f.role,
+        "Handler": f.handler,
+        "CodeSize": 0,
+        "Description": f.description,
+        "Timeout": f.timeout_secs,
+        "MemorySize": 128,
+        "LastModified": functions::iso8601_millis(f.last_modified_ms),
+        "CodeSha256": f.code_sha256,
+        "Version": "$LATEST",
+        "RevisionId": f.revision_id,
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": "Image",
+        "Architectures": ["x86_64"],
+    })
+}
+
+fn get_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{key} must be a string"))),
+    }
+}
+
+fn create(functions: &Functions, req: &ApiRequest) -> Reply {
+    let Value::Object(body) = req.json()? else { return Err(invalid("the request body must be a JSON object")) };
+    let name = get_str(&body, "FunctionName")?.ok_or_else(|| invalid("FunctionName is required"))?;
+    let role = get_str(&body, "Role")?.ok_or_else(|| invalid("Role is required"))?;
+    let Some(Value::Object(code)) = body.get("Code") else { return Err(invalid("Code is required")) };
+    if ["ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion"].iter().any(|k| code.contains_key(*k)) {
+        return Err(invalid(
+            "Ferrite functions are webhooks or local commands: give Code.ImageUri as an http(s):// URL or a file:///absolute/path to a program",
+        ));
+    }
+    let location = get_str(code, "ImageUri")?.ok_or_else(|| invalid("Code.ImageUri is required (an http(s):// URL or a file:/// path)"))?;
+    if let Some(Value::Object(env)) = body.get("Environment")
+        && env.get("Variables").and_then(Value::as_object).is_some_and(|v| !v.is_empty())
+    {
+        return Err(invalid("Ferrite functions take no environment variables: commands run with a clean environment"));
+    }
+    if body.get("Layers").and_then(Value::as_array).is_some_and(|l| !l.is_empty()) {
+        return Err(invalid("Ferrite functions have no layers"));
+    }
+    let timeout_secs = match body.get("Timeout") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().and_then(|t| u32::try_from(t).ok()).ok_or_else(|| invalid("Timeout must be a number of seconds"))?),
+    };
+    let tags = match body.get("Tags") {
+        Some(Value::Object(t)) => t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
+        _ => Default::default(),
+    };
+    let f = functions.create(NewFunction {
+        name: functions::resolve_name(name)?,
+        location: location.to_string(),
+        description: get_str(&body, "Description")?.unwrap_or_default().to_string(),
+        timeout_secs,
+        role: role.to_string(),
+        runtime: get_str(&body, "Runtime")?.unwrap_or_default().to_string(),
+        handler: get_str(&body, "Handler")?.unwrap_or_default().to_string(),
+        tags,
+    })?;
+    Ok(ApiResponse { status: 201, body: Body::Json(configuration(functions, &f)), headers: Vec::new() })
+}
+
+fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
+    match req.op {
+        "CreateFunction" => create(functions, req),
+        "GetFunction" => {
+            let f = functions.get(req.param("FunctionName")?)?;
+            ApiResponse::json(json!({
+                "Configuration": configuration(functions, &f),
+                "Code": {"RepositoryType": "Ferrite", "Location": f.target.location()},
+                "Tags": f.tags,
+            }))
+        }
+        "GetFunctionConfiguration" => {
+            let f = functions.get(req.param("FunctionName")?)?;
+            ApiResponse::json(configuration(functions, &f))
+        }
+        "ListFunctions" => {
+            let size = req.query_int("MaxItems", 50, 1, 10_000)? as usize;
+            let all = functions.list()?;
+            let (page, next) = pagination::page(all, |f| f.name.as_str(), req.query("Marker"), size)?;
+            let mut out = json!({ "Functions": page.iter().map(|f| configuration(functions, f)).collect::<Vec<_>>() });
+            if let Some(n) = next {
+                out["NextMarker"] = json!(n);
+            }
+            ApiResponse::json(out)
+        }
+        "DeleteFunction" => {
+            if req.query("Qualifier").is_some_and(|q| q != "$LATEST") {
+                return Err(invalid("Ferrite functions have no versions or aliases"));
+            }
+            functions.delete(req.param("FunctionName")?)?;
+            Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
+        }
+        op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+    }
+}
+
+impl Lambda {
+    async fn invoke(&self, req: ApiRequest) -> Reply {
+        let mut name = req.param("FunctionName")?.to_string();
+        if let Some(q) = req.query("Qualifier") {
+            name = format!("{name}:{q}");
+        }
+        let payload = if req.body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { req.body.clone() };
+        if serde_json::from_slice::<Value>(&payload).is_err() {
+            return Err(ApiError::new(400, "InvalidRequestContentException", "Could not parse request body into json").with("Type", "User".into()));
+        }
+        let executed = vec![("x-amz-executed-version".to_string(), "$LATEST".to_string())];
+        match req.header("x-amz-invocation-type").unwrap_or("RequestResponse") {
+            "RequestResponse" => {
+                let out = self.functions.invoke(&name, payload, Mode::RequestResponse).await?;
+                let mut headers = executed;
+                if let Some(e) = out.function_error {
+                    headers.push(("x-amz-function-error".into(), e.into()));
+                }
+                Ok(ApiResponse { status: 200, body: Body::Bytes { content_type: "application/json", data: out.payload }, headers })
+            }
+            "Event" => {
+                // Resolve now so that a missing function is an error of this call.
+                let f = self.functions.get(&name)?;
+                let functions = self.functions.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = functions.invoke(&f.name, payload, Mode::Event).await {
+                        tracing::warn!(function = %f.name, error = %e, "asynchronous invocation failed");
+                    }
+                });
+                Ok(ApiResponse { status: 202, body: Body::Empty, headers: executed })
+            }
+            "DryRun" => {
+                self.functions.get(&name)?;
+                Ok(ApiResponse { status: 204, body: Body::Empty, headers: executed })
+            }
+            other => Err(invalid(format!("InvocationType must be RequestResponse, Event or DryRun, not {other:?}"))),
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The broker side: [`CertAuthenticator`] admits a TLS client whose certificate is registered
+//! and ACTIVE (and whose registered CA, if any, is ACTIVE) when its policies allow `iot:Connect`
+//! on `client/{clientId}`, then answers `iot:Publish`/`iot:Receive` on `topic/...`,
+//! `iot:Subscribe` on `topicfilter/...` and `iot:RetainPublish` from a per-connection decision
+//! cache that is emptied whenever the service's generation moves (a policy, an attachment, a
+//! certificate status, a thing or its groups changed). [`LocalPolicy`] applies one configured
+//! policy document to the loopback listeners.
+
+use crate::Authz;
+use broker::auth::{Authenticator, Authorization, ConnectInfo, ConnectResult};
+use identity::policy::{Policy as Parsed, Request, evaluate};
+use mqtt::ReasonCode;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+/// Decisions kept per connection before the cache starts over.
+const MAX_CACHED: usize = 4096;
+
+/// What a decision is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Connect,
+    Publish,
+    Retain,
+    Subscribe,
+    Receive,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::Connect => "iot:Connect",
+            Action::Publish => "iot:Publish",
+            Action::Retain => "iot:RetainPublish",
+            Action::Subscribe => "iot:Subscribe",
+            Action::Receive => "iot:Receive",
+        }
+    }
+
+    fn resource_type(self) -> &'static str {
+        match self {
+            Action::Connect => "client",
+            Action::Subscribe => "topicfilter",
+            _ => "topic",
+        }
+    }
+}
+
+/// Adds the thing policy variables of a thing attached to the connection's principal.
+pub(crate) fn thing_vars(vars: &mut BTreeMap<String, String>, t: &registry::Thing) {
+    vars.insert("iot:Connection.Thing.ThingName".into(), t.name.clone());
+    if let Some(ty) = &t.type_name {
+        vars.insert("iot:Connection.Thing.ThingTypeName".into(), ty.clone());
+    }
+    for (k, v) in &t.attributes {
+        vars.insert(format!("iot:Connection.Thing.Attributes[{k}]"), v.clone());
+    }
+}
+
+/// A value that may be put into a resource pattern: one with `*` or `?` would widen it.
+fn usable(v: &str) -> bool {
+    !v.contains(['*', '?'])
+}
+
+/// Cached decisions by resource (topic, filter or client id), one slot per action: looked up by
+/// `&str`, so a cache hit allocates nothing.
+type Decisions = HashMap<String, [Option<bool>; 5]>;
+
+fn cached(d: &Decisions, action: Action, what: &str) -> Option<bool> {
+    d.get(what).and_then(|slots| slots[action as usize])
+}
+
+fn remember(d: &mut Decisions, action: Action, what: &str, allowed: bool) {
+    if d.len() >= MAX_CACHED && !d.contains_key(what) {
+        d.clear();
+    }
+    d.entry(what.to_string()).or_default()[action as usize] = Some(allowed);
+}
+
+/// One connection's view at one generation: variables, policies, whether it may act at all.
+struct Context {
+    generation: u64,
+    vars: BTreeMap<String, String>,
+    policies: Vec<Arc<Parsed>>,
+    /// False once the certificate (or its CA) is no longer ACTIVE.
+    active: bool,
+}
+
+/// Why a certificate cannot be used.
+fn certificate_problem(authz: &Authz, id: &str) -> Option<&'static str> {
+    let st = authz.lock();
+    let Some(c) = st.certs.get(id) else { return Some("certificate is not registered") };
+    if c.status != crate::CertStatus::Active {
+        return Some("certificate is not ACTIVE");
+    }
+    let now = crate::now_ms();
+    if now < c.not_before_ms || now > c.not_after_ms {
+        return Some("certificate is outside its validity period");
+    }
+    match &c.ca_id {
+        Some(ca) if !st.cas.get(ca).is_some_and(|x| x.active) => Some("certificate's CA is not ACTIVE"),
+        _ => None,
+    }
+}
+
+/// The rights of a connection authenticated by a certificate.
+pub struct CertConnection {
+    authz: Arc<Authz>,
+    cert_id: String,
+    client_id: String,
+    source_ip: String,
+    cert_vars: BTreeMap<String, String>,
+    state: Mutex<(Arc<Context>, Decisions)>,
+}
+
+impl CertConnection {
+    fn context(&self) -> Context {
+        let generation = self.authz.generation();
+        let a = &self.authz;
+        let mut vars = self.cert_vars.clone();
+        vars.insert("aws:SourceIp".into(), self.source_ip.clone());
+        if usable(&self.client_id) {
+            vars.insert("iot:ClientId".into(), self.client_id.clone());
+        }
+        let cert_arn = a.cert_arn(&self.cert_id);
+        let thing = a.registry.describe_thing(&self.client_id).ok().filter(|t| t.principals.contains_key(&cert_arn));
+        vars.insert("iot:Connection.Thing.IsAttached".into(), thing.is_some().to_string());
+        let mut targets = vec![cert_arn];
+        if let Some(t) = &thing {
+            thing_vars(&mut vars, t);
+            targets.extend(a.group_arns_of_thing(&t.name));
+        }
+        vars.retain(|_, v| usable(v));
+        let active = certificate_problem(a, &self.cert_id).is_none();
+        let policies = Authz::policies_of(&a.lock(), &targets).into_values().collect();
+        Context { generation, vars, policies, active }
+    }
+
+    fn decide(&self, action: Action, what: &str) -> bool {
+        let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.0.generation != self.authz.generation() {
+            guard.0 = Arc::new(self.context());
+            guard.1.clear();
+        }
+        if let Some(d) = cached(&guard.1, action, what) {
+            return d;
+        }
+        let ctx = guard.0.clone();
+        let allowed = ctx.active && {
+            let resource = format!("{}{}/{what}", self.authz.resource_prefix(), action.resource_type());
+            let vars = |k: &str| ctx.vars.get(k).cloned();
+            evaluate(ctx.policies.iter().map(|p| &**p), &Request { action: action.name(), resource: &resource, vars: &vars }).allowed()
+        };
+        remember(&mut guard.1, action, what, allowed);
+        allowed
+    }
+}
+
+impl Authorization for CertConnection {
+    fn can_publish(&self, topic: &str) -> bool {
+        self.decide(Action::Publish, topic)
+    }
+    fn can_retain(&self, topic: &str) -> bool {
+        self.decide(Action::Retain, topic)
+    }
+    fn can_subscribe(&self, filter: &str) -> bool {
+        self.decide(Action::Subscribe, filter)
+    }
+    fn can_receive(&self, topic: &str) -> bool {
+        self.decide(Action::Receive, topic)
+    }
+    fn principal(&self) -> Option<&str> {
+        Some(&self.cert_id)
+    }
+    fn denied(&self, action: &'static str) {
+        self.authz.denials.count(&self.client_id, &self.cert_id, action);
+    }
+}
+
+/// The authenticator of the TLS listeners (MQTT over TLS, WebSocket over TLS).
+pub struct CertAuthenticator {
+    authz: Arc<Authz>,
+}
+
+impl CertAuthenticator {
+    /// Certificates registered with this service.
+    pub fn new(authz: Arc<Authz>) -> CertAuthenticator {
+        CertAuthenticator { authz }
+    }
+
+    /// Decides a CONNECT.
+    pub fn authenticate(&self, info: &ConnectInfo<'_>) -> ConnectResult {
+        let a = &self.authz;
+        let Some(cert) = &info.peer.cert else {
+            tracing::info!(client_id = info.client_id, peer = %info.peer.addr, "no client certificate (and no custom authorizer): not authorized");
+            a.denials.count(info.client_id, "", "connect");
+            return Err(ReasonCode::NOT_AUTHORIZED);
+        };
+        if let Some(problem) = certificate_problem(a, &cert.id) {
+            tracing::info!(client_id = info.client_id, certificate = %cert.id, problem, "connection refused");
+            a.denials.count(info.client_id, &cert.id, "connect");
+            return Err(ReasonCode::NOT_AUTHORIZED);
+        }
+        let conn = CertConnection {
+            authz: a.clone(),
+            cert_id: cert.id.clone(),
+            client_id: info.client_id.to_string(),
+            source_ip: info.peer.addr.ip().to_string(),
+            cert_vars: identity::x509::policy_variables(&cert.der),
+            state: Mutex::new((Arc::new(Context { generation: 0, vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
+        };
+        if !conn.decide(Action::Connect, info.client_id) {
+            tracing::info!(client_id = info.client_id, certificate = %cert.id, "iot:Connect not allowed by the certificate's policies");
+            a.denials.count(info.client_id, &cert.id, "connect");
+            return Err(ReasonCode::NOT_AUTHORIZED);
+        }
+        Ok(Arc::new(conn))
+    }
+}
+
+impl Authenticator for CertAuthenticator {
+    fn connect<'a>(&'a self, info: ConnectInfo<'a>) -> Pin<Box<dyn Future<Output = ConnectResult> + Send + 'a>> {
+        Box::pin(async move { self.authenticate(&info) })
+    }
+}
+
+/// The policy of the loopback listeners (`mqtt.local_policy`): one document evaluated with
+/// `iot:ClientId` and `aws:SourceIp`, or everything allowed.
+pub struct LocalPolicy {
+    policy: Option<Arc<Parsed>>,
+    prefix: String,
+    denials: Arc<crate::Denials>,
+}
+
+impl LocalPolicy {
+    /// `policy` None allows everything.
+    pub fn new(policy: Option<Parsed>, region: &str, account_id: &str, denials: Arc<crate::Denials>) -> LocalPolicy {
+        LocalPolicy { policy: policy.map(Arc::new), prefix: format!("arn:aws:iot:{region}:{account_id}:"), denials }
+    }
+}
+
+/// A connection under the local policy.
+struct LocalConnection {
+    policy: Arc<Parsed>,
+    prefix: String,
+    client_id: String,
+    vars: BTreeMap<String, String>,
+    cache: Mutex<Decisions>,
+    denials: Arc<crate::Denials>,
+}
+
+impl LocalConnection {
+    fn decide(&self, action: Action, what: &str) -> bool {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = cached(&cache, action, what) {
+            return d;
+        }
+        let resource = format!("{}{}/{what}", self.prefix, action.resource_type());
+        let vars = |k: &str| self.vars.get(k).cloned();
+        let allowed = evaluate([&*self.policy], &Request { action: action.name(), resource: &resource, vars: &vars }).allowed();
+        remember(&mut cache, action, what, allowed);
+        allowed
+    }
+}
+
+impl Authorization for LocalConnection {
+    fn can_publish(&self, topic: &str) -> bool {
+        self.decide(Action::Publish, topic)
+    }
+    fn can_retain(&self, topic: &str) -> bool {
+        self.decide(Action::Retain, topic)
+    }
+    fn can_subscribe(&self, filter: &str) -> bool {
+        self.decide(Action::Subscribe, filter)
+    }
+    fn can_receive(&self, topic: &str) -> bool {
+        self.decide(Action::Receive, topic)
+    }
+    fn denied(&self, action: &'static str) {
+        self.denials.count(&self.client_id, "", action);
+    }
+}
+
+impl Authenticator for LocalPolicy {
+    fn connect<'a>(&'a self, info: ConnectInfo<'a>) -> Pin<Box<dyn Future<Output = ConnectResult> + Send + 'a>> {
+        Box::pin(async move {
+            let Some(policy) = &self.policy else { return Ok(Arc::new(broker::auth::AllowAll) as Arc<dyn Authorization>) };
+            let mut vars = BTreeMap::from([("aws:SourceIp".to_string(), info.peer.addr.ip().to_string())]);
+            if usable(info.client_id) {
+                vars.insert("iot:ClientId".into(), info.client_id.to_string());
+            }
+            let conn = LocalConnection {
+                policy: policy.clone(),
+                prefix: self.prefix.clone(),
+                client_id: info.client_id.to_string(),
+                vars,
+                cache: Mutex::new(HashMap::new()),
+                denials: self.denials.clone(),
+            };
+            if !conn.decide(Action::Connect, info.client_id) {
+                tracing::info!(client_id = info.client_id, "iot:Connect not allowed by the local policy");
+                self.denials.count(info.client_id, "", "connect");
+                return Err(ReasonCode::NOT_AUTHORIZED);
+            }
+            Ok(Arc::new(conn) as Arc<dyn Authorization>)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fixture;
+    use broker::server::PeerInfo;
+    use identity::CertFacts;
+    use registry::{NewThing, PrincipalType, ThingUpdate};
+
+    fn peer(der: &[u8]) -> PeerInfo {
+        PeerInfo { addr: "10.1.2.3:4000".parse().unwrap(), transport: "mqtts", cert: CertFacts::from_der(der).map(Into::into) }
+    }
+
+    fn info<'a>(peer: &'a PeerInfo, client_id: &'a str) -> ConnectInfo<'a> {
+        ConnectInfo { peer, client_id, username: None, password: None }
+    }
+
+    #[test]
+    fn certificates_connect_by_status_and_policy_and_decisions_follow_changes() {
+        let f = fixture();
+        let a = &f.authz;
+        let created = a.create_keys_and_certificate(true).unwrap().certificate;
+        let der = identity::x509::pem_to_der(&created.pem).unwrap();
+        let arn = a.cert_arn(&created.id);
+        let auth = CertAuthenticator::new(a.clone());
+        let p = peer(&der);
+        // No policy: default deny.
+        assert_eq!(auth.authenticate(&info(&p, "dev-1")).err(), Some(ReasonCode::NOT_AUTHORIZED));
+        let doc = r#"{"Statement":[
+            {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"},
+            {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:us-east-1:123456789012:topic/site/${iot:Connection.Thing.Attributes[site]}/*"},
+            {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/site/*"}]}"#;
+        a.create_policy("dev", doc, &[]).unwrap();
+        a.attach_policy("dev", &arn).unwrap();
+        // The client id must name a thing attached to the certificate.
+        assert!(auth.authenticate(&info(&p, "dev-1")).is_err());
+        let r = a.registry();
+        let attrs = |v: &str| Some(registry::AttributePayload { attributes: Some([("site".to_string(), v.to_string())].into()), merge: false });
+        r.create_thing(NewThing { name: "dev-1".into(), attributes: attrs("lab"), ..Default::default() }).unwrap();
+        r.attach_thing_principal("dev-1", &arn, PrincipalType::NonExclusive).unwrap();
+        a.invalidate();
+        let conn = auth.authenticate(&info(&p, "dev-1")).expect("connects");
+        assert_eq!(conn.principal(), Some(created.id.as_str()));
+        assert!(conn.can_publish("site/lab/temp"));
+        assert!(!conn.can_publish("site/home/temp"));
+        assert!(!conn.can_retain("site/lab/temp"));
+        assert!(conn.can_subscribe("site/#"));
+        assert!(!conn.can_subscribe("other/#"));
+        // A thing attribute changes: the cached decision follows once the generation moves.
+        r.update_thing(ThingUpdate { name: "dev-1".into(), attributes: attrs("home"), ..Default::default() }).unwrap();
+        a.invalidate();
+        assert!(!conn.can_publish("site/lab/temp"));
+        assert!(conn.can_receive("site/home/x"));
+        // Deactivated: nothing more is allowed, and new connections are refused.
+        a.update_certificate(&created.id, "INACTIVE").unwrap();
+        assert!(!conn.can_receive("site/home/x"));
+        assert!(auth.authenticate(&info(&p, "dev-1")).is_err());
+        conn.denied("publish");
+        assert!(a.denials().render_string().contains(&format!("client_id=\"dev-1\",principal=\"{}\",action=\"publish\"}} 1", created.id)));
+        // Without a certificate: refused.
+        let none = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "wss", cert: None };
+        assert!(auth.authenticate(&info(&none, "x")).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_local_policy_limits_loopback_clients() {
+        let doc = r#"{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"},{"Effect":"Deny","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/locked/*"},
+            {"Effect":"Deny","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/banned"}]}"#;
+        let local = LocalPolicy::new(Some(identity::policy::parse(doc).unwrap()), "us-east-1", "123456789012", Arc::default());
+        let p = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "mqtt", cert: None };
+        assert!(local.connect(info(&p, "banned")).await.is_err());
+        let c = local.connect(info(&p, "ok")).await.expect("connects");
+        assert!(c.can_publish("open/x") && !c.can_publish("locked/x") && c.can_subscribe("locked/#"));
+        let all = LocalPolicy::new(None, "us-east-1", "123456789012", Arc::default());
+        assert!(all.connect(info(&p, "banned")).await.is_ok());
+    }
+}

@@ -1,0 +1,82 @@
+//! The errors of certificate and policy operations, one variant per AWS IoT exception they
+//! become on the wire ([`AuthzError::aws`] gives the HTTP status and error type).
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthzError {
+    /// InvalidRequestException (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// ResourceNotFoundException (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// ResourceAlreadyExistsException (409), with the existing resource's id and ARN.
+    #[error("{message}")]
+    AlreadyExists { message: String, resource_id: String, resource_arn: String },
+    /// CertificateStateException (406): the operation is not allowed in the certificate's status.
+    #[error("{0}")]
+    CertificateState(String),
+    /// CertificateValidationException (400).
+    #[error("{0}")]
+    CertificateValidation(String),
+    /// CertificateConflictException (409): more than one registered CA could have signed it.
+    #[error("{0}")]
+    CertificateConflict(String),
+    /// RegistrationCodeValidationException (400).
+    #[error("{0}")]
+    RegistrationCodeValidation(String),
+    /// DeleteConflictException (409).
+    #[error("{0}")]
+    DeleteConflict(String),
+    /// MalformedPolicyException (400).
+    #[error("{0}")]
+    MalformedPolicy(String),
+    /// VersionsLimitExceededException (409).
+    #[error("{0}")]
+    VersionsLimitExceeded(String),
+    /// LimitExceededException (410).
+    #[error("{0}")]
+    LimitExceeded(String),
+    /// A stored document cannot be read back.
+    #[error("stored {kind} document {key:?} is not valid: {error}")]
+    Corrupt { kind: &'static str, key: String, error: String },
+    /// InternalFailureException (500): creating a key or certificate failed.
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, AuthzError>;
+
+impl AuthzError {
+    /// The HTTP status and AWS error type of this error (registry errors are mapped by the
+    /// caller, which knows them).
+    pub fn aws(&self) -> (u16, &'static str) {
+        match self {
+            AuthzError::Invalid(_) => (400, "InvalidRequestException"),
+            AuthzError::NotFound(_) => (404, "ResourceNotFoundException"),
+            AuthzError::AlreadyExists { .. } => (409, "ResourceAlreadyExistsException"),
+            AuthzError::CertificateState(_) => (406, "CertificateStateException"),
+            AuthzError::CertificateValidation(_) => (400, "CertificateValidationException"),
+            AuthzError::CertificateConflict(_) => (409, "CertificateConflictException"),
+            AuthzError::RegistrationCodeValidation(_) => (400, "RegistrationCodeValidationException"),
+            AuthzError::DeleteConflict(_) => (409, "DeleteConflictException"),
+            AuthzError::MalformedPolicy(_) => (400, "MalformedPolicyException"),
+            AuthzError::VersionsLimitExceeded(_) => (409, "VersionsLimitExceededException"),
+            AuthzError::LimitExceeded(_) => (410, "LimitExceededException"),
+            AuthzError::Corrupt { .. } | AuthzError::Internal(_) | AuthzError::Store(_) | AuthzError::Registry(_) => (500, "InternalFailureException"),
+        }
+    }
+}
+
+pub(crate) fn invalid<T>(message: impl Into<String>) -> Result<T> {
+    Err(AuthzError::Invalid(message.into()))
+}
+
+pub(crate) fn not_found(message: impl Into<String>) -> AuthzError {
+    AuthzError::NotFound(message.into())
+}

@@ -1,0 +1,272 @@
+//! What the certificate and policy service keeps (one JSON document per certificate, CA
+//! certificate, policy and attachment target), in memory with the parsed default version of
+//! every policy and the policy → targets index, and the changes written to the store.
+
+use crate::error::{AuthzError, Result};
+use identity::policy::Policy as Parsed;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use store::{DocOp, Documents};
+
+const CERT: &str = "certificate";
+const CA: &str = "ca-certificate";
+const POLICY: &str = "policy";
+const TARGET: &str = "policy-target";
+const SETTING: &str = "authz-setting";
+const REGISTRATION_CODE: &str = "registration-code";
+
+/// A device certificate's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertStatus {
+    Active,
+    Inactive,
+    Revoked,
+    PendingTransfer,
+    RegisterInactive,
+    PendingActivation,
+}
+
+impl CertStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Active => "ACTIVE",
+            CertStatus::Inactive => "INACTIVE",
+            CertStatus::Revoked => "REVOKED",
+            CertStatus::PendingTransfer => "PENDING_TRANSFER",
+            CertStatus::RegisterInactive => "REGISTER_INACTIVE",
+            CertStatus::PendingActivation => "PENDING_ACTIVATION",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<CertStatus> {
+        [
+            CertStatus::Active,
+            CertStatus::Inactive,
+            CertStatus::Revoked,
+            CertStatus::PendingTransfer,
+            CertStatus::RegisterInactive,
+            CertStatus::PendingActivation,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// A registered device certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Hex SHA-256 of the DER.
+    pub id: String,
+    pub pem: String,
+    pub status: CertStatus,
+    /// The registered CA certificate that signed it (none: Ferrite's own CA, or registered
+    /// without a CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_id: Option<String>,
+    /// Registered with RegisterCertificateWithoutCA.
+    #[serde(default)]
+    pub without_ca: bool,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+    pub customer_version: i64,
+    pub generation_id: String,
+    pub not_before_ms: i64,
+    pub not_after_ms: i64,
+}
+
+/// A registered CA certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCertificate {
+    pub id: String,
+    pub pem: String,
+    pub active: bool,
+    #[serde(default)]
+    pub auto_registration: bool,
+    /// `DEFAULT` or `SNI_ONLY`.
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_config: Option<serde_json::Value>,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+    pub customer_version: i64,
+    pub generation_id: String,
+    pub not_before_ms: i64,
+    pub not_after_ms: i64,
+    /// The raw DER subject (to find the CA of a certificate being registered).
+    #[serde(default)]
+    pub subject_hex: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One version of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    pub document: String,
+    pub created_ms: i64,
+}
+
+/// A policy and its versions (at most five).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub versions: BTreeMap<u64, PolicyVersion>,
+    pub default_version: u64,
+    /// The id the next version gets (ids are never reused).
+    pub next_version: u64,
+    pub created_ms: i64,
+    pub modified_ms: i64,
+    pub generation_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Policy {
+    /// The default version's document.
+    pub fn document(&self) -> &str {
+        self.versions.get(&self.default_version).map_or("", |v| v.document.as_str())
+    }
+}
+
+/// Everything in memory.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub certs: BTreeMap<String, Certificate>,
+    pub cas: BTreeMap<String, CaCertificate>,
+    pub policies: BTreeMap<String, Policy>,
+    /// The parsed default version of each policy.
+    pub parsed: HashMap<String, Arc<Parsed>>,
+    /// Target ARN → attached policy names.
+    pub targets: BTreeMap<String, BTreeSet<String>>,
+    /// Policy name → targets it is attached to.
+    pub by_policy: BTreeMap<String, BTreeSet<String>>,
+    pub registration_code: Option<String>,
+}
+
+/// One committed change.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    Cert(Certificate),
+    DropCert(String),
+    Ca(CaCertificate),
+    DropCa(String),
+    Policy(Policy),
+    DropPolicy(String),
+    /// A target's attached policies (empty: none left).
+    Target(String, BTreeSet<String>),
+    RegistrationCode(Option<String>),
+}
+
+fn put<T: Serialize>(kind: &'static str, key: &str, value: &T) -> Result<DocOp> {
+    let value = serde_json::to_string(value).map_err(|e| AuthzError::Corrupt { kind, key: key.to_string(), error: e.to_string() })?;
+    Ok(DocOp::Put { kind, key: key.to_string(), value })
+}
+
+impl Change {
+    /// The documents-table operation that stores this change.
+    pub fn doc_op(&self) -> Result<DocOp> {
+        let delete = |kind: &'static str, key: &str| Ok(DocOp::Delete { kind, key: key.to_string() });
+        match self {
+            Change::Cert(c) => put(CERT, &c.id, c),
+            Change::DropCert(id) => delete(CERT, id),
+            Change::Ca(c) => put(CA, &c.id, c),
+            Change::DropCa(id) => delete(CA, id),
+            Change::Policy(p) => put(POLICY, &p.name, p),
+            Change::DropPolicy(n) => delete(POLICY, n),
+            Change::Target(t, set) if set.is_empty() => delete(TARGET, t),
+            Change::Target(t, set) => put(TARGET, t, set),
+            Change::RegistrationCode(Some(c)) => Ok(DocOp::Put { kind: SETTING, key: REGISTRATION_CODE.into(), value: c.clone() }),
+            Change::RegistrationCode(None) => delete(SETTING, REGISTRATION_CODE),
+        }
+    }
+}
+
+fn load_kind<T: DeserializeOwned>(docs: &Documents, kind: &'static str) -> Result<Vec<(String, T)>> {
+    docs.load(kind)?
+        .into_iter()
+        .map(|(key, value)| match serde_json::from_str(&value) {
+            Ok(v) => Ok((key, v)),
+            Err(e) => Err(AuthzError::Corrupt { kind, key, error: e.to_string() }),
+        })
+        .collect()
+}
+
+impl State {
+    /// Reads every document.
+    pub fn load(docs: &Documents) -> Result<State> {
+        let mut st = State::default();
+        for (_, c) in load_kind::<Certificate>(docs, CERT)? {
+            st.apply(Change::Cert(c));
+        }
+        for (_, c) in load_kind::<CaCertificate>(docs, CA)? {
+            st.apply(Change::Ca(c));
+        }
+        for (_, p) in load_kind::<Policy>(docs, POLICY)? {
+            st.apply(Change::Policy(p));
+        }
+        for (t, set) in load_kind::<BTreeSet<String>>(docs, TARGET)? {
+            st.apply(Change::Target(t, set));
+        }
+        st.registration_code = docs.get(SETTING, REGISTRATION_CODE)?;
+        Ok(st)
+    }
+
+    /// Applies a committed change.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Cert(c) => {
+                self.certs.insert(c.id.clone(), c);
+            }
+            Change::DropCert(id) => {
+                self.certs.remove(&id);
+            }
+            Change::Ca(c) => {
+                self.cas.insert(c.id.clone(), c);
+            }
+            Change::DropCa(id) => {
+                self.cas.remove(&id);
+            }
+            Change::Policy(p) => {
+                match identity::policy::parse(p.document()) {
+                    Ok(parsed) => {
+                        self.parsed.insert(p.name.clone(), Arc::new(parsed));
+                    }
+                    Err(e) => {
+                        // Stored documents were valid when stored; a parser change could refuse one.
+                        tracing::warn!(policy = %p.name, error = %e, "stored policy no longer parses; it allows nothing");
+                        self.parsed.remove(&p.name);
+                    }
+                }
+                self.policies.insert(p.name.clone(), p);
+            }
+            Change::DropPolicy(n) => {
+                self.policies.remove(&n);
+                self.parsed.remove(&n);
+            }
+            Change::Target(t, set) => {
+                if let Some(old) = self.targets.remove(&t) {
+                    for p in old {
+                        if let Some(ts) = self.by_policy.get_mut(&p) {
+                            ts.remove(&t);
+                            if ts.is_empty() {
+                                self.by_policy.remove(&p);
+                            }
+                        }
+                    }
+                }
+                for p in &set {
+                    self.by_policy.entry(p.clone()).or_default().insert(t.clone());
+                }
+                if !set.is_empty() {
+                    self.targets.insert(t, set);
+                }
+            }
+            Change::RegistrationCode(c) => self.registration_code = c,
+        }
+    }
+}

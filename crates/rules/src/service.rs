@@ -1,0 +1,457 @@
+//! [`Rules`]: the operations of the topic rule API and of topic rule destinations, over the
+//! documents store and the running engine. Operations are synchronous (they commit to SQLite
+//! before returning) and may be called from any thread; rule tasks and confirmation requests
+//! are spawned on the runtime the service was started in.
+
+use crate::destinations::{Destination, DestinationStatus, confirmation_request_url};
+use crate::engine::{self, Engine, RulesMetrics};
+use crate::model::{self, CompiledRule};
+use crate::{RulesConfig, RulesError, now_ms};
+use broker::Broker;
+use functions::Functions;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shadow_service::Shadows;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use store::{DocOp, Documents};
+
+const RULE_KIND: &str = "topic-rule";
+const DEST_KIND: &str = "rule-destination";
+
+/// A rule as stored: the payload it was given and when it was created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredRule {
+    name: String,
+    payload: Value,
+    created_ms: i64,
+    #[serde(default)]
+    tags: Vec<(String, String)>,
+}
+
+/// A rule as GetTopicRule and ListTopicRules show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleView {
+    pub name: String,
+    pub arn: String,
+    pub sql: String,
+    pub description: Option<String>,
+    pub created_ms: i64,
+    pub actions: Value,
+    pub error_action: Option<Value>,
+    pub disabled: bool,
+    pub sql_version: String,
+    pub topic_pattern: Option<String>,
+}
+
+/// A running rule's task; stopped (at once) and aborted when dropped.
+struct Worker {
+    task: tokio::task::JoinHandle<()>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::Release);
+        self.task.abort();
+    }
+}
+
+struct Entry {
+    stored: StoredRule,
+    compiled: Arc<CompiledRule>,
+    _worker: Option<Worker>,
+}
+
+/// The rules service.
+pub struct Rules {
+    docs: Arc<Documents>,
+    engine: Arc<Engine>,
+    rules: Mutex<BTreeMap<String, Entry>>,
+    handle: tokio::runtime::Handle,
+}
+
+/// Numbers the starts of rules, process-wide, so every rule client id is unique.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn random_token() -> String {
+    use base64::Engine as _;
+    let mut b = [0u8; 48];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn corrupt(kind: &'static str, key: &str, e: impl std::fmt::Display) -> RulesError {
+    RulesError::Corrupt { kind, key: key.to_string(), message: e.to_string() }
+}
+
+impl Rules {
+    /// Loads the rules and destinations and starts every enabled rule. Call inside the Tokio
+    /// runtime.
+    pub fn start(docs: Arc<Documents>, broker: Broker, functions: Arc<Functions>, shadows: Option<Arc<Shadows>>, config: RulesConfig) -> Result<Arc<Rules>, RulesError> {
+        let mut destinations = BTreeMap::new();
+        for (k, v) in docs.load(DEST_KIND)? {
+            let d: Destination = serde_json::from_str(&v).map_err(|e| corrupt(DEST_KIND, &k, e))?;
+            destinations.insert(d.arn.clone(), d);
+        }
+        let enable_url_base = Mutex::new(config.enable_url_base.clone());
+        let engine = Arc::new(Engine { broker, functions, shadows, config, destinations: Mutex::new(destinations), metrics: RulesMetrics::default(), enable_url_base });
+        let rules = Arc::new(Rules {
+            docs: docs.clone(),
+            engine,
+            rules: Mutex::new(BTreeMap::new()),
+            handle: tokio::runtime::Handle::current(),
+        });
+        let mut map = BTreeMap::new();
+        for (k, v) in docs.load(RULE_KIND)? {
+            let stored: StoredRule = serde_json::from_str(&v).map_err(|e| corrupt(RULE_KIND, &k, e))?;
+            match model::compile(&stored.name, &stored.payload) {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    let worker = rules.start_worker(&c);
+                    map.insert(stored.name.clone(), Entry { stored, compiled: c, _worker: worker });
+                }
+                Err(e) => tracing::error!(rule = %k, error = %e, "stored rule no longer compiles; skipped"),
+            }
+        }
+        tracing::info!(rules = map.len(), "rules loaded");
+        *rules.lock() = map;
+        Ok(rules)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the base of confirmation messages' `enableUrl` (the API's address, once bound).
+    pub fn set_enable_url_base(&self, base: &str) {
+        *self.engine.enable_url_base.lock().unwrap_or_else(|e| e.into_inner()) = base.to_string();
+    }
+
+    /// The engine (metrics, configuration).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// `arn:aws:iot:{region}:{account}:rule/{name}`.
+    pub fn rule_arn(&self, name: &str) -> String {
+        let c = &self.engine.config;
+        format!("arn:aws:iot:{}:{}:rule/{name}", c.region, c.account_id)
+    }
+
+    fn not_found(&self, op: &str, name: &str) -> RulesError {
+        RulesError::NotFound(format!("User is not authorized to perform: iot:{op} on resource: {}", self.rule_arn(name)))
+    }
+
+    fn start_worker(&self, rule: &Arc<CompiledRule>) -> Option<Worker> {
+        if rule.disabled {
+            return None;
+        }
+        let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+        let client = self.engine.broker.internal_client(&engine::client_id(&rule.name, generation));
+        engine::subscribe(&client, rule);
+        let stopped = Arc::new(AtomicBool::new(false));
+        let task = self.handle.spawn(engine::run(self.engine.clone(), rule.clone(), client, stopped.clone()));
+        Some(Worker { task, stopped })
+    }
+
+    /// Stores the payload with its effective SQL version.
+    fn normalized(payload: &Value, rule: &CompiledRule) -> Value {
+        let mut p = payload.clone();
+        if let Value::Object(m) = &mut p {
+            m.insert("awsIotSqlVersion".into(), Value::String(rule.version.as_str().into()));
+            m.insert("ruleDisabled".into(), Value::Bool(rule.disabled));
+            m.retain(|_, v| !v.is_null());
+        }
+        p
+    }
+
+    fn put(&self, stored: &StoredRule) -> Result<(), RulesError> {
+        let value = serde_json::to_string(stored).map_err(|e| RulesError::Invalid(e.to_string()))?;
+        Ok(self.docs.apply(&[DocOp::Put { kind: RULE_KIND, key: stored.name.clone(), value }])?)
+    }
+
+    /// CreateTopicRule. An http action with fixed URLs gets its destination created (and its
+    /// confirmation sent) when none exists for its confirmation URL.
+    pub fn create_rule(&self, name: &str, payload: &Value, tags: Vec<(String, String)>) -> Result<(), RulesError> {
+        model::validate_rule_name(name)?;
+        let compiled = Arc::new(model::compile(name, payload)?);
+        let mut rules = self.lock();
+        if rules.contains_key(name) {
+            return Err(RulesError::AlreadyExists { message: format!("Rule {name} already exists."), arn: self.rule_arn(name) });
+        }
+        self.ensure_destinations(&compiled)?;
+        let stored = StoredRule { name: name.to_string(), payload: Self::normalized(payload, &compiled), created_ms: now_ms(), tags };
+        self.put(&stored)?;
+        let worker = self.start_worker(&compiled);
+        rules.insert(name.to_string(), Entry { stored, compiled, _worker: worker });
+        Ok(())
+    }
+
+    /// ReplaceTopicRule: a new payload for an existing rule (its creation date is kept).
+    pub fn replace_rule(&self, name: &str, payload: &Value) -> Result<(), RulesError> {
+        model::validate_rule_name(name)?;
+        let compiled = Arc::new(model::compile(name, payload)?);
+        let mut rules = self.lock();
+        let old = rules.get(name).ok_or_else(|| self.not_found("ReplaceTopicRule", name))?;
+        self.ensure_destinations(&compiled)?;
+        let stored = StoredRule { payload: Self::normalized(payload, &compiled), ..old.stored.clone() };
+        self.put(&stored)?;
+        rules.remove(name);
+        let worker = self.start_worker(&compiled);
+        rules.insert(name.to_string(), Entry { stored, compiled, _worker: worker });
+        Ok(())
+    }
+
+    /// DeleteTopicRule.
+    pub fn delete_rule(&self, name: &str) -> Result<(), RulesError> {
+        model::validate_rule_name(name)?;
+        let mut rules = self.lock();
+        if !rules.contains_key(name) {
+            return Err(self.not_found("DeleteTopicRule", name));
+        }
+        self.docs.apply(&[DocOp::Delete { kind: RULE_KIND, key: name.to_string() }])?;
+        rules.remove(name);
+        Ok(())
+    }
+
+    /// EnableTopicRule / DisableTopicRule.
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<(), RulesError> {
+        model::validate_rule_name(name)?;
+        let mut rules = self.lock();
+        let op = if disabled { "DisableTopicRule" } else { "EnableTopicRule" };
+        let old = rules.get(name).ok_or_else(|| self.not_found(op, name))?;
+        if old.compiled.disabled == disabled {
+            return Ok(());
+        }
+        let mut stored = old.stored.clone();
+        if let Value::Object(m) = &mut stored.payload {
+            m.insert("ruleDisabled".into(), Value::Bool(disabled));
+        }
+        let compiled = Arc::new(CompiledRule { disabled, ..(*old.compiled).clone() });
+        self.put(&stored)?;
+        rules.remove(name);
+        let worker = self.start_worker(&compiled);
+        rules.insert(name.to_string(), Entry { stored, compiled, _worker: worker });
+        Ok(())
+    }
+
+    fn view(&self, e: &Entry) -> RuleView {
+        let p = &e.stored.payload;
+        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
+        RuleView {
+            name: e.stored.name.clone(),
+            arn: self.rule_arn(&e.stored.name),
+            sql: s("sql").unwrap_or_default(),
+            description: s("description"),
+            created_ms: e.stored.created_ms,
+            actions: p.get("actions").cloned().unwrap_or(Value::Array(Vec::new())),
+            error_action: p.get("errorAction").cloned(),
+            disabled: e.compiled.disabled,
+            sql_version: e.compiled.version.as_str().to_string(),
+            topic_pattern: e.compiled.topic_filter.clone(),
+        }
+    }
+
+    /// GetTopicRule.
+    pub fn get_rule(&self, name: &str) -> Result<RuleView, RulesError> {
+        model::validate_rule_name(name)?;
+        let rules = self.lock();
+        rules.get(name).map(|e| self.view(e)).ok_or_else(|| self.not_found("GetTopicRule", name))
+    }
+
+    /// ListTopicRules: rules after `after` (by name), at most `limit`; `topic` keeps rules whose
+    /// topic pattern is that text or matches it as a topic; `disabled` keeps rules in that state.
+    /// Returns the page and whether more follow.
+    pub fn list_rules(&self, topic: Option<&str>, disabled: Option<bool>, after: Option<&str>, limit: usize) -> (Vec<RuleView>, bool) {
+        let rules = self.lock();
+        let mut out: Vec<RuleView> = rules
+            .values()
+            .filter(|e| after.is_none_or(|a| e.stored.name.as_str() > a))
+            .filter(|e| disabled.is_none_or(|d| e.compiled.disabled == d))
+            .filter(|e| {
+                topic.is_none_or(|t| {
+                    e.compiled.topic_filter.as_deref().is_some_and(|f| f == t || (mqtt::topic::valid_topic_name(t) && mqtt::topic::matches(f, t)))
+                })
+            })
+            .take(limit + 1)
+            .map(|e| self.view(e))
+            .collect();
+        let more = out.len() > limit;
+        out.truncate(limit);
+        (out, more)
+    }
+
+    /// The tags given at creation (x-amz-tagging).
+    pub fn rule_tags(&self, name: &str) -> Option<Vec<(String, String)>> {
+        self.lock().get(name).map(|e| e.stored.tags.clone())
+    }
+
+    // ---- topic rule destinations ----
+
+    fn destination_arn(&self, id: &str) -> String {
+        let c = &self.engine.config;
+        format!("arn:aws:iot:{}:{}:ruledestination/http/{id}", c.region, c.account_id)
+    }
+
+    fn put_destination(&self, d: &Destination) -> Result<(), RulesError> {
+        let value = serde_json::to_string(d).map_err(|e| RulesError::Invalid(e.to_string()))?;
+        Ok(self.docs.apply(&[DocOp::Put { kind: DEST_KIND, key: d.id().to_string(), value }])?)
+    }
+
+    /// Creates destinations an http action with fixed URLs needs (the caller holds the rules lock).
+    fn ensure_destinations(&self, rule: &CompiledRule) -> Result<(), RulesError> {
+        for a in rule.actions.iter().chain(rule.error_action.iter()) {
+            let Some(url) = a.fixed_destination() else { continue };
+            let exists = self.engine.destinations().values().any(|d| d.confirmation_url == url);
+            if !exists {
+                self.create_destination(url)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// CreateTopicRuleDestination for an HTTP URL: stored `IN_PROGRESS`, then the confirmation
+    /// request is sent.
+    pub fn create_destination(&self, confirmation_url: &str) -> Result<Destination, RulesError> {
+        functions::http::parse_url(confirmation_url)
+            .map_err(|_| RulesError::Invalid(format!("confirmationUrl {confirmation_url:?} must be an http:// or https:// URL")))?;
+        if confirmation_url.contains("${") {
+            return Err(RulesError::Invalid("confirmationUrl must not hold a substitution template".into()));
+        }
+        let now = now_ms();
+        let d = {
+            let mut dests = self.engine.destinations();
+            if let Some(existing) = dests.values().find(|d| d.confirmation_url == confirmation_url) {
+                return Err(RulesError::AlreadyExists {
+                    message: format!("A topic rule destination for {confirmation_url} already exists."),
+                    arn: existing.arn.clone(),
+                });
+            }
+            let mut d = Destination {
+                arn: self.destination_arn(&crate::host::uuid()),
+                confirmation_url: confirmation_url.to_string(),
+                status: DestinationStatus::InProgress,
+                status_reason: String::new(),
+                created_ms: now,
+                last_updated_ms: now,
+                token: String::new(),
+                token_expires_ms: 0,
+            };
+            d.restart_confirmation(random_token(), now);
+            self.put_destination(&d)?;
+            dests.insert(d.arn.clone(), d.clone());
+            d
+        };
+        self.send_confirmation(&d);
+        Ok(d)
+    }
+
+    /// POSTs the confirmation request in the background and records how it went.
+    fn send_confirmation(&self, d: &Destination) {
+        let engine = self.engine.clone();
+        let docs = self.docs.clone();
+        let (arn, token) = (d.arn.clone(), d.token.clone());
+        let url = confirmation_request_url(&d.confirmation_url, &token);
+        let base = engine.enable_url_base.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let enable_url = format!("{}/confirmdestination/{token}", base.trim_end_matches('/'));
+        let body = serde_json::json!({"arn": arn, "confirmationToken": token, "enableUrl": enable_url, "messageType": "DestinationConfirmation"});
+        self.handle.spawn(async move {
+            let headers = [
+                ("content-type".to_string(), "application/json".to_string()),
+                ("x-amz-rules-engine-message-type".to_string(), "DestinationConfirmation".to_string()),
+                ("x-amz-rules-engine-destination-arn".to_string(), arn.clone()),
+            ];
+            let sent = engine.functions.http().post(&url, &headers, bytes::Bytes::from(body.to_string()), engine.config.http_timeout, 16 * 1024).await;
+            let now = now_ms();
+            let reason = match sent {
+                Ok(_) => format!(
+                    "Awaiting confirmation. Confirmation message sent on {}; no response received from the endpoint.",
+                    functions::iso8601_millis(now).replace("+0000", "Z")
+                ),
+                Err(e) => format!("Awaiting confirmation. The confirmation message could not be delivered: {e}"),
+            };
+            let updated = {
+                let mut dests = engine.destinations();
+                match dests.get_mut(&arn) {
+                    Some(d) if d.token == token && d.status == DestinationStatus::InProgress => {
+                        d.status_reason = reason;
+                        Some(d.clone())
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(d) = updated
+                && let Ok(value) = serde_json::to_string(&d)
+            {
+                let _ = tokio::task::spawn_blocking(move || docs.apply(&[DocOp::Put { kind: DEST_KIND, key: d.id().to_string(), value }])).await;
+            }
+        });
+    }
+
+    /// ConfirmTopicRuleDestination.
+    pub fn confirm_destination(&self, token: &str) -> Result<(), RulesError> {
+        let mut dests = self.engine.destinations();
+        let d = dests.values_mut().find(|d| d.token == token && !token.is_empty()).ok_or_else(|| RulesError::Invalid("The confirmation token is not valid.".into()))?;
+        let mut next = d.clone();
+        let outcome = next.confirm(now_ms());
+        if next != *d {
+            self.put_destination(&next)?;
+            *d = next;
+        }
+        outcome
+    }
+
+    /// GetTopicRuleDestination.
+    pub fn get_destination(&self, arn: &str) -> Result<Destination, RulesError> {
+        self.engine.destinations().get(arn).cloned().ok_or_else(|| self.destination_not_found("GetTopicRuleDestination", arn))
+    }
+
+    fn destination_not_found(&self, op: &str, arn: &str) -> RulesError {
+        RulesError::NotFound(format!("User is not authorized to perform: iot:{op} on resource: {arn}"))
+    }
+
+    /// ListTopicRuleDestinations, by ARN.
+    pub fn list_destinations(&self, after: Option<&str>, limit: usize) -> (Vec<Destination>, bool) {
+        let dests = self.engine.destinations();
+        let mut out: Vec<Destination> = dests.values().filter(|d| after.is_none_or(|a| d.arn.as_str() > a)).take(limit + 1).cloned().collect();
+        let more = out.len() > limit;
+        out.truncate(limit);
+        (out, more)
+    }
+
+    /// UpdateTopicRuleDestination: ENABLED/DISABLED for a confirmed destination; IN_PROGRESS
+    /// sends a new confirmation.
+    pub fn update_destination(&self, arn: &str, status: &str) -> Result<(), RulesError> {
+        let to = DestinationStatus::parse(status)
+            .ok_or_else(|| RulesError::Invalid(format!("status must be ENABLED, DISABLED or IN_PROGRESS, not {status:?}")))?;
+        let resend = {
+            let mut dests = self.engine.destinations();
+            let d = dests.get_mut(arn).ok_or_else(|| self.destination_not_found("UpdateTopicRuleDestination", arn))?;
+            let mut next = d.clone();
+            let now = now_ms();
+            if to == DestinationStatus::InProgress {
+                next.restart_confirmation(random_token(), now);
+            } else {
+                next.set_status(to, now)?;
+            }
+            self.put_destination(&next)?;
+            *d = next.clone();
+            (to == DestinationStatus::InProgress).then_some(next)
+        };
+        if let Some(d) = resend {
+            self.send_confirmation(&d);
+        }
+        Ok(())
+    }
+
+    /// DeleteTopicRuleDestination.
+    pub fn delete_destination(&self, arn: &str) -> Result<(), RulesError> {
+        let mut dests = self.engine.destinations();
+        let d = dests.get(arn).ok_or_else(|| self.destination_not_found("DeleteTopicRuleDestination", arn))?;
+        self.docs.apply(&[DocOp::Delete { kind: DEST_KIND, key: d.id().to_string() }])?;
+        dests.remove(arn);
+        Ok(())
+    }
+}
