@@ -42,6 +42,27 @@ use store::{Op, SyncMode};
 /// with `basic_ingest` set (the rules engine), never to subscribers, never retained.
 pub const BASIC_INGEST_PREFIX: &str = "$aws/rules/";
 
+/// Deliveries routed during one read of a connection, grouped by session so that each session's
+/// queue is locked once per read rather than once per message.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    index: HashMap<usize, usize>,
+    batches: Vec<(Arc<Session>, Vec<Delivery>)>,
+}
+
+impl Outbox {
+    fn push(&mut self, session: Arc<Session>, d: Delivery) {
+        let key = Arc::as_ptr(&session) as usize;
+        match self.index.get(&key) {
+            Some(&i) => self.batches[i].1.push(d),
+            None => {
+                self.index.insert(key, self.batches.len());
+                self.batches.push((session, vec![d]));
+            }
+        }
+    }
+}
+
 /// A handle to the broker's shared state; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Broker {
@@ -216,6 +237,15 @@ impl BrokerInner {
     /// [`BrokerInner::publish`] for a connection: `pressure` is set to a session whose queue is
     /// full while its connection drains it, so the publisher can wait for room before reading on.
     pub(crate) fn publish_from(&self, msg: Arc<Message>, ops: &mut Vec<Op>, pressure: &mut Option<Arc<Session>>) -> usize {
+        let mut outbox = Outbox::default();
+        let n = self.route_into(msg, ops, &mut outbox);
+        self.deliver(&mut outbox, ops, pressure);
+        n
+    }
+
+    /// Stores a retained message if flagged and routes the message into `outbox` (delivered by
+    /// [`BrokerInner::deliver`]); returns the number of sessions it goes to.
+    pub(crate) fn route_into(&self, msg: Arc<Message>, ops: &mut Vec<Op>, outbox: &mut Outbox) -> usize {
         // Basic Ingest: `$aws/rules/{rule}/...` goes to the rules engine only, never retained.
         let ingest = msg.topic.starts_with(BASIC_INGEST_PREFIX);
         if msg.retain && self.config.retain_available && !ingest {
@@ -241,35 +271,67 @@ impl BrokerInner {
                 msg: msg.clone(),
                 seq: 0,
             };
-            if self.offer(&t.session, d, ops) {
-                *pressure = Some(t.session.clone());
-            }
+            outbox.push(t.session, d);
         }
         n
+    }
+
+    /// Queues what `outbox` holds: one lock and at most one wake-up per session, however many
+    /// messages a connection routed to it in one read. Counts drops; sets `pressure` as
+    /// [`BrokerInner::publish_from`] does.
+    pub(crate) fn deliver(&self, outbox: &mut Outbox, ops: &mut Vec<Op>, pressure: &mut Option<Arc<Session>>) {
+        let c = &self.config;
+        for (session, ds) in outbox.batches.drain(..) {
+            let (mut pressured, mut kick) = (false, false);
+            // The session is locked while this runs: only count here, act after.
+            session.enqueue_all(ds, c.max_queued_messages, c.queue_qos0_offline, ops, |e, qos| {
+                let (p, k) = self.count(&session, e, qos);
+                pressured |= p;
+                kick |= k;
+            });
+            if kick {
+                session.kick(mqtt::ReasonCode::QUOTA_EXCEEDED);
+            }
+            if pressured {
+                *pressure = Some(session);
+            }
+        }
+        outbox.index.clear();
     }
 
     /// Queues one delivery on a session, counting drops; true when the session is under pressure.
     pub(crate) fn offer(&self, session: &Session, d: Delivery, ops: &mut Vec<Op>) -> bool {
         let c = &self.config;
         let qos = d.qos;
-        match session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline, ops) {
-            Enqueued::Queued | Enqueued::Ended => {}
+        let e = session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline, ops);
+        let (pressured, kick) = self.count(session, e, qos);
+        if kick {
+            session.kick(mqtt::ReasonCode::QUOTA_EXCEEDED);
+        }
+        pressured
+    }
+
+    /// Counts what happened to one delivery (it may run under the session's lock, so it takes
+    /// none): (the session is under pressure, the client must be disconnected by the queue-full policy).
+    fn count(&self, session: &Session, e: Enqueued, qos: QoS) -> (bool, bool) {
+        match e {
+            Enqueued::Queued | Enqueued::Ended => (false, false),
             Enqueued::Pressure { dropped } => {
                 if dropped {
                     Metrics::inc(&self.metrics.dropped_queue_full);
                 }
-                return true;
+                (true, false)
             }
-            Enqueued::DroppedOffline => Metrics::inc(&self.metrics.dropped_qos0_offline),
+            Enqueued::DroppedOffline => {
+                Metrics::inc(&self.metrics.dropped_qos0_offline);
+                (false, false)
+            }
             Enqueued::DroppedFull => {
                 Metrics::inc(&self.metrics.dropped_queue_full);
                 tracing::debug!(client_id = %session.client_id, "session queue full, message dropped");
-                if c.queue_full == QueueFull::Disconnect && qos != QoS::AtMostOnce {
-                    session.kick(mqtt::ReasonCode::QUOTA_EXCEEDED);
-                }
+                (false, self.config.queue_full == QueueFull::Disconnect && qos != QoS::AtMostOnce)
             }
         }
-        false
     }
 
     /// The session of a client identifier, if one exists.

@@ -177,41 +177,65 @@ impl Session {
 
     /// Offers a message; bounded by `max_queued`. Wakes the connection when queued. A QoS 1/2
     /// message for a persistent session gets a queue position and a store op in `ops`.
-    pub fn enqueue(&self, mut d: Delivery, max_queued: usize, queue_qos0_offline: bool, ops: &mut Vec<Op>) -> Enqueued {
-        {
+    pub fn enqueue(&self, d: Delivery, max_queued: usize, queue_qos0_offline: bool, ops: &mut Vec<Op>) -> Enqueued {
+        let mut outcome = Enqueued::Ended;
+        self.enqueue_all(std::iter::once(d), max_queued, queue_qos0_offline, ops, |e, _| outcome = e);
+        outcome
+    }
+
+    /// Offers several messages under one lock and with at most one wake-up; `outcome` hears
+    /// what happened to each (with its QoS).
+    pub fn enqueue_all(
+        &self,
+        ds: impl IntoIterator<Item = Delivery>,
+        max_queued: usize,
+        queue_qos0_offline: bool,
+        ops: &mut Vec<Op>,
+        mut outcome: impl FnMut(Enqueued, QoS),
+    ) {
+        let wake = {
             let mut st = self.lock();
-            if st.ended {
-                return Enqueued::Ended;
+            let was_empty = st.queue.is_empty();
+            for d in ds {
+                let qos = d.qos;
+                let e = self.enqueue_locked(&mut st, d, max_queued, queue_qos0_offline, ops);
+                outcome(e, qos);
             }
-            if st.attached.is_none() && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
-                return Enqueued::DroppedOffline;
-            }
-            let bound = st.max_queued.unwrap_or(max_queued);
-            if st.queue.len() >= bound {
-                let draining = st.attached.is_some() && st.drained_at.elapsed() < ACTIVE_WITHIN;
-                if !draining {
-                    return Enqueued::DroppedFull;
-                }
-                st.pressure = true;
-                if d.qos == QoS::AtMostOnce || st.queue.len() >= bound * 2 {
-                    return Enqueued::Pressure { dropped: true };
-                }
-                st.queue.push_back(d);
-                return Enqueued::Pressure { dropped: false };
-            }
-            if st.persistent && d.qos != QoS::AtMostOnce {
-                d.seq = st.next_seq;
-                st.next_seq += 1;
-                ops.push(Op::PutMessage { client_id: self.client_id.to_string(), row: d.to_row(0, 0) });
-            }
-            st.queue.push_back(d);
             // Only the empty → non-empty transition needs a wake-up: otherwise a wake-up is
             // already pending, or the connection is draining and will come back for the rest.
-            if st.queue.len() > 1 {
-                return Enqueued::Queued;
-            }
+            was_empty && !st.queue.is_empty()
+        };
+        if wake {
+            self.notify.notify_one();
         }
-        self.notify.notify_one();
+    }
+
+    fn enqueue_locked(&self, st: &mut SessionState, mut d: Delivery, max_queued: usize, queue_qos0_offline: bool, ops: &mut Vec<Op>) -> Enqueued {
+        if st.ended {
+            return Enqueued::Ended;
+        }
+        if st.attached.is_none() && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
+            return Enqueued::DroppedOffline;
+        }
+        let bound = st.max_queued.unwrap_or(max_queued);
+        if st.queue.len() >= bound {
+            let draining = st.attached.is_some() && st.drained_at.elapsed() < ACTIVE_WITHIN;
+            if !draining {
+                return Enqueued::DroppedFull;
+            }
+            st.pressure = true;
+            if d.qos == QoS::AtMostOnce || st.queue.len() >= bound * 2 {
+                return Enqueued::Pressure { dropped: true };
+            }
+            st.queue.push_back(d);
+            return Enqueued::Pressure { dropped: false };
+        }
+        if st.persistent && d.qos != QoS::AtMostOnce {
+            d.seq = st.next_seq;
+            st.next_seq += 1;
+            ops.push(Op::PutMessage { client_id: self.client_id.to_string(), row: d.to_row(0, 0) });
+        }
+        st.queue.push_back(d);
         Enqueued::Queued
     }
 }

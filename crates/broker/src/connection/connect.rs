@@ -196,6 +196,8 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         authz,
         sent: [0; 3],
         pressure: None,
+        outbox: Default::default(),
+        outbox_len: 0,
         throttled_until: None,
     };
     tracing::debug!(

@@ -108,7 +108,8 @@ impl<S: Stream> Conn<S> {
     /// Routes a received PUBLISH; the reason code for its acknowledgement.
     fn route(&mut self, p: Publish) -> ReasonCode {
         let msg = Arc::new(Message::from_publish(p, Some(self.client_id.clone()), Instant::now()));
-        if self.broker.publish_from(msg, &mut self.ops, &mut self.pressure) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
+        self.outbox_len += 1;
+        if self.broker.route_into(msg, &mut self.ops, &mut self.outbox) == 0 { ReasonCode::NO_MATCHING_SUBSCRIBERS } else { ReasonCode::SUCCESS }
     }
 
     pub(super) fn on_puback(&mut self, r: PubResp) -> Option<Exit> {

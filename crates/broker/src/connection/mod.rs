@@ -25,6 +25,8 @@ const WRITE_HIGH_WATER: usize = 64 * 1024;
 const WRITE_BUF_KEEP: usize = 1024 * 1024;
 /// The longest a publisher waits for room in a subscriber's queue before reading on.
 const PRESSURE_WAIT: Duration = Duration::from_millis(50);
+/// Messages routed before they are queued on their sessions in one go.
+const OUTBOX_BATCH: usize = 256;
 /// How much a busy connection reads per call.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -89,6 +91,9 @@ pub(crate) struct Conn<S> {
     will: Option<Box<Will>>,
     /// What this connection may do.
     authz: Arc<dyn crate::auth::Authorization>,
+    /// Messages routed in the current read, not yet queued on their sessions.
+    outbox: crate::Outbox,
+    outbox_len: usize,
     /// A subscriber's session whose full queue this connection's publishes met: reading pauses
     /// until it has room (or briefly, at most [`PRESSURE_WAIT`]).
     pressure: Option<Arc<Session>>,
@@ -124,21 +129,29 @@ impl<S: Stream> Conn<S> {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Exit {
         loop {
             // While throttled or waiting for room, packets already read wait in the buffer too.
-            while self.throttled_until.is_none() && self.pressure.is_none() {
+            let mut exit = None;
+            while exit.is_none() && self.throttled_until.is_none() && self.pressure.is_none() {
                 match mqtt::decode(&mut self.rbuf, Some(self.protocol), self.broker.config.max_packet_size) {
                     Ok(Some(p)) => {
                         self.last_rx = Instant::now();
-                        if let Some(exit) = self.handle(p) {
-                            return exit;
-                        }
+                        exit = self.handle(p);
                     }
                     Ok(None) => break,
                     Err(e) => {
                         Metrics::inc(&self.broker.metrics.protocol_errors);
                         tracing::info!(client_id = %self.client_id, peer = %self.peer.addr, error = %e, "bad packet, closing");
-                        return Exit::Error(e.reason_code());
+                        exit = Some(Exit::Error(e.reason_code()));
                     }
                 }
+                // A read's worth of messages goes out together (one lock and one wake-up per
+                // subscriber); a pressured subscriber pauses reading before the next batch.
+                if self.outbox_len >= OUTBOX_BATCH {
+                    self.deliver_outbox();
+                }
+            }
+            self.deliver_outbox();
+            if let Some(exit) = exit {
+                return exit;
             }
             self.drain();
             if !self.ops.is_empty() {
@@ -238,6 +251,13 @@ impl<S: Stream> Conn<S> {
             self.wbuf = BytesMut::new();
         }
         Ok(())
+    }
+
+    fn deliver_outbox(&mut self) {
+        if self.outbox_len > 0 {
+            self.broker.deliver(&mut self.outbox, &mut self.ops, &mut self.pressure);
+            self.outbox_len = 0;
+        }
     }
 
     /// Sends the DISCONNECT the exit calls for, closes the socket, then settles the session
