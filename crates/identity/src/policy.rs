@@ -168,11 +168,24 @@ fn statement(v: &Value) -> Result<Statement, MalformedPolicy> {
     Ok(Statement { effect, actions, not_actions, resources, not_resources, conditions })
 }
 
-/// Glob match with `*` (any run) and `?` (one character).
+/// `${*}` after substitution: a literal `*` (a private-use character no ARN contains).
+const LITERAL_STAR: char = '\u{E000}';
+/// `${?}` after substitution: a literal `?`.
+const LITERAL_QUESTION: char = '\u{E001}';
+
+/// Glob match with `*` (any run) and `?` (one character); `${*}` and `${?}` match themselves.
 pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    let eq = |a: char, b: char| if ignore_case { a.eq_ignore_ascii_case(&b) } else { a == b };
+    let literal = |c: char| match c {
+        LITERAL_STAR => '*',
+        LITERAL_QUESTION => '?',
+        c => c,
+    };
+    let eq = |a: char, b: char| {
+        let a = literal(a);
+        if ignore_case { a.eq_ignore_ascii_case(&b) } else { a == b }
+    };
     let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None, 0usize);
     while ti < t.len() {
         if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], t[ti]))) {
@@ -204,8 +217,10 @@ pub fn substitute(s: &str, vars: &dyn Fn(&str) -> Option<String>) -> Option<Stri
         let end = after.find('}')?;
         let name = &after[..end];
         let value = match name {
-            "*" => "*".to_string(),
-            "?" => "?".to_string(),
+            // AWS's escapes for a literal `*` and `?`: marked so that `glob` does not take them
+            // for wildcards.
+            "*" => LITERAL_STAR.to_string(),
+            "?" => LITERAL_QUESTION.to_string(),
             "$" => "$".to_string(),
             _ => vars(name)?,
         };
@@ -409,7 +424,9 @@ mod tests {
         assert!(glob("*", "", false));
         let v = |k: &str| (k == "iot:ClientId").then(|| "c1".to_string());
         assert_eq!(substitute("client/${iot:ClientId}", &v).as_deref(), Some("client/c1"));
-        assert_eq!(substitute("topic/${*}", &v).as_deref(), Some("topic/*"));
+        let star = substitute("topic/${*}", &v).unwrap();
+        assert!(glob(&star, "topic/*", false), "${{*}} matches a literal star");
+        assert!(!glob(&star, "topic/anything", false), "${{*}} is not a wildcard");
         assert_eq!(substitute("x/${iot:Other}", &v), None);
     }
 }
