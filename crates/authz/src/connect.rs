@@ -60,13 +60,13 @@ pub(crate) fn thing_vars(vars: &mut BTreeMap<String, String>, t: &registry::Thin
 }
 
 /// A value that may be put into a resource pattern: one with `*` or `?` would widen it.
-fn usable(v: &str) -> bool {
+pub(crate) fn usable(v: &str) -> bool {
     !v.contains(['*', '?'])
 }
 
 /// Cached decisions by resource (topic, filter or client id), one slot per action: looked up by
 /// `&str`, so a cache hit allocates nothing.
-type Decisions = HashMap<String, [Option<bool>; 5]>;
+pub(crate) type Decisions = HashMap<String, [Option<bool>; 5]>;
 
 fn cached(d: &Decisions, action: Action, what: &str) -> Option<bool> {
     d.get(what).and_then(|slots| slots[action as usize])
@@ -241,17 +241,24 @@ impl LocalPolicy {
     }
 }
 
-/// A connection under the local policy.
-struct LocalConnection {
-    policy: Arc<Parsed>,
-    prefix: String,
-    client_id: String,
-    vars: BTreeMap<String, String>,
-    cache: Mutex<Decisions>,
-    denials: Arc<crate::Denials>,
+/// A connection under fixed policies: the local policy, or those a custom authorizer returned
+/// (then with its principal).
+pub(crate) struct LocalConnection {
+    pub(crate) policies: Vec<Arc<Parsed>>,
+    pub(crate) prefix: String,
+    pub(crate) client_id: String,
+    pub(crate) principal: Option<String>,
+    pub(crate) vars: BTreeMap<String, String>,
+    pub(crate) cache: Mutex<Decisions>,
+    pub(crate) denials: Arc<crate::Denials>,
 }
 
 impl LocalConnection {
+    /// Whether `iot:Connect` on `client/{clientId}` is allowed.
+    pub(crate) fn may_connect(&self) -> bool {
+        self.decide(Action::Connect, &self.client_id)
+    }
+
     fn decide(&self, action: Action, what: &str) -> bool {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(d) = cached(&cache, action, what) {
@@ -259,7 +266,7 @@ impl LocalConnection {
         }
         let resource = format!("{}{}/{what}", self.prefix, action.resource_type());
         let vars = |k: &str| self.vars.get(k).cloned();
-        let allowed = evaluate([&*self.policy], &Request { action: action.name(), resource: &resource, vars: &vars }).allowed();
+        let allowed = evaluate(self.policies.iter().map(|p| &**p), &Request { action: action.name(), resource: &resource, vars: &vars }).allowed();
         remember(&mut cache, action, what, allowed);
         allowed
     }
@@ -278,8 +285,11 @@ impl Authorization for LocalConnection {
     fn can_receive(&self, topic: &str) -> bool {
         self.decide(Action::Receive, topic)
     }
+    fn principal(&self) -> Option<&str> {
+        self.principal.as_deref()
+    }
     fn denied(&self, action: &'static str) {
-        self.denials.count(&self.client_id, "", action);
+        self.denials.count(&self.client_id, self.principal.as_deref().unwrap_or(""), action);
     }
 }
 
@@ -292,9 +302,10 @@ impl Authenticator for LocalPolicy {
                 vars.insert("iot:ClientId".into(), info.client_id.to_string());
             }
             let conn = LocalConnection {
-                policy: policy.clone(),
+                policies: vec![policy.clone()],
                 prefix: self.prefix.clone(),
                 client_id: info.client_id.to_string(),
+                principal: None,
                 vars,
                 cache: Mutex::new(HashMap::new()),
                 denials: self.denials.clone(),

@@ -37,6 +37,10 @@ pub enum AuthzError {
     /// LimitExceededException (410).
     #[error("{0}")]
     LimitExceeded(String),
+    /// InvalidResponseException (400): a custom authorizer's function failed or answered
+    /// something AWS would not accept.
+    #[error("{0}")]
+    InvalidResponse(String),
     /// A stored document cannot be read back.
     #[error("stored {kind} document {key:?} is not valid: {error}")]
     Corrupt { kind: &'static str, key: String, error: String },
@@ -68,6 +72,7 @@ impl AuthzError {
             AuthzError::MalformedPolicy(_) => (400, "MalformedPolicyException"),
             AuthzError::VersionsLimitExceeded(_) => (409, "VersionsLimitExceededException"),
             AuthzError::LimitExceeded(_) => (410, "LimitExceededException"),
+            AuthzError::InvalidResponse(_) => (400, "InvalidResponseException"),
             AuthzError::Corrupt { .. } | AuthzError::Internal(_) | AuthzError::Store(_) | AuthzError::Registry(_) => (500, "InternalFailureException"),
         }
     }

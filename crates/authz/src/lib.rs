@@ -4,17 +4,20 @@
 //! for the TLS listeners that admits registered ACTIVE certificates and answers every publish,
 //! subscribe and receive from the attached policies ([`connect`]), the TLS client certificate
 //! verifier over the current CA and certificate sets ([`verifier`]), the local policy of the
-//! loopback listeners, and the denial counters ([`denials`]).
+//! loopback listeners, custom authorizers invoking Ferrite functions ([`custom`]), and the
+//! denial counters ([`denials`]).
 //!
 //! State lives in memory behind one mutex and is written through to `store::Documents` (kinds
-//! `certificate`, `ca-certificate`, `policy`, `policy-target`, `authz-setting`): an operation
+//! `certificate`, `ca-certificate`, `policy`, `policy-target`, `authorizer`, `authz-setting`): an operation
 //! commits its documents, then applies them to memory, then bumps the generation that every
 //! connection's decision cache compares against. No HTTP here: `api::iot` maps requests onto this.
 
 mod attach;
+mod authorizers;
 mod cas;
 mod certs;
 pub mod connect;
+pub mod custom;
 pub mod denials;
 mod error;
 mod policies;
@@ -22,6 +25,8 @@ mod state;
 pub mod verifier;
 
 pub use attach::{AuthInfo, AuthResult, EffectivePolicy, Target};
+pub use authorizers::{Authorizer, AuthorizerUpdate, NewAuthorizer};
+pub use custom::{AuthRequest, AuthorizerAnswer, CustomAuthenticator, MqttContext};
 pub use cas::{CaUpdate, NewCa};
 pub use certs::CreatedKeys;
 pub use connect::{CertAuthenticator, LocalPolicy};
@@ -98,6 +103,8 @@ pub struct Authz {
     /// Bumped when the set of ACTIVE CA certificates changes (the TLS verifier rebuilds).
     trust_generation: AtomicU64,
     broker: OnceLock<broker::Broker>,
+    /// The functions custom authorizers invoke.
+    functions: OnceLock<Arc<functions::Functions>>,
     denials: Arc<Denials>,
 }
 
@@ -126,6 +133,7 @@ impl Authz {
             generation: AtomicU64::new(1),
             trust_generation: AtomicU64::new(1),
             broker: OnceLock::new(),
+            functions: OnceLock::new(),
             denials: Arc::new(Denials::default()),
         })
     }

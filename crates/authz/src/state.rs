@@ -16,6 +16,8 @@ const POLICY: &str = "policy";
 const TARGET: &str = "policy-target";
 const SETTING: &str = "authz-setting";
 const REGISTRATION_CODE: &str = "registration-code";
+const AUTHORIZER: &str = "authorizer";
+const DEFAULT_AUTHORIZER: &str = "default-authorizer";
 
 /// A device certificate's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +148,10 @@ pub(crate) struct State {
     /// Policy name → targets it is attached to.
     pub by_policy: BTreeMap<String, BTreeSet<String>>,
     pub registration_code: Option<String>,
+    /// Custom authorizers by name.
+    pub authorizers: BTreeMap<String, crate::Authorizer>,
+    /// The default authorizer's name.
+    pub default_authorizer: Option<String>,
 }
 
 /// One committed change.
@@ -160,6 +166,9 @@ pub(crate) enum Change {
     /// A target's attached policies (empty: none left).
     Target(String, BTreeSet<String>),
     RegistrationCode(Option<String>),
+    Authorizer(crate::Authorizer),
+    DropAuthorizer(String),
+    DefaultAuthorizer(Option<String>),
 }
 
 fn put<T: Serialize>(kind: &'static str, key: &str, value: &T) -> Result<DocOp> {
@@ -182,6 +191,10 @@ impl Change {
             Change::Target(t, set) => put(TARGET, t, set),
             Change::RegistrationCode(Some(c)) => Ok(DocOp::Put { kind: SETTING, key: REGISTRATION_CODE.into(), value: c.clone() }),
             Change::RegistrationCode(None) => delete(SETTING, REGISTRATION_CODE),
+            Change::Authorizer(a) => put(AUTHORIZER, &a.name, a),
+            Change::DropAuthorizer(n) => delete(AUTHORIZER, n),
+            Change::DefaultAuthorizer(Some(n)) => Ok(DocOp::Put { kind: SETTING, key: DEFAULT_AUTHORIZER.into(), value: n.clone() }),
+            Change::DefaultAuthorizer(None) => delete(SETTING, DEFAULT_AUTHORIZER),
         }
     }
 }
@@ -213,6 +226,10 @@ impl State {
             st.apply(Change::Target(t, set));
         }
         st.registration_code = docs.get(SETTING, REGISTRATION_CODE)?;
+        for (_, a) in load_kind::<crate::Authorizer>(docs, AUTHORIZER)? {
+            st.apply(Change::Authorizer(a));
+        }
+        st.default_authorizer = docs.get(SETTING, DEFAULT_AUTHORIZER)?;
         Ok(st)
     }
 
@@ -267,6 +284,13 @@ impl State {
                 }
             }
             Change::RegistrationCode(c) => self.registration_code = c,
+            Change::Authorizer(a) => {
+                self.authorizers.insert(a.name.clone(), a);
+            }
+            Change::DropAuthorizer(n) => {
+                self.authorizers.remove(&n);
+            }
+            Change::DefaultAuthorizer(n) => self.default_authorizer = n,
         }
     }
 }

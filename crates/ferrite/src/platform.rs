@@ -95,6 +95,7 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default())?;
     tokio::spawn(shadows.clone().serve_mqtt(broker.internal_client("$ferrite/shadow")));
     let functions = functions(config, docs.clone(), identity);
+    authz.set_functions(functions.clone());
     let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);
     let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
     api.add(Arc::new(api::iotdata::IotData::new(broker.clone(), shadows)));
@@ -108,17 +109,18 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
 }
 
 /// The authenticator of a listener: the local policy on the plain (loopback) listeners, the
-/// certificate authenticator on the TLS ones.
+/// certificate authenticator on the TLS ones; custom authorizers in front of both.
 pub fn authenticator(config: &Config, identity: &Identity, authz: &Arc<authz::Authz>, transport: &broker::server::Transport) -> anyhow::Result<Arc<dyn broker::auth::Authenticator>> {
     use broker::server::Transport;
-    Ok(match transport {
+    let (inner, tls): (Arc<dyn broker::auth::Authenticator>, bool) = match transport {
         Transport::Tcp | Transport::Ws => {
             let doc = &config.mqtt.local_policy;
             let policy = if doc == crate::config::ALLOW_ALL_POLICY { None } else { Some(identity::policy::parse(doc).context("mqtt.local_policy")?) };
-            Arc::new(authz::LocalPolicy::new(policy, &identity.region, &identity.account_id, authz.denials().clone()))
+            (Arc::new(authz::LocalPolicy::new(policy, &identity.region, &identity.account_id, authz.denials().clone())), false)
         }
-        Transport::Tls(_) | Transport::Wss(_) => Arc::new(authz::CertAuthenticator::new(authz.clone())),
-    })
+        Transport::Tls(_) | Transport::Wss(_) => (Arc::new(authz::CertAuthenticator::new(authz.clone())), true),
+    };
+    Ok(Arc::new(authz::CustomAuthenticator::new(authz.clone(), inner, tls)))
 }
 
 /// Ferrite functions over the documents store (the server and `ferrite functions` share it).

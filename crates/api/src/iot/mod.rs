@@ -1,13 +1,14 @@
 //! The `iot` service (AWS IoT control plane): the thing registry — things, thing types, thing
 //! groups, billing groups, tags, thing principals — plus DescribeEndpoint and the event
 //! configuration, and device identity — certificates, CA certificates, policies and their
-//! attachments. Maps rest-json requests onto [`registry::Registry`] and [`authz::Authz`] and
+//! attachments, custom authorizers. Maps rest-json requests onto [`registry::Registry`] and [`authz::Authz`] and
 //! builds AWS's JSON. A registry change that may change an authorization decision (a thing, its
 //! attributes, groups or principals) bumps the authorization generation.
 //!
 //! Handlers are synchronous (the registry commits to SQLite before answering) and run on the
 //! blocking pool.
 
+mod authorizers;
 mod billing;
 mod certificates;
 mod events;
@@ -118,6 +119,15 @@ const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/destinations", op: "ListTopicRuleDestinations" },
     Route { method: "PATCH", path: "/destinations", op: "UpdateTopicRuleDestination" },
     Route { method: "DELETE", path: "/destinations/{arn+}", op: "DeleteTopicRuleDestination" },
+    Route { method: "POST", path: "/authorizer/{authorizerName}", op: "CreateAuthorizer" },
+    Route { method: "GET", path: "/authorizer/{authorizerName}", op: "DescribeAuthorizer" },
+    Route { method: "GET", path: "/authorizers/", op: "ListAuthorizers" },
+    Route { method: "PUT", path: "/authorizer/{authorizerName}", op: "UpdateAuthorizer" },
+    Route { method: "DELETE", path: "/authorizer/{authorizerName}", op: "DeleteAuthorizer" },
+    Route { method: "POST", path: "/default-authorizer", op: "SetDefaultAuthorizer" },
+    Route { method: "GET", path: "/default-authorizer", op: "DescribeDefaultAuthorizer" },
+    Route { method: "DELETE", path: "/default-authorizer", op: "ClearDefaultAuthorizer" },
+    Route { method: "POST", path: "/authorizer/{authorizerName}/test", op: "TestInvokeAuthorizer" },
 ];
 
 /// The `iot` service.
@@ -277,6 +287,15 @@ impl Inner {
             "ListPolicyPrincipals" => self.list_targets_for_policy(req, true),
             "GetEffectivePolicies" => self.get_effective_policies(req),
             "TestAuthorization" => self.test_authorization(req),
+            "CreateAuthorizer" => self.create_authorizer(req),
+            "DescribeAuthorizer" => self.describe_authorizer(req),
+            "ListAuthorizers" => self.list_authorizers(req),
+            "UpdateAuthorizer" => self.update_authorizer(req),
+            "DeleteAuthorizer" => self.delete_authorizer(req),
+            "SetDefaultAuthorizer" => self.set_default_authorizer(req),
+            "DescribeDefaultAuthorizer" => self.describe_default_authorizer(),
+            "ClearDefaultAuthorizer" => self.clear_default_authorizer(),
+            "TestInvokeAuthorizer" => self.test_invoke_authorizer(req),
             op => Err(ApiError::internal(format!("operation {op} has no handler"))),
         }
     }
@@ -570,6 +589,25 @@ mod tests {
         assert!(e.message.contains("expectedVersion"), "{}", e.message);
         let e = f.inner.handle(&request("CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#)).unwrap_err();
         assert!(e.message.contains("attributePayload.attributes"), "{}", e.message);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn authorizers_have_aws_shapes_and_a_missing_function_is_an_invalid_response() {
+        let f = fixture("authorizers");
+        let body = r#"{"authorizerFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:auth","signingDisabled":true}"#;
+        let made = json_of(f.inner.handle(&request("CreateAuthorizer", &[("authorizerName", "a1")], &[], body)));
+        assert_eq!(made["authorizerArn"], "arn:aws:iot:us-east-1:123456789012:authorizer/a1");
+        let d = json_of(f.inner.handle(&request("DescribeAuthorizer", &[("authorizerName", "a1")], &[], "")));
+        assert_eq!((d["authorizerDescription"]["status"].as_str(), d["authorizerDescription"]["signingDisabled"].as_bool()), (Some("ACTIVE"), Some(true)));
+        let e = f.inner.handle(&request("DeleteAuthorizer", &[("authorizerName", "a1")], &[], "")).unwrap_err();
+        assert_eq!((e.status, e.error_type), (409, "DeleteConflictException"));
+        let e = f.inner.handle(&request("DescribeDefaultAuthorizer", &[], &[], "")).unwrap_err();
+        assert_eq!(e.error_type, "ResourceNotFoundException");
+        // No functions wired in: the invocation fails inside the service.
+        let e = tokio::task::block_in_place(|| f.inner.handle(&request("TestInvokeAuthorizer", &[("authorizerName", "a1")], &[], r#"{"token":"t"}"#))).unwrap_err();
+        assert_eq!(e.status, 500);
+        let list = json_of(f.inner.handle(&request("ListAuthorizers", &[], &[], "")));
+        assert_eq!(list["authorizers"][0]["authorizerName"], "a1");
     }
 
     #[test]
