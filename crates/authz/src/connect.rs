@@ -111,6 +111,8 @@ pub struct CertConnection {
     cert_id: String,
     client_id: String,
     source_ip: String,
+    /// The TLS server name (SNI) the client connected with, for `iot:DomainName`.
+    server_name: Option<String>,
     cert_vars: BTreeMap<String, String>,
     state: Mutex<(Arc<Context>, Decisions)>,
 }
@@ -121,6 +123,9 @@ impl CertConnection {
         let a = &self.authz;
         let mut vars = self.cert_vars.clone();
         vars.insert("aws:SourceIp".into(), self.source_ip.clone());
+        if let Some(name) = &self.server_name {
+            vars.insert("iot:DomainName".into(), name.clone());
+        }
         if usable(&self.client_id) {
             vars.insert("iot:ClientId".into(), self.client_id.clone());
         }
@@ -208,6 +213,7 @@ impl CertAuthenticator {
             cert_id: cert.id.clone(),
             client_id: info.client_id.to_string(),
             source_ip: info.peer.addr.ip().to_string(),
+            server_name: info.peer.server_name.as_deref().map(str::to_string),
             cert_vars: identity::x509::policy_variables(&cert.der),
             state: Mutex::new((Arc::new(Context { generation: 0, vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
         };
@@ -329,7 +335,7 @@ mod tests {
     use registry::{NewThing, PrincipalType, ThingUpdate};
 
     fn peer(der: &[u8]) -> PeerInfo {
-        PeerInfo { addr: "10.1.2.3:4000".parse().unwrap(), transport: "mqtts", cert: CertFacts::from_der(der).map(Into::into) }
+        PeerInfo { addr: "10.1.2.3:4000".parse().unwrap(), transport: "mqtts", cert: CertFacts::from_der(der).map(Into::into), server_name: Some("iot.example.com".into()) }
     }
 
     fn info<'a>(peer: &'a PeerInfo, client_id: &'a str) -> ConnectInfo<'a> {
@@ -350,7 +356,8 @@ mod tests {
         let doc = r#"{"Statement":[
             {"Effect":"Allow","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}"},
             {"Effect":"Allow","Action":["iot:Publish","iot:Receive"],"Resource":"arn:aws:iot:us-east-1:123456789012:topic/site/${iot:Connection.Thing.Attributes[site]}/*"},
-            {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/site/*"}]}"#;
+            {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/site/*"},
+            {"Effect":"Allow","Action":"iot:Subscribe","Resource":"arn:aws:iot:us-east-1:123456789012:topicfilter/domains/${iot:DomainName}"}]}"#;
         a.create_policy("dev", doc, &[]).unwrap();
         a.attach_policy("dev", &arn).unwrap();
         // The client id must name a thing attached to the certificate.
@@ -367,6 +374,9 @@ mod tests {
         assert!(!conn.can_retain("site/lab/temp"));
         assert!(conn.can_subscribe("site/#"));
         assert!(!conn.can_subscribe("other/#"));
+        // iot:DomainName is the TLS server name the device asked for.
+        assert!(conn.can_subscribe("domains/iot.example.com"));
+        assert!(!conn.can_subscribe("domains/other.example.com"));
         // A thing attribute changes: the cached decision follows once the generation moves.
         r.update_thing(ThingUpdate { name: "dev-1".into(), attributes: attrs("home"), ..Default::default() }).unwrap();
         a.invalidate();
@@ -379,7 +389,7 @@ mod tests {
         conn.denied("publish");
         assert!(a.denials().render_string().contains(&format!("client_id=\"dev-1\",principal=\"{}\",action=\"publish\"}} 1", created.id)));
         // Without a certificate: refused.
-        let none = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "wss", cert: None };
+        let none = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "wss", cert: None, server_name: None };
         assert!(auth.authenticate(&info(&none, "x")).is_err());
     }
 
@@ -388,7 +398,7 @@ mod tests {
         let doc = r#"{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"},{"Effect":"Deny","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/locked/*"},
             {"Effect":"Deny","Action":"iot:Connect","Resource":"arn:aws:iot:us-east-1:123456789012:client/banned"}]}"#;
         let local = LocalPolicy::new(Some(identity::policy::parse(doc).unwrap()), "us-east-1", "123456789012", Arc::default());
-        let p = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "mqtt", cert: None };
+        let p = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "mqtt", cert: None, server_name: None };
         assert!(local.connect(info(&p, "banned")).await.is_err());
         let c = local.connect(info(&p, "ok")).await.expect("connects");
         assert!(c.can_publish("open/x") && !c.can_publish("locked/x") && c.can_subscribe("locked/#"));

@@ -224,7 +224,7 @@ impl CustomAuthenticator {
             token: a.token_key_name.as_ref().and_then(|k| params.get(k).cloned()),
             token_signature: params.get(SIGNATURE_PARAM).cloned(),
             mqtt: Some(MqttContext { username: info.username.map(str::to_string), password: info.password.map(<[u8]>::to_vec), client_id: Some(info.client_id.to_string()) }),
-            tls_server_name: self.tls.then(String::new),
+            tls_server_name: self.tls.then(|| info.peer.server_name.as_deref().unwrap_or("").to_string()),
             http: None,
         };
         let refuse = |code: ReasonCode, why: &str| {

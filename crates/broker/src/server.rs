@@ -52,6 +52,8 @@ pub struct PeerInfo {
     pub transport: &'static str,
     /// The verified client certificate, on TLS listeners that asked for one.
     pub cert: Option<Box<CertFacts>>,
+    /// The server name the client asked for in TLS (SNI): AWS's `iot:DomainName`.
+    pub server_name: Option<Box<str>>,
 }
 
 /// Serves MQTT over TCP on `listener`, allowing every client (tests and local development).
@@ -131,7 +133,7 @@ pub(crate) struct Ctx {
 /// the TLS and WebSocket states it never has (memory per idle connection).
 async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, ctx: Ctx) {
     let served: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match transport {
-        Transport::Tcp => Box::pin(crate::connection::serve(socket, PeerInfo { addr, transport: "mqtt", cert: None }, ctx)),
+        Transport::Tcp => Box::pin(crate::connection::serve(socket, PeerInfo { addr, transport: "mqtt", cert: None, server_name: None }, ctx)),
         Transport::Tls(acceptor) => Box::pin(serve_tls(socket, addr, acceptor, ctx)),
         Transport::Ws => Box::pin(serve_ws(socket, addr, ctx)),
         Transport::Wss(acceptor) => Box::pin(serve_wss(socket, addr, acceptor, ctx)),
@@ -143,7 +145,8 @@ async fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, c
     match tokio::time::timeout(ctx.inner.config.connect_timeout, acceptor.accept(socket)).await {
         Ok(Ok(tls)) => {
             let cert = peer_cert(tls.get_ref().1);
-            Box::pin(crate::connection::serve(tls, PeerInfo { addr, transport: "mqtts", cert }, ctx)).await
+            let server_name = tls.get_ref().1.server_name().map(Into::into);
+            Box::pin(crate::connection::serve(tls, PeerInfo { addr, transport: "mqtts", cert, server_name }, ctx)).await
         }
         Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
         Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
@@ -153,7 +156,7 @@ async fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, c
 async fn serve_ws(socket: TcpStream, addr: SocketAddr, ctx: Ctx) {
     let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
     match tokio::time::timeout(ctx.inner.config.connect_timeout, crate::ws::accept(socket, max_frame)).await {
-        Ok(Ok(ws)) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "ws", cert: None }, ctx)).await,
+        Ok(Ok(ws)) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "ws", cert: None, server_name: None }, ctx)).await,
         Ok(Err(e)) => tracing::info!(%addr, error = %e, "WebSocket handshake failed"),
         Err(_) => tracing::info!(%addr, "WebSocket handshake timed out"),
     }
@@ -164,11 +167,12 @@ async fn serve_wss(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, c
     let handshake = async {
         let tls = acceptor.accept(socket).await.map_err(|e| e.to_string())?;
         let cert = peer_cert(tls.get_ref().1);
+        let server_name: Option<Box<str>> = tls.get_ref().1.server_name().map(Into::into);
         let ws = crate::ws::accept(tls, max_frame).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((ws, cert))
+        Ok::<_, String>((ws, cert, server_name))
     };
     match tokio::time::timeout(ctx.inner.config.connect_timeout, handshake).await {
-        Ok(Ok((ws, cert))) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "wss", cert }, ctx)).await,
+        Ok(Ok((ws, cert, server_name))) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "wss", cert, server_name }, ctx)).await,
         Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS/WebSocket handshake failed"),
         Err(_) => tracing::info!(%addr, "TLS/WebSocket handshake timed out"),
     }

@@ -7,7 +7,6 @@ use crate::session::{Attachment, Stage, options_to_byte};
 use store::{Op, SubscriptionRow};
 use bytes::BytesMut;
 use mqtt::{ConnAck, Connect, DecodeError, Packet, Properties, Protocol, PubResp, ReasonCode};
-use std::collections::HashMap;
 use crate::auth::{Authenticator, ConnectInfo};
 use crate::server::PeerInfo;
 use std::sync::Arc;
@@ -186,8 +185,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         peer_max_packet: c.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
         peer_receive_max: c.properties.receive_maximum.unwrap_or(u16::MAX),
         peer_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
-        in_aliases: HashMap::new(),
-        out_aliases: HashMap::new(),
+        aliases: None,
         will: c.will.map(Box::new),
         broker: broker.clone(),
         ops,

@@ -19,12 +19,12 @@ impl<S: Stream> Conn<S> {
                 return Some(Exit::Error(ReasonCode::TOPIC_ALIAS_INVALID));
             }
             if p.topic.is_empty() {
-                match self.in_aliases.get(&alias) {
+                match self.aliases.as_ref().and_then(|a| a.inbound.get(&alias)) {
                     Some(t) => p.topic = t.clone(),
                     None => return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR)),
                 }
             } else {
-                self.in_aliases.insert(alias, p.topic.clone());
+                self.aliases.get_or_insert_default().inbound.insert(alias, p.topic.clone());
             }
         } else if p.topic.is_empty() {
             return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));

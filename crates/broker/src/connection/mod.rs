@@ -66,6 +66,13 @@ pub(crate) fn sniff_v5(buf: &[u8]) -> bool {
     buf.get(i + 1..i + 8).is_some_and(|s| s == [0, 4, b'M', b'Q', b'T', b'T', 5])
 }
 
+/// The topic aliases of one connection, both ways.
+#[derive(Default)]
+pub(crate) struct Aliases {
+    inbound: HashMap<u16, MqttStr>,
+    outbound: HashMap<MqttStr, u16>,
+}
+
 /// A connected client after a successful CONNECT.
 pub(crate) struct Conn<S> {
     io: S,
@@ -86,8 +93,8 @@ pub(crate) struct Conn<S> {
     peer_max_packet: usize,
     peer_receive_max: u16,
     peer_alias_max: u16,
-    in_aliases: HashMap<u16, MqttStr>,
-    out_aliases: HashMap<MqttStr, u16>,
+    /// Topic aliases (MQTT 5), allocated on first use: most connections never use them.
+    aliases: Option<Box<Aliases>>,
     will: Option<Box<Will>>,
     /// What this connection may do.
     authz: Arc<dyn crate::auth::Authorization>,
@@ -398,7 +405,7 @@ mod size_tests {
         let b = crate::Broker::new(Default::default());
         let (_tx, rx) = tokio::sync::watch::channel(false);
         let ctx = crate::server::Ctx { inner: b.inner().clone(), authn: std::sync::Arc::new(crate::auth::AllowAll), shutdown: rx };
-        let peer = crate::server::PeerInfo { addr, transport: "mqtt", cert: None };
+        let peer = crate::server::PeerInfo { addr, transport: "mqtt", cert: None, server_name: None };
         let f = super::serve(s, peer, ctx);
         assert!(std::mem::size_of_val(&f) <= 2048, "connection future grew to {} bytes", std::mem::size_of_val(&f));
     }

@@ -103,12 +103,13 @@ impl<S: Stream> Conn<S> {
             return false;
         }
         if v5 && self.peer_alias_max > 0 {
-            if let Some(&alias) = self.out_aliases.get(&p.topic) {
+            let aliases = &mut self.aliases.get_or_insert_default().outbound;
+            if let Some(&alias) = aliases.get(&p.topic) {
                 p.properties.topic_alias = Some(alias);
                 p.topic = Default::default();
-            } else if self.out_aliases.len() < self.peer_alias_max as usize {
-                let alias = self.out_aliases.len() as u16 + 1;
-                self.out_aliases.insert(p.topic.clone(), alias);
+            } else if aliases.len() < self.peer_alias_max as usize {
+                let alias = aliases.len() as u16 + 1;
+                aliases.insert(p.topic.clone(), alias);
                 p.properties.topic_alias = Some(alias);
             }
         }
