@@ -27,11 +27,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S, max_frame: usize) 
         }
         let offered = req.headers().get_all("sec-websocket-protocol").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
         let mut offered = offered.map(str::trim);
-        if let Some(p) = offered.find(|p| *p == "mqtt" || *p == "mqttv3.1") {
-            if let Ok(v) = HeaderValue::from_str(p) {
+        if let Some(p) = offered.find(|p| *p == "mqtt" || *p == "mqttv3.1")
+            && let Ok(v) = HeaderValue::from_str(p) {
                 resp.headers_mut().insert("sec-websocket-protocol", v);
             }
-        }
         Ok(resp)
     };
     let mut config = WebSocketConfig::default();

@@ -357,9 +357,7 @@ mod tests {
             r#"{{"Statement":[{{"Effect":"Allow","Action":"iot:*","Resource":"*"}},{{"Effect":"Deny","Action":"iot:Publish","Resource":"{ARN}:topic/secret/?"}}]}}"#
         );
         let not_action = r#"{"Statement":[{"Effect":"Allow","NotAction":"iot:Subscribe","Resource":"*"}]}"#;
-        let cond = format!(
-            r#"{{"Statement":[{{"Effect":"Allow","Action":"iot:Connect","Resource":"*","Condition":{{"Bool":{{"iot:Connection.Thing.IsAttached":"true"}},"IpAddress":{{"aws:SourceIp":"10.0.0.0/8"}}}}}}]}}"#
-        );
+        let cond = r#"{"Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*","Condition":{"Bool":{"iot:Connection.Thing.IsAttached":"true"},"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}"#.to_string();
         let cases: Vec<(&str, &str, String, Decision)> = vec![
             (&connect_own, "iot:Connect", format!("{ARN}:client/thing-1"), Decision::Allow),
             (&connect_own, "iot:Connect", format!("{ARN}:client/thing-2"), Decision::ImplicitDeny),

@@ -356,7 +356,7 @@ mod tests {
         assert!(matches!(pki.issue_from_csr("nonsense"), Err(X509Error::Invalid(_))));
         assert!(pem_to_der("nonsense").is_err());
         let other = KeyPair::generate().unwrap();
-        assert!(!signed_by(&issued.der, &params.self_signed(&other).unwrap().der()));
+        assert!(!signed_by(&issued.der, params.self_signed(&other).unwrap().der()));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

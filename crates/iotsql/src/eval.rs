@@ -156,11 +156,10 @@ fn subquery(q: &Subquery, doc: &Value, env: &Env) -> Result<Value, EvalError> {
     let source = eval(&q.from, doc, env)?;
     let inner = Env { host: env.host, version: env.version, vars: env.vars, raw: None };
     let one = |elem: &Value| -> Result<Value, EvalError> {
-        if let Some(w) = &q.where_ {
-            if !matches!(eval(w, elem, &inner)?, Value::Bool(true)) {
+        if let Some(w) = &q.where_
+            && !matches!(eval(w, elem, &inner)?, Value::Bool(true)) {
                 return Ok(Value::Undefined);
             }
-        }
         select(&q.select, elem, &inner)
     };
     match &source {

@@ -229,11 +229,10 @@ impl Parser<'_> {
 pub(crate) fn number_value(text: &str, integral: bool) -> Option<Value> {
     if integral {
         let digits = text.trim_start_matches('-').len();
-        if digits <= 34 {
-            if let Ok(i) = text.parse::<i128>() {
+        if digits <= 34
+            && let Ok(i) = text.parse::<i128>() {
                 return Some(Value::Int(i));
             }
-        }
     }
     Decimal::parse(text).map(Value::Decimal)
 }

@@ -135,11 +135,10 @@ impl Query {
             vars.set(name.clone(), v);
         }
         let env = Env { host, version: self.version, vars: &vars, raw: Some(msg.raw()) };
-        if let Some(w) = &st.where_ {
-            if !matches!(eval(w, msg.document(), &env)?, Value::Bool(true)) {
+        if let Some(w) = &st.where_
+            && !matches!(eval(w, msg.document(), &env)?, Value::Bool(true)) {
                 return Ok(None);
             }
-        }
         let output = if msg.is_binary() {
             self.binary_output(msg, &env)?
         } else {
@@ -152,7 +151,6 @@ impl Query {
             }
             Output::Value(v)
         };
-        drop(env);
         Ok(Some(Evaluation { output, variables: vars }))
     }
 

@@ -155,11 +155,10 @@ fn run(case: &Case) -> Result<(), String> {
             _ => return Err(format!("expected {want}, got {text}")),
         }
     }
-    if let Some(want) = case.get("expect-text") {
-        if text != want {
+    if let Some(want) = case.get("expect-text")
+        && text != want {
             return Err(format!("expected text {want}, got {text}"));
         }
-    }
     if let Some(want) = case.get("type") {
         let got = out.value().map(|v| format!("{:?}", v.type_of())).unwrap_or_default();
         if got != want {

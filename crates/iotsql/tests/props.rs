@@ -165,7 +165,7 @@ proptest! {
         let funcs: Vec<&str> = Func::all().map(|(n, _)| n).filter(|n| *n != "machinelearning_predict").collect();
         let name = funcs[f % funcs.len()];
         let host = TestHost::default();
-        for args in [format!("{a}"), format!("{a}, {b}"), format!("{b}, {a}"), format!("{a}, {b}, {b}")] {
+        for args in [a.to_string(), format!("{a}, {b}"), format!("{b}, {a}"), format!("{a}, {b}, {b}")] {
             let sql = format!("SELECT VALUE {name}({args}) FROM 'x'");
             if let Ok(q) = Query::parse(&sql, SqlVersion::V2016_03_23) {
                 let _ = q.evaluate(b"{}", &host);

@@ -204,9 +204,7 @@ fn run(toks: &[PatTok], mut t: usize, r: &mut Reader, f: &mut Fields) -> Option<
                     'n' => f.nanos = r.digits(1, 9)? as u32,
                     'z' | 'V' => f.zone = Some(r.zone_word()?),
                     'O' => {
-                        if r.word(&["GMT"]).is_none() {
-                            return None;
-                        }
+                        r.word(&["GMT"])?;
                         let off = r.offset(false).unwrap_or(0);
                         f.zone = Some(Zone::Fixed(off, None));
                     }

@@ -201,11 +201,10 @@ impl Zone {
             return Some(Zone::Fixed(-secs, None));
         }
         for prefix in ["UTC", "GMT", "UT"] {
-            if let Some(rest) = id.strip_prefix(prefix) {
-                if rest.starts_with('+') || rest.starts_with('-') {
+            if let Some(rest) = id.strip_prefix(prefix)
+                && (rest.starts_with('+') || rest.starts_with('-')) {
                     return parse_offset(rest).map(|s| Zone::Fixed(s, None));
                 }
-            }
         }
         if id.starts_with('+') || id.starts_with('-') {
             return parse_offset(id).map(|s| Zone::Fixed(s, None));
