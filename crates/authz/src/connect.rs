@@ -7,7 +7,7 @@
 //! policy document to the loopback listeners.
 
 use crate::Authz;
-use broker::auth::{Authenticator, Authorization, ConnectInfo, ConnectResult};
+use broker::auth::{Access, Authenticator, Authorization, ConnectInfo, ConnectResult};
 use identity::policy::{Policy as Parsed, Request, evaluate};
 use mqtt::ReasonCode;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,17 @@ enum Action {
     Retain,
     Subscribe,
     Receive,
+}
+
+impl From<Access> for Action {
+    fn from(a: Access) -> Action {
+        match a {
+            Access::Publish => Action::Publish,
+            Access::Retain => Action::Retain,
+            Access::Subscribe => Action::Subscribe,
+            Access::Receive => Action::Receive,
+        }
+    }
 }
 
 impl Action {
@@ -79,6 +90,25 @@ fn remember(d: &mut Decisions, action: Action, what: &str, allowed: bool) {
     d.entry(what.to_string()).or_default()[action as usize] = Some(allowed);
 }
 
+/// The cached decision for `action` on `what`, or the policies' decision (then cached).
+fn decide_cached(
+    d: &mut Decisions,
+    prefix: &str,
+    action: Action,
+    what: &str,
+    policies: &[Arc<Parsed>],
+    vars: &BTreeMap<String, String>,
+) -> bool {
+    if let Some(decision) = cached(d, action, what) {
+        return decision;
+    }
+    let resource = format!("{prefix}{}/{what}", action.resource_type());
+    let lookup = |k: &str| vars.get(k).cloned();
+    let allowed = evaluate(policies.iter().map(|p| &**p), &Request { action: action.name(), resource: &resource, vars: &lookup }).allowed();
+    remember(d, action, what, allowed);
+    allowed
+}
+
 /// One connection's view at one generation: variables, policies, whether it may act at all.
 struct Context {
     generation: u64,
@@ -111,6 +141,8 @@ pub struct CertConnection {
     cert_id: String,
     client_id: String,
     source_ip: String,
+    /// `arn:aws:iot:{region}:{account}:`, the start of every resource it asks about.
+    prefix: String,
     /// The TLS server name (SNI) the client connected with, for `iot:DomainName`.
     server_name: Option<String>,
     cert_vars: BTreeMap<String, String>,
@@ -149,32 +181,15 @@ impl CertConnection {
             guard.0 = Arc::new(self.context());
             guard.1.clear();
         }
-        if let Some(d) = cached(&guard.1, action, what) {
-            return d;
-        }
         let ctx = guard.0.clone();
-        let allowed = ctx.active && {
-            let resource = format!("{}{}/{what}", self.authz.resource_prefix(), action.resource_type());
-            let vars = |k: &str| ctx.vars.get(k).cloned();
-            evaluate(ctx.policies.iter().map(|p| &**p), &Request { action: action.name(), resource: &resource, vars: &vars }).allowed()
-        };
-        remember(&mut guard.1, action, what, allowed);
-        allowed
+        // An inactive certificate (or CA) may do nothing, whatever its policies say.
+        ctx.active && decide_cached(&mut guard.1, &self.prefix, action, what, &ctx.policies, &ctx.vars)
     }
 }
 
 impl Authorization for CertConnection {
-    fn can_publish(&self, topic: &str) -> bool {
-        self.decide(Action::Publish, topic)
-    }
-    fn can_retain(&self, topic: &str) -> bool {
-        self.decide(Action::Retain, topic)
-    }
-    fn can_subscribe(&self, filter: &str) -> bool {
-        self.decide(Action::Subscribe, filter)
-    }
-    fn can_receive(&self, topic: &str) -> bool {
-        self.decide(Action::Receive, topic)
+    fn allows(&self, access: Access, what: &str) -> bool {
+        self.decide(access.into(), what)
     }
     fn principal(&self) -> Option<&str> {
         Some(&self.cert_id)
@@ -213,6 +228,7 @@ impl CertAuthenticator {
             cert_id: cert.id.clone(),
             client_id: info.client_id.to_string(),
             source_ip: info.peer.addr.ip().to_string(),
+            prefix: a.resource_prefix(),
             server_name: info.peer.server_name.as_deref().map(str::to_string),
             cert_vars: identity::x509::policy_variables(&cert.der),
             state: Mutex::new((Arc::new(Context { generation: 0, vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
@@ -267,29 +283,13 @@ impl LocalConnection {
 
     fn decide(&self, action: Action, what: &str) -> bool {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = cached(&cache, action, what) {
-            return d;
-        }
-        let resource = format!("{}{}/{what}", self.prefix, action.resource_type());
-        let vars = |k: &str| self.vars.get(k).cloned();
-        let allowed = evaluate(self.policies.iter().map(|p| &**p), &Request { action: action.name(), resource: &resource, vars: &vars }).allowed();
-        remember(&mut cache, action, what, allowed);
-        allowed
+        decide_cached(&mut cache, &self.prefix, action, what, &self.policies, &self.vars)
     }
 }
 
 impl Authorization for LocalConnection {
-    fn can_publish(&self, topic: &str) -> bool {
-        self.decide(Action::Publish, topic)
-    }
-    fn can_retain(&self, topic: &str) -> bool {
-        self.decide(Action::Retain, topic)
-    }
-    fn can_subscribe(&self, filter: &str) -> bool {
-        self.decide(Action::Subscribe, filter)
-    }
-    fn can_receive(&self, topic: &str) -> bool {
-        self.decide(Action::Receive, topic)
+    fn allows(&self, access: Access, what: &str) -> bool {
+        self.decide(access.into(), what)
     }
     fn principal(&self) -> Option<&str> {
         self.principal.as_deref()

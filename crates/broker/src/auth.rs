@@ -26,13 +26,36 @@ pub trait Authenticator: Send + Sync + 'static {
     fn connect<'a>(&'a self, info: ConnectInfo<'a>) -> Pin<Box<dyn Future<Output = ConnectResult> + Send + 'a>>;
 }
 
+/// What a connection asks permission for (besides connecting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// PUBLISH to a topic.
+    Publish,
+    /// PUBLISH with RETAIN to a topic (asked in addition to `Publish`).
+    Retain,
+    /// SUBSCRIBE to a filter.
+    Subscribe,
+    /// Receive a message on a topic.
+    Receive,
+}
+
 /// One connection's rights, asked on every action. Implementations cache their decisions and
 /// notice policy changes themselves.
 pub trait Authorization: Send + Sync + 'static {
-    fn can_publish(&self, topic: &str) -> bool;
-    fn can_retain(&self, topic: &str) -> bool;
-    fn can_subscribe(&self, filter: &str) -> bool;
-    fn can_receive(&self, topic: &str) -> bool;
+    /// Whether the connection may do `access` on `what` (a topic name, or a filter for `Subscribe`).
+    fn allows(&self, access: Access, what: &str) -> bool;
+    fn can_publish(&self, topic: &str) -> bool {
+        self.allows(Access::Publish, topic)
+    }
+    fn can_retain(&self, topic: &str) -> bool {
+        self.allows(Access::Retain, topic)
+    }
+    fn can_subscribe(&self, filter: &str) -> bool {
+        self.allows(Access::Subscribe, filter)
+    }
+    fn can_receive(&self, topic: &str) -> bool {
+        self.allows(Access::Receive, topic)
+    }
     /// The principal (certificate id, or authorizer principal) the connection acts as.
     fn principal(&self) -> Option<&str> {
         None
@@ -46,16 +69,7 @@ pub trait Authorization: Send + Sync + 'static {
 pub struct AllowAll;
 
 impl Authorization for AllowAll {
-    fn can_publish(&self, _: &str) -> bool {
-        true
-    }
-    fn can_retain(&self, _: &str) -> bool {
-        true
-    }
-    fn can_subscribe(&self, _: &str) -> bool {
-        true
-    }
-    fn can_receive(&self, _: &str) -> bool {
+    fn allows(&self, _: Access, _: &str) -> bool {
         true
     }
 }
