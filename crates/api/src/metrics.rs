@@ -72,6 +72,7 @@ impl MetricsSource for BrokerMetrics {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n");
         };
         gauge("ferrite_mqtt_connections", "Open MQTT connections.", m.connections_current.load(Relaxed).to_string());
+        gauge("ferrite_mqtt_connections_parked", "Open MQTT connections parked while idle.", m.connections_parked.load(Relaxed).to_string());
         gauge("ferrite_mqtt_sessions", "Sessions, connected or not.", sessions.to_string());
         gauge("ferrite_mqtt_sessions_connected", "Sessions with a connection.", connected.to_string());
         gauge("ferrite_mqtt_queued_messages", "Messages queued in sessions.", queued.to_string());

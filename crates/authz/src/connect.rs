@@ -257,9 +257,11 @@ pub struct LocalPolicy {
 }
 
 impl LocalPolicy {
-    /// `policy` None allows everything.
+    /// `policy` None allows everything (as does a policy that allows everything anyway: its
+    /// connections then share one answer instead of evaluating it each).
     pub fn new(policy: Option<Parsed>, region: &str, account_id: &str, denials: Arc<crate::Denials>) -> LocalPolicy {
-        LocalPolicy { policy: policy.map(Arc::new), prefix: format!("arn:aws:iot:{region}:{account_id}:"), denials }
+        let policy = policy.filter(|p| !p.allows_everything()).map(Arc::new);
+        LocalPolicy { policy, prefix: format!("arn:aws:iot:{region}:{account_id}:"), denials }
     }
 }
 
@@ -302,7 +304,7 @@ impl Authorization for LocalConnection {
 impl Authenticator for LocalPolicy {
     fn connect<'a>(&'a self, info: ConnectInfo<'a>) -> Pin<Box<dyn Future<Output = ConnectResult> + Send + 'a>> {
         Box::pin(async move {
-            let Some(policy) = &self.policy else { return Ok(Arc::new(broker::auth::AllowAll) as Arc<dyn Authorization>) };
+            let Some(policy) = &self.policy else { return Ok(broker::auth::AllowAll::shared()) };
             let mut vars = BTreeMap::from([("aws:SourceIp".to_string(), info.peer.addr.ip().to_string())]);
             if usable(info.client_id) {
                 vars.insert("iot:ClientId".into(), info.client_id.to_string());

@@ -74,8 +74,17 @@ impl Authorization for AllowAll {
     }
 }
 
+impl AllowAll {
+    /// One shared instance: connections allowed everything hold no authorization state of
+    /// their own (memory per connection).
+    pub fn shared() -> Arc<dyn Authorization> {
+        static SHARED: std::sync::OnceLock<Arc<dyn Authorization>> = std::sync::OnceLock::new();
+        SHARED.get_or_init(|| Arc::new(AllowAll)).clone()
+    }
+}
+
 impl Authenticator for AllowAll {
     fn connect<'a>(&'a self, _: ConnectInfo<'a>) -> Pin<Box<dyn Future<Output = ConnectResult> + Send + 'a>> {
-        Box::pin(async { Ok(Arc::new(AllowAll) as Arc<dyn Authorization>) })
+        Box::pin(async { Ok(AllowAll::shared()) })
     }
 }

@@ -42,6 +42,10 @@ pub struct BrokerConfig {
     pub queue_full: QueueFull,
     /// Whether lifecycle events (`$aws/events/presence/...`, `$aws/events/subscriptions/...`) are published.
     pub lifecycle_events: bool,
+    /// A plain-TCP connection idle this long is parked: its task ends and its socket waits in
+    /// the parker's epoll set, keeping only a compact record (memory per idle connection).
+    /// `None` never parks.
+    pub park_idle_after: Option<Duration>,
 }
 
 /// The policy for a QoS 1/2 message arriving at a connected session's full queue (QoS 0 is
@@ -75,6 +79,7 @@ impl Default for BrokerConfig {
             queue_qos0_offline: false,
             queue_full: QueueFull::Drop,
             lifecycle_events: true,
+            park_idle_after: Some(Duration::from_secs(2)),
         }
     }
 }

@@ -19,6 +19,8 @@ pub const INTERNAL_QUEUE: usize = 100_000;
 pub struct InternalClient {
     broker: Arc<BrokerInner>,
     session: Arc<Session>,
+    /// Notified when a message is queued.
+    wake: Arc<Notify>,
 }
 
 impl Broker {
@@ -27,12 +29,13 @@ impl Broker {
         let inner = self.inner().clone();
         let id: Arc<str> = client_id.into();
         let (session, _) = inner.open_session(&id, true, mqtt::Protocol::V5);
+        let wake = Arc::new(Notify::new());
         {
             let mut st = session.lock();
-            st.attached = Some(Attachment { generation: inner.next_generation(), kick: Arc::new(Notify::new()) });
-            st.max_queued = Some(INTERNAL_QUEUE);
+            st.attached = Some(Attachment::new(inner.next_generation(), wake.clone()));
+            st.max_queued = std::num::NonZeroU32::new(INTERNAL_QUEUE as u32);
         }
-        InternalClient { broker: inner, session }
+        InternalClient { broker: inner, session, wake }
     }
 }
 
@@ -56,10 +59,10 @@ impl InternalClient {
     /// The next message delivered to this client.
     pub async fn recv(&self) -> Delivery {
         loop {
-            if let Some(d) = self.session.lock().queue.pop_front() {
+            if let Some(d) = self.session.lock().queue_mut().pop_front() {
                 return d;
             }
-            self.session.notify.notified().await;
+            self.wake.notified().await;
         }
     }
 
@@ -129,7 +132,7 @@ mod tests {
         m.retain = true;
         assert_eq!(device.publish(m).await, 1);
         assert_eq!(&*rule.recv().await.msg.topic, "$aws/rules/r1/a/b");
-        assert!(snoop.session.lock().queue.is_empty());
+        assert!(snoop.session.lock().queue().is_empty());
         assert!(broker.inner().retained.get("$aws/rules/r1/a/b").is_none());
     }
 }

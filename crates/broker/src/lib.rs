@@ -76,8 +76,11 @@ pub struct BrokerInner {
     pub router: Router,
     pub retained: retained::Retained,
     pub metrics: Metrics,
-    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    sessions: Mutex<session::SessionMap>,
     generation: AtomicU64,
+    /// Woken when a queue under pressure has drained to half its bound: publishers waiting for
+    /// room check whether it was their subscriber's.
+    pub(crate) room: tokio::sync::Notify,
     persist: Option<Persister>,
 }
 
@@ -102,8 +105,9 @@ impl Broker {
                 router: Router::default(),
                 retained: Default::default(),
                 metrics: Metrics::default(),
-                sessions: Mutex::new(HashMap::new()),
+                sessions: Mutex::default(),
                 generation: AtomicU64::new(1),
+                room: tokio::sync::Notify::new(),
                 persist,
             }),
         }
@@ -184,8 +188,8 @@ impl Broker {
         for s in &sessions {
             let st = s.lock();
             connected += usize::from(st.attached.is_some());
-            queued += st.queue.len();
-            inflight += st.inflight.len();
+            queued += st.queue().len();
+            inflight += st.inflight().len();
         }
         (sessions.len(), connected, queued, inflight)
     }
@@ -199,7 +203,7 @@ impl Broker {
 }
 
 impl BrokerInner {
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, session::SessionMap> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -348,7 +352,7 @@ impl BrokerInner {
                 return (s.clone(), true);
             }
             let fresh = Arc::new(Session::new(client_id.clone(), protocol));
-            let old = map.insert(client_id.clone(), fresh.clone());
+            let old = map.insert(fresh.clone());
             (fresh, old)
         };
         if let Some(old) = old {
@@ -370,11 +374,11 @@ impl BrokerInner {
             let mut st = session.lock();
             st.ended = true;
             if let Some(a) = st.attached.take() {
-                a.kick.notify_one();
+                a.wake();
             }
-            st.queue.clear();
-            st.inflight.clear();
-            (st.subscriptions.drain().map(|(f, _)| f).collect::<Vec<_>>(), st.persistent)
+            st.queue_mut().clear();
+            st.inflight_mut().clear();
+            (std::mem::take(&mut st.subscriptions).into_keys().collect::<Vec<_>>(), st.persistent)
         };
         if persistent {
             self.persist(vec![Op::DeleteSession(session.client_id.to_string())]);
@@ -456,8 +460,8 @@ impl BrokerInner {
                     st.next_seq = st.next_seq.max(m.seq + 1);
                     restored.messages += 1;
                     match Stage::from_code(m.stage) {
-                        Some(stage) if m.packet_id != 0 => st.inflight.push_back(Inflight { packet_id: m.packet_id, delivery: d, stage }),
-                        _ => st.queue.push_back(d),
+                        Some(stage) if m.packet_id != 0 => st.inflight_mut().push_back(Inflight { packet_id: m.packet_id, delivery: d, stage }),
+                        _ => st.queue_mut().push_back(d),
                     }
                 }
             }
@@ -467,7 +471,7 @@ impl BrokerInner {
                 session.lock().subscriptions.insert(sub.filter.clone(), (opts, sub.sub_id));
                 self.add_route(&session, parsed, opts, sub.sub_id);
             }
-            self.sessions().insert(client_id, session.clone());
+            self.sessions().insert(session.clone());
             let left_ms = row.disconnected_at_ms.unwrap_or(now_ms) + row.expiry_secs as i64 * 1000 - now_ms;
             self.schedule_expiry(session, generation, (left_ms.max(0) as u64).div_ceil(1000));
             restored.sessions += 1;

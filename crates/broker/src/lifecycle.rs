@@ -30,16 +30,18 @@ pub fn disconnect_reason(client_initiated: bool, reason: Option<ReasonCode>, los
     }
 }
 
-/// The fields every lifecycle event of one connection shares.
-#[derive(Debug, Clone)]
-pub struct Presence {
-    pub client_id: Arc<str>,
-    pub session_id: String,
-    pub principal: String,
+/// The fields every lifecycle event of one connection shares (borrowed from the connection,
+/// which keeps only the time it connected for them).
+#[derive(Debug, Clone, Copy)]
+pub struct Presence<'a> {
+    pub client_id: &'a str,
+    pub principal: &'a str,
+    /// The connection's generation (AWS's `versionNumber`).
     pub version: u64,
+    pub connected_ms: u64,
 }
 
-impl Presence {
+impl Presence<'_> {
     /// Whether this client gets lifecycle events at all (AWS: not for ids with `#` or `+`).
     pub fn eligible(client_id: &str) -> bool {
         !client_id.contains(['#', '+'])
@@ -47,10 +49,10 @@ impl Presence {
 
     fn base(&self, event: &str) -> serde_json::Map<String, Value> {
         let v = json!({
-            "clientId": &*self.client_id,
+            "clientId": self.client_id,
             "timestamp": unix_ms(),
             "eventType": event,
-            "sessionIdentifier": self.session_id,
+            "sessionIdentifier": format!("{:032x}", u128::from(self.version) ^ u128::from(self.connected_ms) << 64),
             "principalIdentifier": self.principal,
         });
         match v {

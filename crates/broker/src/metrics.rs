@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub connections_current: AtomicI64,
+    /// Of those, parked (idle, without a task).
+    pub connections_parked: AtomicI64,
     pub connections_total: AtomicU64,
     pub connections_rejected: AtomicU64,
     pub messages_received: [AtomicU64; 3],

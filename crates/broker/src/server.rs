@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use crate::connection::Parker;
 use tokio_rustls::TlsAcceptor;
 
 /// How long connections get to say goodbye when the server stops.
@@ -75,6 +76,17 @@ pub async fn serve(
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let mut rate = Bucket::new(inner.config.max_connections_per_sec);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    // Idle plain-TCP connections park (TLS and WebSocket state stays with its task).
+    let parker = match (&transport, inner.config.park_idle_after) {
+        (Transport::Tcp, Some(after)) => match Parker::start(inner.clone(), after, shutdown.clone(), done_tx.clone(), Some(limit.clone())) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot park idle connections on this listener");
+                None
+            }
+        },
+        _ => None,
+    };
     loop {
         let accepted = tokio::select! {
             _ = shutdown.changed() => break,
@@ -94,10 +106,9 @@ pub async fn serve(
         match admitted {
             Ok(permit) => {
                 let (inner, shutdown, done, transport) = (inner.clone(), shutdown.clone(), done_tx.clone(), transport.clone());
-                let authn = authn.clone();
+                let (authn, parker) = (authn.clone(), parker.clone());
                 tokio::spawn(async move {
-                    handle(socket, addr, transport, Ctx { inner, authn, shutdown }).await;
-                    drop(permit);
+                    handle(socket, addr, transport, Ctx { inner, authn, shutdown, permit: Some(permit), parker }).await;
                     drop(done);
                 });
             }
@@ -117,7 +128,7 @@ pub async fn serve(
             }
         }
     }
-    drop(done_tx);
+    drop((done_tx, parker));
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
 }
 
@@ -126,6 +137,10 @@ pub(crate) struct Ctx {
     pub inner: Arc<BrokerInner>,
     pub authn: Arc<dyn Authenticator>,
     pub shutdown: watch::Receiver<bool>,
+    /// The listener's connection-limit slot, released when the connection closes.
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// Where idle connections of this listener park.
+    pub parker: Option<Arc<Parker>>,
 }
 
 /// Completes the transport handshake (bounded by the connect timeout), then serves MQTT. Each

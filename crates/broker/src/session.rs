@@ -3,22 +3,69 @@
 
 use crate::message::Delivery;
 use mqtt::{Protocol, QoS, SubscriptionOptions};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use store::{Op, QueuedRow};
 use tokio::sync::Notify;
 
 /// One session. The router holds `Arc<Session>` in its trie; the live connection (if any)
-/// drains `queue` when `notify` fires.
+/// drains `queue` when its attachment's `wake` fires.
 #[derive(Debug)]
 pub struct Session {
     pub client_id: Arc<str>,
     state: Mutex<SessionState>,
-    /// Woken when a message is queued.
-    pub notify: Notify,
-    /// Woken when a queue under pressure has drained to half its bound (publishers waiting on it
-    /// resume reading).
-    pub room: Notify,
+}
+
+/// Sessions by client identifier: a set of sessions keyed by their own `client_id`, one
+/// pointer per entry (memory per connection).
+#[derive(Debug, Default)]
+pub(crate) struct SessionMap(std::collections::HashSet<ById>);
+
+#[derive(Debug)]
+struct ById(Arc<Session>);
+
+impl std::hash::Hash for ById {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // As `str` hashes, so that lookups by `&str` find it.
+        (*self.0.client_id).hash(h)
+    }
+}
+
+impl PartialEq for ById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.client_id == other.0.client_id
+    }
+}
+
+impl Eq for ById {}
+
+impl std::borrow::Borrow<str> for ById {
+    fn borrow(&self) -> &str {
+        &self.0.client_id
+    }
+}
+
+impl SessionMap {
+    pub(crate) fn get(&self, client_id: &str) -> Option<&Arc<Session>> {
+        self.0.get(client_id).map(|e| &e.0)
+    }
+
+    /// Adds a session; returns the one it replaced (same client identifier).
+    pub(crate) fn insert(&mut self, session: Arc<Session>) -> Option<Arc<Session>> {
+        self.0.replace(ById(session)).map(|e| e.0)
+    }
+
+    pub(crate) fn remove(&mut self, client_id: &str) -> Option<Arc<Session>> {
+        self.0.take(client_id).map(|e| e.0)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<Session>> {
+        self.0.iter().map(|e| &e.0)
+    }
 }
 
 /// Where an outgoing QoS 1/2 message stands.
@@ -65,8 +112,27 @@ pub struct Inflight {
 #[derive(Debug, Clone)]
 pub struct Attachment {
     pub generation: u64,
-    /// Notified to make the connection close with "session taken over".
-    pub kick: Arc<Notify>,
+    /// Notified when a message is queued, and when the connection must close (taken over,
+    /// kicked with `kick_reason`, session ended): one wake-up per connection.
+    pub wake: Arc<Notify>,
+    /// Set while the connection is parked (idle, without a task): waking it resumes it.
+    pub(crate) parked: Option<crate::connection::Unpark>,
+}
+
+impl Attachment {
+    /// A new attachment for connection `generation`, woken through `wake`.
+    pub fn new(generation: u64, wake: Arc<Notify>) -> Attachment {
+        Attachment { generation, wake, parked: None }
+    }
+
+    /// Wakes the connection (resuming it first if it is parked): it then drains the queue and
+    /// checks whether it must close.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+        if let Some(u) = &self.parked {
+            u.wake();
+        }
+    }
 }
 
 /// What a session keeps; guarded by the session's mutex.
@@ -74,12 +140,13 @@ pub struct Attachment {
 pub struct SessionState {
     pub protocol: Protocol,
     /// Full filter text (including any `$share/{group}/` prefix) → options and subscription id.
-    pub subscriptions: HashMap<String, (SubscriptionOptions, Option<u32>)>,
-    pub queue: VecDeque<Delivery>,
-    pub inflight: VecDeque<Inflight>,
+    pub subscriptions: BTreeMap<String, (SubscriptionOptions, Option<u32>)>,
+    /// Queued and in-flight messages, allocated with the first message (most sessions of an
+    /// idle fleet have none; see [`SessionState::queue`]).
+    queues: Option<Box<Queues>>,
     next_packet_id: u16,
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
-    pub incoming_qos2: HashSet<u16>,
+    pub incoming_qos2: BTreeSet<u16>,
     pub attached: Option<Attachment>,
     /// The generation of the latest connection; timers compare it to know they are stale.
     pub generation: u64,
@@ -96,15 +163,15 @@ pub struct SessionState {
     /// Set by an administrative disconnect that asked for the will not to be published.
     pub suppress_will: bool,
     /// A queue bound of its own (in-process clients); `None` uses the configured one.
-    pub max_queued: Option<usize>,
+    pub max_queued: Option<std::num::NonZeroU32>,
     /// The principal (certificate id, ...) of the attached connection.
-    pub principal: Option<String>,
+    pub principal: Option<Box<str>>,
     /// Receives Basic Ingest messages (`$aws/rules/...`): only the rules engine's in-process
     /// sessions set it; no other session is ever delivered such a message.
     pub basic_ingest: bool,
     /// When the connection last took messages from the queue: a session that drains is slow,
     /// one that does not is stalled.
-    pub drained_at: std::time::Instant,
+    pub drained_at: u32,
     /// A publisher was told to wait for room in this queue.
     pub pressure: bool,
 }
@@ -121,8 +188,15 @@ pub enum Enqueued {
     Ended,
 }
 
-/// How recently a connection must have drained its queue to count as slow rather than stalled.
-pub const ACTIVE_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+/// How recently (ms) a connection must have drained its queue to count as slow rather than stalled.
+pub const ACTIVE_WITHIN_MS: u32 = 500;
+
+/// Milliseconds since the process first asked, wrapping after about 49 days: tells "within the
+/// last half second" in 4 bytes of session state.
+pub fn ticks_ms() -> u32 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as u32
+}
 
 impl Session {
     /// A new, empty session.
@@ -131,11 +205,10 @@ impl Session {
             client_id,
             state: Mutex::new(SessionState {
                 protocol,
-                subscriptions: HashMap::new(),
-                queue: VecDeque::new(),
-                inflight: VecDeque::new(),
+                subscriptions: BTreeMap::new(),
+                queues: None,
                 next_packet_id: 1,
-                incoming_qos2: HashSet::new(),
+                incoming_qos2: BTreeSet::new(),
                 attached: None,
                 generation: 0,
                 expiry_secs: 0,
@@ -147,11 +220,9 @@ impl Session {
                 max_queued: None,
                 principal: None,
                 basic_ingest: false,
-                drained_at: std::time::Instant::now(),
+                drained_at: ticks_ms(),
                 pressure: false,
             }),
-            notify: Notify::new(),
-            room: Notify::new(),
         }
     }
 
@@ -165,7 +236,8 @@ impl Session {
     pub fn kick(&self, reason: mqtt::ReasonCode) {
         let mut st = self.lock();
         if let Some(a) = &st.attached {
-            a.kick.notify_one();
+            // The connection needs this lock to look, so the order does not matter.
+            a.wake();
             st.kick_reason = Some(reason);
         }
     }
@@ -193,9 +265,9 @@ impl Session {
         ops: &mut Vec<Op>,
         mut outcome: impl FnMut(Enqueued, QoS),
     ) {
-        let wake = {
+        {
             let mut st = self.lock();
-            let was_empty = st.queue.is_empty();
+            let was_empty = st.queue().is_empty();
             for d in ds {
                 let qos = d.qos;
                 let e = self.enqueue_locked(&mut st, d, max_queued, queue_qos0_offline, ops);
@@ -203,10 +275,9 @@ impl Session {
             }
             // Only the empty → non-empty transition needs a wake-up: otherwise a wake-up is
             // already pending, or the connection is draining and will come back for the rest.
-            was_empty && !st.queue.is_empty()
-        };
-        if wake {
-            self.notify.notify_one();
+            if was_empty && !st.queue().is_empty() && let Some(a) = &st.attached {
+                a.wake();
+            }
         }
     }
 
@@ -217,17 +288,17 @@ impl Session {
         if st.attached.is_none() && d.qos == QoS::AtMostOnce && !queue_qos0_offline {
             return Enqueued::DroppedOffline;
         }
-        let bound = st.max_queued.unwrap_or(max_queued);
-        if st.queue.len() >= bound {
-            let draining = st.attached.is_some() && st.drained_at.elapsed() < ACTIVE_WITHIN;
+        let bound = st.max_queued.map_or(max_queued, |m| m.get() as usize);
+        if st.queue().len() >= bound {
+            let draining = st.attached.is_some() && ticks_ms().wrapping_sub(st.drained_at) < ACTIVE_WITHIN_MS;
             if !draining {
                 return Enqueued::DroppedFull;
             }
             st.pressure = true;
-            if d.qos == QoS::AtMostOnce || st.queue.len() >= bound * 2 {
+            if d.qos == QoS::AtMostOnce || st.queue().len() >= bound * 2 {
                 return Enqueued::Pressure { dropped: true };
             }
-            st.queue.push_back(d);
+            st.queue_mut().push_back(d);
             return Enqueued::Pressure { dropped: false };
         }
         if st.persistent && d.qos != QoS::AtMostOnce {
@@ -235,19 +306,54 @@ impl Session {
             st.next_seq += 1;
             ops.push(Op::PutMessage { client_id: self.client_id.to_string(), row: d.to_row(0, 0) });
         }
-        st.queue.push_back(d);
+        st.queue_mut().push_back(d);
         Enqueued::Queued
     }
 }
 
+/// A session's messages.
+#[derive(Debug, Default)]
+struct Queues {
+    queue: VecDeque<Delivery>,
+    inflight: VecDeque<Inflight>,
+}
+
+static NO_QUEUE: VecDeque<Delivery> = VecDeque::new();
+static NO_INFLIGHT: VecDeque<Inflight> = VecDeque::new();
+
 impl SessionState {
+    /// Messages waiting to be sent.
+    pub fn queue(&self) -> &VecDeque<Delivery> {
+        self.queues.as_ref().map_or(&NO_QUEUE, |q| &q.queue)
+    }
+
+    pub fn queue_mut(&mut self) -> &mut VecDeque<Delivery> {
+        &mut self.queues.get_or_insert_default().queue
+    }
+
+    /// Messages sent and not yet acknowledged.
+    pub fn inflight(&self) -> &VecDeque<Inflight> {
+        self.queues.as_ref().map_or(&NO_INFLIGHT, |q| &q.inflight)
+    }
+
+    pub fn inflight_mut(&mut self) -> &mut VecDeque<Inflight> {
+        &mut self.queues.get_or_insert_default().inflight
+    }
+
+    /// Frees the message queues when they are empty (a connection parking gives them back).
+    pub(crate) fn release_empty_queues(&mut self) {
+        if self.queues.as_ref().is_some_and(|q| q.queue.is_empty() && q.inflight.is_empty()) {
+            self.queues = None;
+        }
+    }
+
     /// A packet identifier not used by any in-flight message. The in-flight window is at most
     /// 65,535 (Receive Maximum is a u16), so one is always free.
     pub fn alloc_packet_id(&mut self) -> u16 {
         loop {
             let id = self.next_packet_id;
             self.next_packet_id = self.next_packet_id.checked_add(1).unwrap_or(1);
-            if id != 0 && !self.inflight.iter().any(|f| f.packet_id == id) {
+            if id != 0 && !self.inflight().iter().any(|f| f.packet_id == id) {
                 return id;
             }
         }
@@ -255,7 +361,7 @@ impl SessionState {
 
     /// The position of the in-flight message with this packet identifier.
     pub fn find_inflight(&self, packet_id: u16) -> Option<usize> {
-        self.inflight.iter().position(|f| f.packet_id == packet_id)
+        self.inflight().iter().position(|f| f.packet_id == packet_id)
     }
 }
 

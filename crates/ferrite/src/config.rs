@@ -187,6 +187,8 @@ pub struct MqttConfig {
     pub queue_qos0_offline: bool,
     pub queue_full: QueueFullSetting,
     pub lifecycle_events: bool,
+    /// Park plain-TCP connections idle this long (0: never).
+    pub park_idle_after_ms: u64,
     /// The AWS IoT policy document applied to the unauthenticated loopback listeners
     /// (`listen`, `ws_listen`).
     pub local_policy: String,
@@ -252,6 +254,7 @@ impl Default for MqttConfig {
             queue_qos0_offline: b.queue_qos0_offline,
             queue_full: QueueFullSetting::Drop,
             lifecycle_events: b.lifecycle_events,
+            park_idle_after_ms: b.park_idle_after.map_or(0, |d| d.as_millis() as u64),
             local_policy: ALLOW_ALL_POLICY.into(),
         }
     }
@@ -325,6 +328,11 @@ queue_full = "drop"
 # Publish AWS IoT lifecycle events: $aws/events/presence/connected|disconnected/<clientId> and
 # $aws/events/subscriptions/subscribed|unsubscribed/<clientId>.
 lifecycle_events = true
+# A plain-TCP connection (listen) idle this long is parked: its task ends and its socket waits in
+# an epoll set of Ferrite's own, keeping only a compact record, so a large idle fleet costs little
+# memory. Data from the client, a message for it, a takeover or its keep-alive deadline resumes
+# it. 0: never park.
+park_idle_after_ms = 2000
 # The AWS IoT policy document that decides what clients of the unauthenticated listeners
 # (listen and ws_listen: loopback, for local development) may do. Its variables are
 # ${iot:ClientId} and ${aws:SourceIp}; resources are arn:aws:iot:<region>:<account_id>:client/...,
@@ -533,6 +541,7 @@ impl Config {
                 QueueFullSetting::Disconnect => broker::QueueFull::Disconnect,
             },
             lifecycle_events: m.lifecycle_events,
+            park_idle_after: (m.park_idle_after_ms > 0).then(|| Duration::from_millis(m.park_idle_after_ms)),
         }
     }
 }

@@ -302,6 +302,23 @@ fn ip_in(ip: &str, cidr: &str) -> bool {
     }
 }
 
+impl Policy {
+    /// Whether the policy allows every IoT action on every resource whatever the request's
+    /// variables: no Deny statement, and an unconditional Allow of `iot:*` (or `*`) on `*`.
+    /// Such a policy needs no evaluation.
+    pub fn allows_everything(&self) -> bool {
+        let unconditional_allow_all = |s: &Statement| {
+            s.effect == Effect::Allow
+                && !s.not_actions
+                && !s.not_resources
+                && s.conditions.is_empty()
+                && s.actions.iter().any(|a| a == "*" || a.eq_ignore_ascii_case("iot:*"))
+                && s.resources.iter().any(|r| r == "*")
+        };
+        self.statements.iter().all(|s| s.effect == Effect::Allow) && self.statements.iter().any(unconditional_allow_all)
+    }
+}
+
 /// Evaluates every statement of every policy: an explicit Deny wins, then any Allow, else the
 /// default deny.
 pub fn evaluate<'p>(policies: impl IntoIterator<Item = &'p Policy>, req: &Request) -> Decision {
@@ -323,6 +340,19 @@ pub fn evaluate<'p>(policies: impl IntoIterator<Item = &'p Policy>, req: &Reques
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn only_an_unconditional_allow_of_everything_allows_everything() {
+        let doc = |stmts: &str| parse(&format!(r#"{{"Version":"2012-10-17","Statement":[{stmts}]}}"#)).unwrap();
+        let all = r#"{"Effect":"Allow","Action":"iot:*","Resource":"*"}"#;
+        assert!(doc(all).allows_everything());
+        assert!(doc(r#"{"Effect":"Allow","Action":["iot:Publish","*"],"Resource":["*"]}"#).allows_everything());
+        assert!(!doc(&format!(r#"{all},{{"Effect":"Deny","Action":"iot:Publish","Resource":"*"}}"#)).allows_everything());
+        assert!(!doc(r#"{"Effect":"Allow","Action":"iot:Publish","Resource":"*"}"#).allows_everything());
+        assert!(!doc(r#"{"Effect":"Allow","Action":"iot:*","Resource":"arn:aws:iot:*:*:topic/*"}"#).allows_everything());
+        assert!(!doc(r#"{"Effect":"Allow","NotAction":"iot:Connect","Resource":"*"}"#).allows_everything());
+        assert!(!doc(r#"{"Effect":"Allow","Action":"iot:*","Resource":"*","Condition":{"Bool":{"iot:Connection.Thing.IsAttached":"true"}}}"#).allows_everything());
+    }
 
     const ARN: &str = "arn:aws:iot:us-east-1:123456789012";
 

@@ -60,7 +60,7 @@ impl Host for MessageHost {
             .get_or_init(|| {
                 let id = self.msg.publisher.as_deref()?;
                 let session = self.engine.broker.inner().session(id)?;
-                session.lock().principal.clone()
+                session.lock().principal.as_deref().map(str::to_string)
             })
             .clone()
     }

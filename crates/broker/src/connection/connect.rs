@@ -129,14 +129,14 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     let mut ops = Vec::new();
     {
         let mut st = session.lock();
-        if let Some(old) = st.attached.replace(Attachment { generation, kick: kick.clone() }) {
+        if let Some(old) = st.attached.replace(Attachment::new(generation, kick.clone())) {
             tracing::info!(%client_id, "session taken over by a new connection");
-            old.kick.notify_one();
+            old.wake();
         }
         st.generation = generation;
         st.kick_reason = None;
         st.suppress_will = false;
-        st.principal = authz.principal().map(str::to_string);
+        st.principal = authz.principal().map(Into::into);
         st.expiry_secs = expiry;
         st.protocol = v;
         if broker.has_store() && expiry > 0 {
@@ -163,12 +163,9 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         props.topic_alias_maximum = (cfg.topic_alias_maximum > 0).then_some(cfg.topic_alias_maximum);
         props.server_keep_alive = server_keep_alive;
     }
-    let presence = (cfg.lifecycle_events && crate::lifecycle::Presence::eligible(&client_id)).then(|| Box::new(crate::lifecycle::Presence {
-            client_id: client_id.clone(),
-            session_id: format!("{:032x}", u128::from(generation) ^ (crate::message::unix_ms() as u128) << 64),
-            principal: authz.principal().unwrap_or("").to_string(),
-            version: generation,
-        }));
+    let connected_ms = (cfg.lifecycle_events && crate::lifecycle::Presence::eligible(&client_id))
+        .then(|| std::num::NonZeroU64::new(crate::message::unix_ms().max(1) as u64))
+        .flatten();
     let mut conn = Conn {
         io,
         rbuf,
@@ -182,6 +179,8 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         kick,
         keep_alive: (keep_alive > 0).then(|| Duration::from_millis(keep_alive as u64 * 1500)),
         last_rx: Instant::now(),
+        last_active: Instant::now(),
+        idle_after: None,
         peer_max_packet: c.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
         peer_receive_max: c.properties.receive_maximum.unwrap_or(u16::MAX),
         peer_alias_max: c.properties.topic_alias_maximum.unwrap_or(0),
@@ -190,7 +189,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         broker: broker.clone(),
         ops,
         publish_rate: crate::limit::Bucket::new(cfg.max_publish_per_sec),
-        presence,
+        connected_ms,
         authz,
         sent: [0; 3],
         pressure: None,
@@ -211,7 +210,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     if present {
         conn.resend_inflight();
     }
-    if let Some(p) = &conn.presence {
+    if let Some(p) = conn.presence() {
         p.connected(&broker, &conn.peer.addr.ip().to_string());
     }
     Some(conn)
@@ -224,7 +223,7 @@ impl<S: Stream> Conn<S> {
         let session = self.session.clone();
         let st = session.lock();
         let now = Instant::now();
-        for f in st.inflight.iter() {
+        for f in st.inflight().iter() {
             match f.stage {
                 Stage::AwaitPubComp => self.send(&Packet::PubRel(PubResp::new(f.packet_id))),
                 _ => {

@@ -121,8 +121,8 @@ impl<S: Stream> Conn<S> {
     fn complete(&mut self, packet_id: u16, stage: Stage) {
         let mut st = self.session.lock();
         if let Some(i) = st.find_inflight(packet_id)
-            && st.inflight[i].stage == stage
-            && let Some(f) = st.inflight.remove(i)
+            && st.inflight()[i].stage == stage
+            && let Some(f) = st.inflight_mut().remove(i)
             && f.delivery.seq != 0
         {
             self.ops.push(Op::DeleteMessage { client_id: self.client_id.to_string(), seq: f.delivery.seq });
@@ -133,9 +133,9 @@ impl<S: Stream> Conn<S> {
         let reply = {
             let mut st = self.session.lock();
             match st.find_inflight(r.packet_id) {
-                Some(i) if st.inflight[i].stage == Stage::AwaitPubAck => None,
+                Some(i) if st.inflight()[i].stage == Stage::AwaitPubAck => None,
                 Some(i) if r.reason.is_error() => {
-                    if let Some(f) = st.inflight.remove(i)
+                    if let Some(f) = st.inflight_mut().remove(i)
                         && f.delivery.seq != 0
                     {
                         self.ops.push(Op::DeleteMessage { client_id: self.client_id.to_string(), seq: f.delivery.seq });
@@ -143,7 +143,7 @@ impl<S: Stream> Conn<S> {
                     None
                 }
                 Some(i) => {
-                    let f = &mut st.inflight[i];
+                    let f = &mut st.inflight_mut()[i];
                     if f.stage != Stage::AwaitPubComp {
                         f.stage = Stage::AwaitPubComp;
                         if f.delivery.seq != 0 {
@@ -228,7 +228,7 @@ impl<S: Stream> Conn<S> {
                 }
             }
         }
-        if let Some(p) = &self.presence {
+        if let Some(p) = self.presence() {
             let granted: Vec<String> = s.filters.iter().zip(&reasons).filter(|(_, r)| !r.is_error()).map(|((f, _), _)| f.clone()).collect();
             p.subscriptions(&self.broker, true, &granted);
         }
@@ -254,7 +254,7 @@ impl<S: Stream> Conn<S> {
             }
             reasons.push(if existed { ReasonCode::SUCCESS } else { ReasonCode::NO_SUBSCRIPTION_EXISTED });
         }
-        if let Some(p) = &self.presence {
+        if let Some(p) = self.presence() {
             let removed: Vec<String> = u.filters.iter().zip(&reasons).filter(|(_, r)| **r == ReasonCode::SUCCESS).map(|(f, _)| f.clone()).collect();
             p.subscriptions(&self.broker, false, &removed);
         }

@@ -4,6 +4,9 @@
 mod connect;
 mod inbound;
 mod outbound;
+mod park;
+
+pub(crate) use park::{Parker, Unpark};
 
 use crate::message::Message;
 use crate::metrics::Metrics;
@@ -12,12 +15,14 @@ use crate::session::Session;
 use crate::BrokerInner;
 use bytes::BytesMut;
 use mqtt::{Disconnect, MqttStr, Packet, Protocol, ReasonCode, Will};
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, watch};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 
 /// Stop moving queued messages into the write buffer past this many bytes; write first.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
@@ -51,6 +56,8 @@ pub(crate) enum Exit {
     KeepAlive,
     /// The server is stopping.
     Shutdown,
+    /// Idle for the parking delay with nothing buffered: the connection can park.
+    Idle,
 }
 
 /// True when the bytes start a CONNECT of protocol level 5 (used to pick the CONNACK format
@@ -90,6 +97,10 @@ pub(crate) struct Conn<S> {
     /// 1.5 × the keep alive in force, or `None` for no keep-alive timeout.
     keep_alive: Option<Duration>,
     last_rx: Instant,
+    /// When the connection last read bytes or had messages to send.
+    last_active: Instant,
+    /// Park after this long idle (plain TCP connections of a listener with a parker).
+    idle_after: Option<Duration>,
     peer_max_packet: usize,
     peer_receive_max: u16,
     peer_alias_max: u16,
@@ -106,8 +117,8 @@ pub(crate) struct Conn<S> {
     pressure: Option<Arc<Session>>,
     /// PUBLISH packets sent by QoS since the last drain (added to the shared counters in bulk).
     sent: [u64; 3],
-    /// Lifecycle event identity, when events are on for this client.
-    presence: Option<Box<crate::lifecycle::Presence>>,
+    /// When the client connected, when lifecycle events are on for it.
+    connected_ms: Option<std::num::NonZeroU64>,
     /// Limits PUBLISH packets read per second; reading pauses until `throttled_until`.
     publish_rate: crate::limit::Bucket,
     throttled_until: Option<tokio::time::Instant>,
@@ -116,20 +127,192 @@ pub(crate) struct Conn<S> {
     ops: Vec<store::Op>,
 }
 
-/// Serves one accepted connection from CONNECT to close.
-pub(crate) async fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::Ctx) {
-    let crate::server::Ctx { inner: broker, authn, mut shutdown } = ctx;
+/// What a connection keeps from its listener while it lives (and, parked, in its record).
+pub(crate) struct Held {
+    shutdown: watch::Receiver<bool>,
+    /// The listener's connection-limit slot.
+    permit: Option<OwnedSemaphorePermit>,
+    parker: Option<Arc<Parker>>,
+    /// The slot's permit was forgotten when the connection parked (a parked record holds
+    /// nothing of it): it goes back to the parker's limit when the connection ends.
+    owes_permit: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.owes_permit
+            && let Some(p) = &self.parker
+        {
+            p.give_back_permit();
+        }
+    }
+}
+
+/// Serves one accepted connection from CONNECT to close (or until it parks).
+pub(crate) fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::Ctx) -> impl std::future::Future<Output = ()> + Send {
+    use futures_util::FutureExt;
+    use futures_util::future::Either;
+    let crate::server::Ctx { inner: broker, authn, shutdown, permit, parker } = ctx;
     let m = &broker.metrics;
     m.connections_current.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&m.connections_total);
-    // The handshake and the close are boxed: their state lives on the heap only while they
-    // run, so an idle connection's task holds just the read loop (memory per connection).
-    if let Some(mut conn) = Box::pin(connect::handshake(io, peer, broker.clone(), authn)).await {
-        let exit = if *shutdown.borrow_and_update() { Exit::Shutdown } else { conn.run(&mut shutdown).await };
-        tracing::debug!(client_id = %conn.client_id, peer = %conn.peer.addr, ?exit, "connection closed");
-        Box::pin(conn.close(exit)).await;
+    // Only plain TCP sockets can leave tokio for the parker.
+    let parker = parker.filter(|_| std::any::TypeId::of::<S>() == std::any::TypeId::of::<TcpStream>());
+    let held = Held { shutdown, permit, parker, owes_permit: false };
+    // The handshake is boxed: its state lives on the heap only while it runs, and the connected
+    // client goes straight into `live` (chained, not awaited in an async fn that would keep a
+    // second copy of it), so an idle connection's task holds just the read loop.
+    Box::pin(connect::handshake(io, peer, broker.clone(), authn)).then(move |conn| match conn {
+        Some(conn) => Either::Left(live(conn, held)),
+        None => {
+            broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
+            Either::Right(std::future::ready(()))
+        }
+    })
+}
+
+/// Runs a connected client until it closes, or parks it whenever it has been idle long enough.
+async fn live<S: Stream>(mut conn: Conn<S>, mut held: Held) {
+    conn.idle_after = held.parker.as_ref().map(|p| p.idle_after());
+    let exit = loop {
+        let exit = if *held.shutdown.borrow_and_update() { Exit::Shutdown } else { conn.run(&mut held.shutdown).await };
+        if exit != Exit::Idle {
+            break exit;
+        }
+        let Some(parker) = held.parker.clone() else {
+            conn.idle_after = None;
+            continue;
+        };
+        match parker.park(conn, held) {
+            Ok(()) => return,
+            Err(back) => (conn, held) = *back,
+        }
+    };
+    tracing::debug!(client_id = %conn.client_id, peer = %conn.peer.addr, ?exit, "connection closed");
+    Box::pin(conn.close(exit)).await;
+    drop(held);
+}
+
+/// `a` as a `B`, when they are the same type (the connection code is generic over streams and
+/// only plain TCP parks).
+fn cast<A: 'static, B: 'static>(a: A) -> Result<B, A> {
+    let mut slot = Some(a);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>().and_then(Option::take) {
+        Some(b) => Ok(b),
+        None => Err(slot.unwrap_or_else(|| unreachable!("a failed downcast leaves the value in place"))),
     }
-    broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// A stream that is gone: a connection whose socket was lost while parking closes over it.
+type Gone = tokio::io::Join<tokio::io::Empty, tokio::io::Sink>;
+
+/// What a parked connection keeps: [`Conn`] without its socket, buffers and per-read state.
+pub(crate) struct Idle {
+    protocol: Protocol,
+    peer_receive_max: u16,
+    peer_alias_max: u16,
+    peer_max_packet: u32,
+    /// 1.5 × keep alive in milliseconds; 0: none.
+    keep_alive_ms: u32,
+    /// When the last packet came in ([`crate::session::ticks_ms`]).
+    last_rx_ms: u32,
+    generation: u64,
+    session: Arc<Session>,
+    kick: Arc<Notify>,
+    aliases: Option<Box<Aliases>>,
+    will: Option<Box<Will>>,
+    authz: Arc<dyn crate::auth::Authorization>,
+    connected_ms: Option<std::num::NonZeroU64>,
+    /// Its listener-limit permit was forgotten when it parked (see [`Held`]).
+    owes_permit: bool,
+}
+
+impl Idle {
+    /// Whether the keep-alive deadline has passed at `now_ms` ([`crate::session::ticks_ms`]).
+    fn keep_alive_due(&self, now_ms: u32) -> bool {
+        self.keep_alive_ms > 0 && now_ms.wrapping_sub(self.last_rx_ms) >= self.keep_alive_ms
+    }
+}
+
+impl Conn<TcpStream> {
+    /// Takes the socket out of tokio and keeps the rest compact. `Err`: the socket could not
+    /// leave tokio, the connection is lost and must close.
+    fn into_idle(self) -> Result<(std::net::TcpStream, Idle), Box<Conn<Gone>>> {
+        let Conn { io, broker, peer, protocol, session, generation, kick, keep_alive, last_rx, peer_max_packet, peer_receive_max, peer_alias_max, aliases, will, authz, connected_ms, .. } = self;
+        let idle = Idle {
+            protocol,
+            peer_receive_max,
+            peer_alias_max,
+            peer_max_packet: peer_max_packet.min(u32::MAX as usize) as u32,
+            keep_alive_ms: keep_alive.map_or(0, |k| k.as_millis().clamp(1, u32::MAX as u128) as u32),
+            last_rx_ms: crate::session::ticks_ms().wrapping_sub(last_rx.elapsed().as_millis().min(u32::MAX as u128) as u32),
+            generation,
+            session,
+            kick,
+            aliases,
+            will,
+            authz,
+            connected_ms,
+            owes_permit: false,
+        };
+        match io.into_std() {
+            Ok(socket) => Ok((socket, idle)),
+            Err(e) => {
+                tracing::warn!(peer = %peer.addr, error = %e, "parking a connection failed");
+                Err(Box::new(Conn::from_idle_over(idle, tokio::io::join(tokio::io::empty(), tokio::io::sink()), broker, peer.addr, None)))
+            }
+        }
+    }
+
+    /// Gives a parked connection its socket back in tokio. `Err`: that failed, the connection
+    /// is lost and must close.
+    fn from_idle(idle: Idle, socket: std::net::TcpStream, broker: Arc<BrokerInner>, idle_after: Option<Duration>) -> Result<Conn<TcpStream>, Box<Conn<Gone>>> {
+        let addr = socket.peer_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        match TcpStream::from_std(socket) {
+            Ok(io) => Ok(Conn::from_idle_over(idle, io, broker, addr, idle_after)),
+            Err(e) => {
+                tracing::warn!(peer = %addr, error = %e, "resuming a parked connection failed");
+                Err(Box::new(Conn::from_idle_over(idle, tokio::io::join(tokio::io::empty(), tokio::io::sink()), broker, addr, None)))
+            }
+        }
+    }
+}
+
+impl<S: Stream> Conn<S> {
+    fn from_idle_over(idle: Idle, io: S, broker: Arc<BrokerInner>, addr: std::net::SocketAddr, idle_after: Option<Duration>) -> Conn<S> {
+        let now = Instant::now();
+        Conn {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            busy: false,
+            publish_rate: crate::limit::Bucket::new(broker.config.max_publish_per_sec),
+            broker,
+            peer: PeerInfo { addr, transport: "mqtt", cert: None, server_name: None },
+            protocol: idle.protocol,
+            client_id: idle.session.client_id.clone(),
+            session: idle.session,
+            generation: idle.generation,
+            kick: idle.kick,
+            keep_alive: (idle.keep_alive_ms > 0).then(|| Duration::from_millis(idle.keep_alive_ms as u64)),
+            last_rx: now.checked_sub(Duration::from_millis(crate::session::ticks_ms().wrapping_sub(idle.last_rx_ms) as u64)).unwrap_or(now),
+            last_active: now,
+            idle_after,
+            peer_max_packet: if idle.peer_max_packet == u32::MAX { usize::MAX } else { idle.peer_max_packet as usize },
+            peer_receive_max: idle.peer_receive_max,
+            peer_alias_max: idle.peer_alias_max,
+            aliases: idle.aliases,
+            will: idle.will,
+            authz: idle.authz,
+            outbox: Default::default(),
+            outbox_len: 0,
+            pressure: None,
+            sent: [0; 3],
+            connected_ms: idle.connected_ms,
+            throttled_until: None,
+            ops: Vec::new(),
+        }
+    }
 }
 
 impl<S: Stream> Conn<S> {
@@ -179,31 +362,32 @@ impl<S: Stream> Conn<S> {
             } else if self.busy && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
                 self.rbuf.reserve(READ_CHUNK);
             }
-            // One timer for the keep-alive deadline and the end of a publish-rate pause.
+            // One timer for the keep-alive deadline, the end of a publish-rate pause and the
+            // time to park (only with nothing half-read and nobody to wait for).
             let keep_alive = self.keep_alive.map(|ka| tokio::time::Instant::from_std(self.last_rx + ka));
-            let deadline = match (keep_alive, self.throttled_until) {
-                (Some(k), Some(t)) => Some(k.min(t)),
-                (k, t) => k.or(t),
-            };
+            let park_at = self
+                .idle_after
+                .filter(|_| self.rbuf.is_empty() && self.pressure.is_none() && self.throttled_until.is_none())
+                .map(|d| tokio::time::Instant::from_std(self.last_active + d));
+            let deadline = [keep_alive, self.throttled_until, park_at].into_iter().flatten().min();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Exit::Shutdown,
                 _ = self.kick.notified() => {
-                    let mut st = self.session.lock();
-                    return match st.kick_reason.take() {
-                        Some(reason) if st.generation == self.generation => Exit::Error(reason),
-                        _ => Exit::TakenOver,
-                    };
+                    if let Some(exit) = self.kicked() {
+                        return exit;
+                    }
+                    self.last_active = Instant::now();
                 }
-                _ = wait_for_room(self.pressure.clone()), if self.pressure.is_some() => self.pressure = None,
+                _ = wait_for_room(&self.broker.room, self.pressure.clone()), if self.pressure.is_some() => self.pressure = None,
                 r = self.io.read_buf(&mut self.rbuf), if self.throttled_until.is_none() && self.pressure.is_none() => match r {
                     Ok(0) | Err(_) => return Exit::Closed,
                     Ok(n) => {
                         self.busy = n >= 64;
+                        self.last_active = Instant::now();
                         self.broker.metrics.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 },
-                _ = self.session.notify.notified() => {}
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let now = tokio::time::Instant::now();
                     if self.throttled_until.is_some_and(|t| t <= now) {
@@ -211,6 +395,9 @@ impl<S: Stream> Conn<S> {
                     }
                     if keep_alive.is_some_and(|k| k <= now) {
                         return Exit::KeepAlive;
+                    }
+                    if park_at.is_some_and(|p| p <= now) {
+                        return Exit::Idle;
                     }
                 }
             }
@@ -238,6 +425,26 @@ impl<S: Stream> Conn<S> {
                 Some(Exit::Error(ReasonCode::PROTOCOL_ERROR))
             }
         }
+    }
+
+    /// Whether the wake-up said to close: the session was taken over or ended, or the
+    /// connection was kicked (`kick_reason`).
+    fn kicked(&self) -> Option<Exit> {
+        let mut st = self.session.lock();
+        if st.generation != self.generation {
+            return Some(Exit::TakenOver);
+        }
+        match st.kick_reason.take() {
+            Some(reason) => Some(Exit::Error(reason)),
+            None if st.ended => Some(Exit::TakenOver),
+            None => None,
+        }
+    }
+
+    /// What this connection's lifecycle events say about it, when it gets them.
+    fn presence(&self) -> Option<crate::lifecycle::Presence<'_>> {
+        let connected_ms = self.connected_ms?.get();
+        Some(crate::lifecycle::Presence { client_id: &self.client_id, principal: self.authz.principal().unwrap_or(""), version: self.generation, connected_ms })
     }
 
     fn send(&mut self, p: &Packet) {
@@ -270,6 +477,7 @@ impl<S: Stream> Conn<S> {
     /// Sends the DISCONNECT the exit calls for, closes the socket, then settles the session
     /// (detach, expiry) and the will.
     async fn close(mut self, exit: Exit) {
+        self.broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
         let reason = match exit {
             Exit::Error(r) => Some(r),
             Exit::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
@@ -318,7 +526,7 @@ impl<S: Stream> Conn<S> {
         if session.lock().suppress_will {
             return;
         }
-        if let Some(p) = &self.presence {
+        if let Some(p) = self.presence() {
             let client = matches!(exit, Exit::Normal | Exit::WithWill);
             let reason = match exit {
                 Exit::Error(r) => Some(r),
@@ -375,15 +583,17 @@ fn will_message(w: Will, client_id: Arc<str>) -> Message {
 }
 
 /// Waits until a pressured queue has room again, at most [`PRESSURE_WAIT`].
-async fn wait_for_room(session: Option<Arc<Session>>) {
+async fn wait_for_room(room: &Notify, session: Option<Arc<Session>>) {
     let Some(s) = session else { return };
-    let notified = s.room.notified();
-    tokio::pin!(notified);
-    notified.as_mut().enable();
-    if !s.lock().pressure {
-        return;
+    let deadline = tokio::time::Instant::now() + PRESSURE_WAIT;
+    loop {
+        let notified = room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !s.lock().pressure || tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return;
+        }
     }
-    let _ = tokio::time::timeout(PRESSURE_WAIT, notified).await;
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -404,7 +614,7 @@ mod size_tests {
         let s = tokio::net::TcpStream::connect(addr).await.unwrap();
         let b = crate::Broker::new(Default::default());
         let (_tx, rx) = tokio::sync::watch::channel(false);
-        let ctx = crate::server::Ctx { inner: b.inner().clone(), authn: std::sync::Arc::new(crate::auth::AllowAll), shutdown: rx };
+        let ctx = crate::server::Ctx { inner: b.inner().clone(), authn: std::sync::Arc::new(crate::auth::AllowAll), shutdown: rx, permit: None, parker: None };
         let peer = crate::server::PeerInfo { addr, transport: "mqtt", cert: None, server_name: None };
         let f = super::serve(s, peer, ctx);
         assert!(std::mem::size_of_val(&f) <= 2048, "connection future grew to {} bytes", std::mem::size_of_val(&f));

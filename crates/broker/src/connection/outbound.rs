@@ -21,11 +21,11 @@ impl<S: Stream> Conn<S> {
         let window = self.peer_receive_max.min(self.broker.config.max_inflight).max(1) as usize;
         let now = Instant::now();
         while self.wbuf.len() < WRITE_HIGH_WATER {
-            let Some(front) = st.queue.front() else { break };
-            if front.qos != QoS::AtMostOnce && st.inflight.len() >= window {
+            let Some(front) = st.queue().front() else { break };
+            if front.qos != QoS::AtMostOnce && st.inflight().len() >= window {
                 break;
             }
-            let Some(d) = st.queue.pop_front() else { break };
+            let Some(d) = st.queue_mut().pop_front() else { break };
             if d.msg.expired(now) {
                 Metrics::inc(&self.broker.metrics.dropped_expired);
                 self.forget(&d);
@@ -48,19 +48,19 @@ impl<S: Stream> Conn<S> {
                     let client_id = self.client_id.to_string();
                     self.ops.push(Op::SetStage { client_id, seq: d.seq, packet_id, stage: stage.code() });
                 }
-                st.inflight.push_back(Inflight { packet_id, delivery: d, stage });
+                st.inflight_mut().push_back(Inflight { packet_id, delivery: d, stage });
             }
         }
-        let more = !st.queue.is_empty() && self.wbuf.len() >= WRITE_HIGH_WATER;
-        st.drained_at = now;
-        let bound = st.max_queued.unwrap_or(self.broker.config.max_queued_messages);
-        let room = st.pressure && st.queue.len() <= bound / 2;
+        let more = !st.queue().is_empty() && self.wbuf.len() >= WRITE_HIGH_WATER;
+        st.drained_at = crate::session::ticks_ms();
+        let bound = st.max_queued.map_or(self.broker.config.max_queued_messages, |m| m.get() as usize);
+        let room = st.pressure && st.queue().len() <= bound / 2;
         if room {
             st.pressure = false;
         }
         drop(st);
         if room {
-            session.room.notify_waiters();
+            self.broker.room.notify_waiters();
         }
         // Counted once per drain rather than once per message: the counters are shared by every core.
         for (q, n) in self.sent.iter_mut().enumerate() {
@@ -69,7 +69,7 @@ impl<S: Stream> Conn<S> {
             }
         }
         if more {
-            session.notify.notify_one();
+            self.kick.notify_one();
         }
     }
 

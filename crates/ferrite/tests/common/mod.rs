@@ -138,6 +138,28 @@ impl Server {
         out["certificateId"].as_str().expect("certificateId").to_string()
     }
 
+    /// The value of a metric line (`name` exactly, no labels) from `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.ports["http"])).ok()?;
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Waits (up to [`WAIT`]) until a metric has the value `want`; panics with the last value.
+    pub fn wait_for_metric(&self, name: &str, want: f64) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.metric(name);
+            if got == Some(want) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} is {got:?}, expected {want}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `127.0.0.1:port`.
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)

@@ -1,0 +1,275 @@
+//! Parking idle plain-TCP connections. An idle connection's task ends and its socket moves
+//! from tokio's reactor to the parker's own epoll set; what the connection needs to go on is
+//! kept in a compact [`Parked`] record (an idle connection then costs about a tenth of a live
+//! one). Readable data or a hang-up, a message queued for its session, a kick (takeover,
+//! revocation, administrative disconnect), its keep-alive deadline or the server stopping
+//! resumes it as a task, exactly where it left off.
+
+use super::{Conn, Exit, Held, Stream, cast};
+use crate::BrokerInner;
+use crate::session::Session;
+use slab::Slab;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+/// Events read from the parker's epoll set per call.
+const EVENTS: usize = 1024;
+/// How often parked connections' keep-alive deadlines are checked.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// One listener's parked connections and the task that resumes them.
+pub(crate) struct Parker {
+    broker: Arc<BrokerInner>,
+    registry: mio::Registry,
+    slots: Mutex<Slots>,
+    /// Keys whose sessions asked for their connection back (see [`Unpark::wake`]).
+    woken: Mutex<Vec<usize>>,
+    wake: Notify,
+    shutdown: watch::Receiver<bool>,
+    /// Held by every resumed connection's task, so the listener's drain waits for them.
+    done: mpsc::Sender<()>,
+    idle_after: Duration,
+    /// The listener's connection limit (parked connections' permits are forgotten and given
+    /// back when they end).
+    limit: Option<Arc<Semaphore>>,
+}
+
+struct Slots {
+    parked: Slab<Box<Parked>>,
+    /// The listener is stopping: nothing parks any more.
+    closed: bool,
+}
+
+/// What an idle connection keeps while it has no task.
+struct Parked {
+    socket: std::net::TcpStream,
+    idle: super::Idle,
+}
+
+/// Kept in a parked connection's session attachment: waking it resumes the connection.
+#[derive(Clone)]
+pub(crate) struct Unpark {
+    parker: Arc<Parker>,
+    key: usize,
+}
+
+impl std::fmt::Debug for Unpark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Unpark({})", self.key)
+    }
+}
+
+impl Unpark {
+    /// Asks the parker to resume this connection (a stale key at worst resumes another idle
+    /// connection, which parks again).
+    pub(crate) fn wake(&self) {
+        lock(&self.parker.woken).push(self.key);
+        self.parker.wake.notify_one();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Parker {
+    /// Starts the parker of one listener (its task ends when `shutdown` turns true).
+    pub(crate) fn start(
+        broker: Arc<BrokerInner>,
+        idle_after: Duration,
+        shutdown: watch::Receiver<bool>,
+        done: mpsc::Sender<()>,
+        limit: Option<Arc<Semaphore>>,
+    ) -> std::io::Result<Arc<Parker>> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        // SAFETY: the `mio::Poll` owns its epoll descriptor and only closes it when dropped,
+        // which the `AsyncFd` owning it does after deregistering it.
+        let fd = unsafe { AsyncFd::register_with_interest(poll, tokio::io::Interest::READABLE) }?;
+        let slots = Mutex::new(Slots { parked: Slab::new(), closed: false });
+        let parker = Arc::new(Parker { broker, registry, slots, woken: Mutex::default(), wake: Notify::new(), shutdown, done, idle_after, limit });
+        tokio::spawn(parker.clone().run(fd));
+        Ok(parker)
+    }
+
+    /// Returns the permit a parked connection forgot to the listener's limit.
+    pub(super) fn give_back_permit(&self) {
+        if let Some(l) = &self.limit {
+            l.add_permits(1);
+        }
+    }
+
+    /// How long a connection stays idle before it parks.
+    pub(crate) fn idle_after(&self) -> Duration {
+        self.idle_after
+    }
+
+    async fn run(self: Arc<Self>, mut poll: AsyncFd<mio::Poll>) {
+        let mut events = mio::Events::with_capacity(EVENTS);
+        let mut shutdown = self.shutdown.clone();
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while !*shutdown.borrow_and_update() {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                ready = poll.readable_mut() => {
+                    let Ok(mut guard) = ready else { break };
+                    loop {
+                        if let Err(e) = guard.get_inner_mut().poll(&mut events, Some(Duration::ZERO)) {
+                            tracing::warn!(error = %e, "reading parked connections' events failed");
+                            break;
+                        }
+                        if events.is_empty() {
+                            guard.clear_ready();
+                            break;
+                        }
+                        for e in events.iter() {
+                            self.resume(e.token().0);
+                        }
+                    }
+                }
+                _ = self.wake.notified() => {
+                    let keys = std::mem::take(&mut *lock(&self.woken));
+                    for key in keys {
+                        self.resume(key);
+                    }
+                }
+                _ = sweep.tick() => self.sweep(),
+            }
+        }
+        // Stopping: every parked connection resumes, sees the shutdown and says goodbye.
+        let keys: Vec<usize> = {
+            let mut slots = lock(&self.slots);
+            slots.closed = true;
+            slots.parked.iter().map(|(k, _)| k).collect()
+        };
+        for key in keys {
+            self.resume(key);
+        }
+    }
+
+    /// Resumes the connections whose keep-alive ran out (they then close with 0x8D).
+    fn sweep(self: &Arc<Self>) {
+        let now = crate::session::ticks_ms();
+        let due: Vec<usize> = lock(&self.slots).parked.iter().filter(|(_, p)| p.idle.keep_alive_due(now)).map(|(k, _)| k).collect();
+        for key in due {
+            self.resume(key);
+        }
+    }
+
+    /// Parks an idle connection: `Err` gives it back (with what it holds) when it cannot park
+    /// after all, because a message or a kick came in meanwhile or the listener is stopping.
+    pub(super) fn park<S: Stream>(self: &Arc<Self>, conn: Conn<S>, mut held: Held) -> Result<(), Box<(Conn<S>, Held)>> {
+        let conn: Conn<TcpStream> = match cast(conn) {
+            Ok(tcp) => tcp,
+            Err(other) => return Err(Box::new((other, held))),
+        };
+        let (socket, idle) = match conn.into_idle() {
+            Ok(x) => x,
+            Err(gone) => {
+                tokio::spawn(async move {
+                    gone.close(Exit::Closed).await;
+                    drop(held);
+                });
+                return Ok(());
+            }
+        };
+        let fd = socket.as_raw_fd();
+        let mut slots = lock(&self.slots);
+        let closed = slots.closed || *self.shutdown.borrow();
+        let entry = slots.parked.vacant_entry();
+        let key = entry.key();
+        // Under the session lock: nothing queued and still ours; from then on whoever queues a
+        // message or kicks the connection finds the key and wakes it. Registering reports
+        // readiness that is already there, so bytes that came in since the last read are not
+        // missed; an event can only be handled once the entry is in (the slots are locked).
+        let unpark = Unpark { parker: self.clone(), key };
+        let mut parked = !closed && mark_parked(&idle.session, idle.generation, Some(unpark));
+        if parked && let Err(e) = self.registry.register(&mut mio::unix::SourceFd(&fd), mio::Token(key), mio::Interest::READABLE) {
+            tracing::warn!(error = %e, "parking a connection failed");
+            mark_parked(&idle.session, idle.generation, None);
+            parked = false;
+        }
+        if parked {
+            // The record keeps no permit: it is forgotten now and given back when the
+            // connection ends (the listener's count of connections stays the same).
+            let mut idle = idle;
+            idle.owes_permit = match held.permit.take() {
+                Some(p) => {
+                    p.forget();
+                    self.limit.is_some()
+                }
+                None => held.owes_permit,
+            };
+            held.owes_permit = false;
+            entry.insert(Box::new(Parked { socket, idle }));
+            self.broker.metrics.connections_parked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(());
+        }
+        drop(slots);
+        match Conn::from_idle(idle, socket, self.broker.clone(), Some(self.idle_after)).map(cast::<_, Conn<S>>) {
+            Ok(Ok(conn)) => Err(Box::new((conn, held))),
+            Ok(Err(tcp)) => {
+                tokio::spawn(async move {
+                    tcp.close(Exit::Closed).await;
+                    drop(held);
+                });
+                Ok(())
+            }
+            Err(gone) => {
+                tokio::spawn(async move {
+                    gone.close(Exit::Closed).await;
+                    drop(held);
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a parked connection a task again (nothing happens if `key` is no longer parked).
+    fn resume(self: &Arc<Self>, key: usize) {
+        let Some(parked) = lock(&self.slots).parked.try_remove(key) else { return };
+        let Parked { socket, idle } = *parked;
+        self.broker.metrics.connections_parked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.registry.deregister(&mut mio::unix::SourceFd(&socket.as_raw_fd()));
+        mark_parked(&idle.session, idle.generation, None);
+        let done = self.done.clone();
+        let held = Held { shutdown: self.shutdown.clone(), permit: None, parker: Some(self.clone()), owes_permit: idle.owes_permit };
+        match Conn::from_idle(idle, socket, self.broker.clone(), Some(self.idle_after)) {
+            Ok(conn) => {
+                tokio::spawn(async move {
+                    Box::pin(super::live(conn, held)).await;
+                    drop(done);
+                });
+            }
+            Err(conn) => {
+                tokio::spawn(async move {
+                    conn.close(Exit::Closed).await;
+                    drop((held, done));
+                });
+            }
+        }
+    }
+}
+
+/// Records (or clears) where the connection `generation` of `session` is parked. False, when
+/// parking, if the session has moved on (taken over, ended, kicked) or has messages waiting.
+fn mark_parked(session: &Session, generation: u64, parked: Option<Unpark>) -> bool {
+    let mut st = session.lock();
+    let waiting = !st.queue().is_empty() || st.kick_reason.is_some();
+    let parking = parked.is_some();
+    match st.attached.as_mut() {
+        Some(a) if a.generation == generation && !(parking && waiting) => {
+            a.parked = parked;
+            if parking {
+                st.release_empty_queues();
+            }
+            true
+        }
+        _ => false,
+    }
+}
