@@ -154,3 +154,31 @@ fn parked_connections_keep_their_place_under_the_connection_limit() {
     let (_, ack) = Raw::connect_with(server.port, connect_packet(Protocol::V5, "c"));
     assert_eq!(ack.reason, ReasonCode::SUCCESS, "a parked connection that ended gives its place back");
 }
+
+#[test]
+fn a_subscriber_with_a_full_in_flight_window_waits_without_spinning() {
+    let server = Server::start_with(&[PARK_SOON]);
+    let mut c = connect_packet(Protocol::V5, "slow-acker");
+    c.properties.receive_maximum = Some(1);
+    let (mut sub, _) = Raw::connect_with(server.port, c);
+    subscribe(&mut sub, "w/#", QoS::AtLeastOnce);
+    let (mut publisher, _) = Raw::connect(server.port, Protocol::V5, "pub");
+    for id in 1..=2u16 {
+        publisher.send(&publish("w/x", QoS::AtLeastOnce, id, &format!("m{id}")));
+        assert!(matches!(publisher.recv(), Some(Packet::PubAck(_))));
+    }
+    let first = match sub.recv() {
+        Some(Packet::Publish(p)) => p,
+        other => panic!("expected the first message, got {other:?}"),
+    };
+    // The second message waits for the first's PUBACK: the subscriber is idle but cannot park.
+    let before = server.cpu_secs();
+    std::thread::sleep(Duration::from_millis(1500));
+    let used = server.cpu_secs() - before;
+    assert!(used < 0.5, "the server used {used:.2} s of CPU in 1.5 s while a subscriber waited");
+    sub.send(&Packet::PubAck(PubResp::new(first.packet_id)));
+    match sub.recv() {
+        Some(Packet::Publish(p)) => assert_eq!(p.payload, &b"m2"[..]),
+        other => panic!("expected the second message after the PUBACK, got {other:?}"),
+    }
+}

@@ -183,9 +183,18 @@ async fn live<S: Stream>(mut conn: Conn<S>, mut held: Held) {
             conn.idle_after = None;
             continue;
         };
+        // Idle but with messages it cannot send yet (a full in-flight window) or a kick on the
+        // way: try again after another idle period (the parker checks again under its lock).
+        if !conn.quiet() {
+            conn.last_active = Instant::now();
+            continue;
+        }
         match parker.park(conn, held) {
             Ok(()) => return,
-            Err(back) => (conn, held) = *back,
+            Err(back) => {
+                (conn, held) = *back;
+                conn.last_active = Instant::now();
+            }
         }
     };
     tracing::debug!(client_id = %conn.client_id, peer = %conn.peer.addr, ?exit, "connection closed");
@@ -425,6 +434,13 @@ impl<S: Stream> Conn<S> {
                 Some(Exit::Error(ReasonCode::PROTOCOL_ERROR))
             }
         }
+    }
+
+    /// Whether the session has nothing for this connection to do: still its own, nothing
+    /// queued, no kick.
+    fn quiet(&self) -> bool {
+        let st = self.session.lock();
+        st.generation == self.generation && st.queue().is_empty() && st.kick_reason.is_none() && !st.ended
     }
 
     /// Whether the wake-up said to close: the session was taken over or ended, or the

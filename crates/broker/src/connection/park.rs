@@ -109,18 +109,22 @@ impl Parker {
     }
 
     async fn run(self: Arc<Self>, mut poll: AsyncFd<mio::Poll>) {
+        // However this task ends (shutdown, or a panic), nothing stays parked without it.
+        let _closing = CloseOnDrop(self.clone());
         let mut events = mio::Events::with_capacity(EVENTS);
         let mut shutdown = self.shutdown.clone();
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         while !*shutdown.borrow_and_update() {
             tokio::select! {
-                _ = shutdown.changed() => {}
+                // A dropped sender means the listener is gone: stop as for shutdown.
+                changed = shutdown.changed() => if changed.is_err() { break },
                 ready = poll.readable_mut() => {
                     let Ok(mut guard) = ready else { break };
                     loop {
                         if let Err(e) = guard.get_inner_mut().poll(&mut events, Some(Duration::ZERO)) {
                             tracing::warn!(error = %e, "reading parked connections' events failed");
+                            guard.clear_ready();
                             break;
                         }
                         if events.is_empty() {
@@ -141,7 +145,11 @@ impl Parker {
                 _ = sweep.tick() => self.sweep(),
             }
         }
-        // Stopping: every parked connection resumes, sees the shutdown and says goodbye.
+    }
+
+    /// Stops parking and resumes every parked connection: each sees the shutdown (or finds its
+    /// socket) and ends through the normal close.
+    fn close_all(self: &Arc<Self>) {
         let keys: Vec<usize> = {
             let mut slots = lock(&self.slots);
             slots.closed = true;
@@ -247,11 +255,26 @@ impl Parker {
                 });
             }
             Err(conn) => {
+                let exit = if *self.shutdown.borrow() { Exit::Shutdown } else { Exit::Closed };
                 tokio::spawn(async move {
-                    conn.close(Exit::Closed).await;
+                    conn.close(exit).await;
                     drop((held, done));
                 });
             }
+        }
+    }
+}
+
+/// Runs [`Parker::close_all`] when the parker's task ends.
+struct CloseOnDrop(Arc<Parker>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        // Resuming needs the runtime (a task ending with it has none: then the records just go).
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.0.close_all();
+        } else {
+            lock(&self.0.slots).closed = true;
         }
     }
 }
