@@ -19,6 +19,8 @@ pub const PATH: &str = "/mqtt";
 /// Performs the server side of the WebSocket handshake; refuses other paths with 404 and picks
 /// the `mqtt` subprotocol when offered.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S, max_frame: usize) -> Result<WsStream<S>, WsError> {
+    // The callback's shape (and its large error type) is tungstenite's.
+    #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
         if req.uri().path() != PATH {
             let mut e = ErrorResponse::new(Some(format!("MQTT is served on {PATH}")));

@@ -22,6 +22,8 @@ const QUIET: Duration = Duration::from_millis(400);
 // rumqttc wrapper: one task polls the event loop and forwards incoming packets; the test reads
 // them in order, keeping packets it is not looking for yet.
 
+// Test events: matched by value in patterns, so the packet is not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Ev {
     Packet(m5::Packet),

@@ -360,9 +360,12 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(parse_amz_date(DATE).unwrap())
     }
 
+    /// Name, method, path, headers, body, expected signature.
+    type Vector = (&'static str, &'static str, &'static str, Vec<(&'static str, &'static str)>, &'static str, &'static str);
+
     /// Cases of AWS's published SigV4 test suite (aws-sig-v4-test-suite): request and the
     /// signature AWS publishes for it.
-    fn vectors() -> Vec<(&'static str, &'static str, &'static str, Vec<(&'static str, &'static str)>, &'static str, &'static str)> {
+    fn vectors() -> Vec<Vector> {
         vec![
             ("get-vanilla", "GET", "/", vec![], "", "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"),
             ("get-unreserved", "GET", "/-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", vec![], "", "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"),

@@ -21,6 +21,10 @@ use std::time::Instant;
 use store::{DocOp, Documents, StoreError};
 use writer::Writer;
 
+/// What an accepted update produced: the messages to publish, the response document and the
+/// shadow to store.
+type Applied = (Vec<(String, Value)>, Value, Option<StoredShadow>);
+
 const KIND: &str = "shadow";
 
 /// Which shadow: a thing's classic shadow (`name` empty) or a named one.
@@ -179,7 +183,7 @@ impl Shadows {
         let names_ok = shadow::validate_thing_name(&id.thing).is_ok() && (id.name.is_empty() || shadow::validate_shadow_name(&id.name).is_ok());
         let mut shadows = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
         let current = shadows.get(id);
-        let result: Result<(Vec<(String, Value)>, Value, Option<StoredShadow>), Rejection> = if !names_ok {
+        let result: Result<Applied, Rejection> = if !names_ok {
             Err(Rejection::new(ShadowError::InvalidNode, now, None))
         } else {
             match op {
