@@ -182,3 +182,49 @@ fn a_subscriber_with_a_full_in_flight_window_waits_without_spinning() {
         other => panic!("expected the second message after the PUBACK, got {other:?}"),
     }
 }
+
+/// Subscribers park and resume all the time (a 20 ms parking delay, bursts with pauses of up
+/// to 60 ms): every QoS 1 message still reaches its subscriber.
+#[test]
+fn no_qos1_message_is_lost_while_subscribers_park_and_resume() {
+    const SUBSCRIBERS: usize = 40;
+    const ROUNDS: u16 = 30;
+    let server = Server::start_with(&["mqtt.park_idle_after_ms=20"]);
+    let readers: Vec<_> = (0..SUBSCRIBERS)
+        .map(|i| {
+            let (mut sub, _) = Raw::connect(server.port, Protocol::V311, &format!("sub-{i}"));
+            subscribe(&mut sub, &format!("s/{i}"), QoS::AtLeastOnce);
+            std::thread::spawn(move || {
+                let mut got = std::collections::BTreeSet::new();
+                while got.len() < ROUNDS as usize {
+                    match sub.recv() {
+                        Some(Packet::Publish(p)) => {
+                            sub.send(&Packet::PubAck(PubResp::new(p.packet_id)));
+                            got.insert(String::from_utf8_lossy(&p.payload).to_string());
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    let (mut publisher, _) = Raw::connect(server.port, Protocol::V311, "burst-publisher");
+    let mut seen_parked = false;
+    for round in 1..=ROUNDS {
+        for i in 0..SUBSCRIBERS {
+            publisher.send(&publish(&format!("s/{i}"), QoS::AtLeastOnce, round, &format!("m{round}")));
+        }
+        for _ in 0..SUBSCRIBERS {
+            assert!(matches!(publisher.recv(), Some(Packet::PubAck(_))), "PUBACK for round {round}");
+        }
+        std::thread::sleep(Duration::from_millis(u64::from(round % 4) * 20));
+        seen_parked |= server.metric("ferrite_mqtt_connections_parked").is_some_and(|n| n > 0.0);
+    }
+    for (i, r) in readers.into_iter().enumerate() {
+        let got = r.join().expect("reader thread");
+        assert_eq!(got.len(), ROUNDS as usize, "subscriber {i} got {} of {ROUNDS} messages", got.len());
+    }
+    assert!(seen_parked, "subscribers should have parked between bursts");
+}

@@ -20,6 +20,7 @@ impl<S: Stream> Conn<S> {
         }
         let window = self.peer_receive_max.min(self.broker.config.max_inflight).max(1) as usize;
         let now = Instant::now();
+        let queued_before = st.queue().len();
         while self.wbuf.len() < WRITE_HIGH_WATER {
             let Some(front) = st.queue().front() else { break };
             if front.qos != QoS::AtMostOnce && st.inflight().len() >= window {
@@ -52,7 +53,10 @@ impl<S: Stream> Conn<S> {
             }
         }
         let more = !st.queue().is_empty() && self.wbuf.len() >= WRITE_HIGH_WATER;
-        st.drained_at = crate::session::ticks_ms();
+        // Only taking messages counts as draining (a full in-flight window is not).
+        if st.queue().len() < queued_before {
+            st.drained_at = crate::session::ticks_ms();
+        }
         let bound = st.max_queued.map_or(self.broker.config.max_queued_messages, |m| m.get() as usize);
         let room = st.pressure && st.queue().len() <= bound / 2;
         if room {
