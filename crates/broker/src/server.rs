@@ -17,6 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use crate::connection::Parker;
 use tokio_rustls::TlsAcceptor;
+use futures_util::FutureExt;
+use futures_util::future::Either;
+use std::future::Future;
 
 /// How long connections get to say goodbye when the server stops.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -156,41 +159,51 @@ async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, ctx: 
     served.await
 }
 
-async fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) {
-    match tokio::time::timeout(ctx.inner.config.connect_timeout, acceptor.accept(socket)).await {
+// Each transport's handshake is chained to the MQTT connection it yields (`then`, not an
+// `await` in an async fn): the task holds the handshake's state or the connection's, never
+// both, and no second box (memory per TLS connection: rustls's state is large).
+
+fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) -> impl Future<Output = ()> + Send {
+    tokio::time::timeout(ctx.inner.config.connect_timeout, acceptor.accept(socket)).then(move |r| match r {
         Ok(Ok(tls)) => {
             let cert = peer_cert(tls.get_ref().1);
             let server_name = tls.get_ref().1.server_name().map(Into::into);
-            Box::pin(crate::connection::serve(tls, PeerInfo { addr, transport: "mqtts", cert, server_name }, ctx)).await
+            Either::Left(crate::connection::serve(tls, PeerInfo { addr, transport: "mqtts", cert, server_name }, ctx))
         }
-        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS handshake failed"),
-        Err(_) => tracing::info!(%addr, "TLS handshake timed out"),
-    }
+        Ok(Err(e)) => handshake_failed(addr, "TLS handshake failed", &e.to_string()),
+        Err(_) => handshake_failed(addr, "TLS handshake timed out", ""),
+    })
 }
 
-async fn serve_ws(socket: TcpStream, addr: SocketAddr, ctx: Ctx) {
+fn serve_ws(socket: TcpStream, addr: SocketAddr, ctx: Ctx) -> impl Future<Output = ()> + Send {
     let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
-    match tokio::time::timeout(ctx.inner.config.connect_timeout, crate::ws::accept(socket, max_frame)).await {
-        Ok(Ok(ws)) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "ws", cert: None, server_name: None }, ctx)).await,
-        Ok(Err(e)) => tracing::info!(%addr, error = %e, "WebSocket handshake failed"),
-        Err(_) => tracing::info!(%addr, "WebSocket handshake timed out"),
-    }
+    tokio::time::timeout(ctx.inner.config.connect_timeout, crate::ws::accept(socket, max_frame)).then(move |r| match r {
+        Ok(Ok(ws)) => Either::Left(crate::connection::serve(ws, PeerInfo { addr, transport: "ws", cert: None, server_name: None }, ctx)),
+        Ok(Err(e)) => handshake_failed(addr, "WebSocket handshake failed", &e.to_string()),
+        Err(_) => handshake_failed(addr, "WebSocket handshake timed out", ""),
+    })
 }
 
-async fn serve_wss(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) {
+fn serve_wss(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) -> impl Future<Output = ()> + Send {
     let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
-    let handshake = async {
+    let handshake = async move {
         let tls = acceptor.accept(socket).await.map_err(|e| e.to_string())?;
         let cert = peer_cert(tls.get_ref().1);
         let server_name: Option<Box<str>> = tls.get_ref().1.server_name().map(Into::into);
         let ws = crate::ws::accept(tls, max_frame).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((ws, cert, server_name))
     };
-    match tokio::time::timeout(ctx.inner.config.connect_timeout, handshake).await {
-        Ok(Ok((ws, cert, server_name))) => Box::pin(crate::connection::serve(ws, PeerInfo { addr, transport: "wss", cert, server_name }, ctx)).await,
-        Ok(Err(e)) => tracing::info!(%addr, error = %e, "TLS/WebSocket handshake failed"),
-        Err(_) => tracing::info!(%addr, "TLS/WebSocket handshake timed out"),
-    }
+    tokio::time::timeout(ctx.inner.config.connect_timeout, handshake).then(move |r| match r {
+        Ok(Ok((ws, cert, server_name))) => Either::Left(crate::connection::serve(ws, PeerInfo { addr, transport: "wss", cert, server_name }, ctx)),
+        Ok(Err(e)) => handshake_failed(addr, "TLS/WebSocket handshake failed", &e),
+        Err(_) => handshake_failed(addr, "TLS/WebSocket handshake timed out", ""),
+    })
+}
+
+/// Logs a failed transport handshake; the connection just ends.
+fn handshake_failed<L>(addr: SocketAddr, what: &'static str, error: &str) -> Either<L, std::future::Ready<()>> {
+    tracing::info!(%addr, error, "{what}");
+    Either::Right(std::future::ready(()))
 }
 
 fn peer_cert(conn: &rustls::ServerConnection) -> Option<Box<CertFacts>> {

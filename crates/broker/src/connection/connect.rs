@@ -206,6 +206,10 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         present,
         "client connected"
     );
+    // The certificate and server name served authentication; the connection keeps neither
+    // (memory per connection: a certificate's DER is about a kilobyte).
+    conn.peer.cert = None;
+    conn.peer.server_name = None;
     conn.send(&Packet::ConnAck(ConnAck { session_present: present, reason: ReasonCode::SUCCESS, properties: props }));
     if present {
         conn.resend_inflight();
