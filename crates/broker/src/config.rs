@@ -42,7 +42,7 @@ pub struct BrokerConfig {
     pub queue_full: QueueFull,
     /// Whether lifecycle events (`$aws/events/presence/...`, `$aws/events/subscriptions/...`) are published.
     pub lifecycle_events: bool,
-    /// A plain-TCP connection idle this long is parked: its task ends and its socket waits in
+    /// An MQTT connection over TCP or TLS idle this long is parked: its task ends and its socket waits in
     /// the parker's epoll set, keeping only a compact record (memory per idle connection).
     /// `None` never parks.
     pub park_idle_after: Option<Duration>,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
-use crate::connection::Parker;
+use crate::connection::{Parker, Sock};
 use tokio_rustls::TlsAcceptor;
 use futures_util::FutureExt;
 use futures_util::future::Either;
@@ -79,9 +79,9 @@ pub async fn serve(
     let rejecting = Arc::new(Semaphore::new(MAX_REJECTING));
     let mut rate = Bucket::new(inner.config.max_connections_per_sec);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    // Idle plain-TCP connections park (TLS and WebSocket state stays with its task).
+    // Idle connections park, plain or TLS (WebSocket state stays with its task).
     let parker = match (&transport, inner.config.park_idle_after) {
-        (Transport::Tcp, Some(after)) => match Parker::start(inner.clone(), after, shutdown.clone(), done_tx.clone(), Some(limit.clone())) {
+        (Transport::Tcp | Transport::Tls(_), Some(after)) => match Parker::start(inner.clone(), after, shutdown.clone(), done_tx.clone(), Some(limit.clone())) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot park idle connections on this listener");
@@ -151,7 +151,7 @@ pub(crate) struct Ctx {
 /// the TLS and WebSocket states it never has (memory per idle connection).
 async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, ctx: Ctx) {
     let served: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match transport {
-        Transport::Tcp => Box::pin(crate::connection::serve(socket, PeerInfo { addr, transport: "mqtt", cert: None, server_name: None }, ctx)),
+        Transport::Tcp => Box::pin(crate::connection::serve(Sock::Live(socket), PeerInfo { addr, transport: "mqtt", cert: None, server_name: None }, ctx)),
         Transport::Tls(acceptor) => Box::pin(serve_tls(socket, addr, acceptor, ctx)),
         Transport::Ws => Box::pin(serve_ws(socket, addr, ctx)),
         Transport::Wss(acceptor) => Box::pin(serve_wss(socket, addr, acceptor, ctx)),
@@ -164,7 +164,7 @@ async fn handle(socket: TcpStream, addr: SocketAddr, transport: Transport, ctx: 
 // both, and no second box (memory per TLS connection: rustls's state is large).
 
 fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ctx) -> impl Future<Output = ()> + Send {
-    tokio::time::timeout(ctx.inner.config.connect_timeout, acceptor.accept(socket)).then(move |r| match r {
+    tokio::time::timeout(ctx.inner.config.connect_timeout, acceptor.accept(Sock::Live(socket))).then(move |r| match r {
         Ok(Ok(tls)) => {
             let cert = peer_cert(tls.get_ref().1);
             let server_name = tls.get_ref().1.server_name().map(Into::into);

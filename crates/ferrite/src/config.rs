@@ -187,7 +187,7 @@ pub struct MqttConfig {
     pub queue_qos0_offline: bool,
     pub queue_full: QueueFullSetting,
     pub lifecycle_events: bool,
-    /// Park plain-TCP connections idle this long (0: never).
+    /// Park MQTT connections over TCP or TLS idle this long (0: never).
     pub park_idle_after_ms: u64,
     /// The AWS IoT policy document applied to the unauthenticated loopback listeners
     /// (`listen`, `ws_listen`).
@@ -328,10 +328,10 @@ queue_full = "drop"
 # Publish AWS IoT lifecycle events: $aws/events/presence/connected|disconnected/<clientId> and
 # $aws/events/subscriptions/subscribed|unsubscribed/<clientId>.
 lifecycle_events = true
-# A plain-TCP connection (listen) idle this long is parked: its task ends and its socket waits in
-# an epoll set of Ferrite's own, keeping only a compact record, so a large idle fleet costs little
-# memory. Data from the client, a message for it, a takeover or its keep-alive deadline resumes
-# it. 0: never park.
+# An MQTT connection over TCP or TLS (listen, tls_listen) idle this long is parked: its task ends
+# and its socket waits in an epoll set of Ferrite's own, keeping only a compact record (and, for
+# TLS, the TLS session), so a large idle fleet costs little memory. Data from the client, a
+# message for it, a takeover or its keep-alive deadline resumes it. 0: never park.
 park_idle_after_ms = 2000
 # The AWS IoT policy document that decides what clients of the unauthenticated listeners
 # (listen and ws_listen: loopback, for local development) may do. Its variables are

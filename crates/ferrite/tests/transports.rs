@@ -174,3 +174,53 @@ fn paho_over_websocket_with_tls() {
     let args = [server.ports["wss"].to_string(), ca(&server).display().to_string(), cert.display().to_string(), key.display().to_string()];
     assert_eq!(paho(&args), "hello over websocket");
 }
+
+/// An idle TLS connection parks (its rustls state kept, its socket out of tokio's reactor) and
+/// goes on where it left off: a message published meanwhile arrives over the same TLS session,
+/// and the client's own publish after that is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_tls_connection_parks_and_carries_on() {
+    let server = Server::start_with(&["mqtt.tls_listen=127.0.0.1:0", "mqtt.park_idle_after_ms=100"]);
+    let (cert, key) = issue(&server, "parked-device");
+    let mut opts = MqttOptions::new("tls-parked", "localhost", server.ports["mqtts"]);
+    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(rustls_client(&ca(&server), &cert, &key, &[]))));
+    let (client, mut events) = AsyncClient::new(opts, 10);
+    client.subscribe("parked/tls", QoS::AtLeastOnce).await.expect("subscribe");
+    let suback = async {
+        while !matches!(events.poll().await.expect("event loop"), Event::Incoming(Packet::SubAck(_))) {}
+    };
+    tokio::time::timeout(WAIT, suback).await.expect("SUBACK");
+    let server = tokio::task::spawn_blocking(move || {
+        server.wait_for_metric("ferrite_mqtt_connections_parked", 1.0);
+        let (mut publisher, _) = common::Raw::connect(server.port, mqtt::Protocol::V311, "plain-publisher");
+        publisher.send(&mqtt::Packet::Publish(mqtt::Publish {
+            qos: mqtt::QoS::AtLeastOnce,
+            topic: "parked/tls".into(),
+            packet_id: 1,
+            payload: bytes::Bytes::from_static(b"while parked"),
+            ..Default::default()
+        }));
+        assert!(matches!(publisher.recv(), Some(mqtt::Packet::PubAck(_))));
+        server
+    })
+    .await
+    .expect("publisher");
+    let received = async {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("event loop") {
+                return p.payload;
+            }
+        }
+    };
+    assert_eq!(&tokio::time::timeout(WAIT, received).await.expect("message to the parked TLS client")[..], b"while parked");
+    client.publish("parked/tls", QoS::AtLeastOnce, false, "echo").await.expect("publish");
+    let echoed = async {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) = events.poll().await.expect("event loop") {
+                return p.payload;
+            }
+        }
+    };
+    assert_eq!(&tokio::time::timeout(WAIT, echoed).await.expect("own publish after resuming")[..], b"echo");
+    drop(server);
+}

@@ -5,8 +5,10 @@ mod connect;
 mod inbound;
 mod outbound;
 mod park;
+mod sock;
 
 pub(crate) use park::{Parker, Unpark};
+pub(crate) use sock::Sock;
 
 use crate::message::Message;
 use crate::metrics::Metrics;
@@ -21,7 +23,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, watch};
 
 /// Stop moving queued messages into the write buffer past this many bytes; write first.
@@ -99,7 +100,7 @@ pub(crate) struct Conn<S> {
     last_rx: Instant,
     /// When the connection last read bytes or had messages to send.
     last_active: Instant,
-    /// Park after this long idle (plain TCP connections of a listener with a parker).
+    /// Park after this long idle (TCP and TLS connections of a listener with a parker).
     idle_after: Option<Duration>,
     peer_max_packet: usize,
     peer_receive_max: u16,
@@ -156,8 +157,9 @@ pub(crate) fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::Ctx) -
     let m = &broker.metrics;
     m.connections_current.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&m.connections_total);
-    // Only plain TCP sockets can leave tokio for the parker.
-    let parker = parker.filter(|_| std::any::TypeId::of::<S>() == std::any::TypeId::of::<TcpStream>());
+    // Only TCP sockets (plain or under rustls) can leave tokio for the parker.
+    let parkable = [std::any::TypeId::of::<Sock>(), std::any::TypeId::of::<tokio_rustls::server::TlsStream<Sock>>()];
+    let parker = parker.filter(|_| parkable.contains(&std::any::TypeId::of::<S>()));
     let held = Held { shutdown, permit, parker, owes_permit: false };
     // The handshake is boxed: its state lives on the heap only while it runs, and the connected
     // client goes straight into `live` (chained, not awaited in an async fn that would keep a
@@ -203,7 +205,7 @@ async fn live<S: Stream>(mut conn: Conn<S>, mut held: Held) {
 }
 
 /// `a` as a `B`, when they are the same type (the connection code is generic over streams and
-/// only plain TCP parks).
+/// only TCP and TLS streams park).
 fn cast<A: 'static, B: 'static>(a: A) -> Result<B, A> {
     let mut slot = Some(a);
     match (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>().and_then(Option::take) {
@@ -211,9 +213,6 @@ fn cast<A: 'static, B: 'static>(a: A) -> Result<B, A> {
         None => Err(slot.unwrap_or_else(|| unreachable!("a failed downcast leaves the value in place"))),
     }
 }
-
-/// A stream that is gone: a connection whose socket was lost while parking closes over it.
-type Gone = tokio::io::Join<tokio::io::Empty, tokio::io::Sink>;
 
 /// What a parked connection keeps: [`Conn`] without its socket, buffers and per-read state.
 pub(crate) struct Idle {
@@ -243,11 +242,15 @@ impl Idle {
     }
 }
 
-impl Conn<TcpStream> {
-    /// Takes the socket out of tokio and keeps the rest compact. `Err`: the socket could not
-    /// leave tokio, the connection is lost and must close.
-    fn into_idle(self) -> Result<(std::net::TcpStream, Idle), Box<Conn<Gone>>> {
-        let Conn { io, broker, peer, protocol, session, generation, kick, keep_alive, last_rx, peer_max_packet, peer_receive_max, peer_alias_max, aliases, will, authz, connected_ms, .. } = self;
+impl<S: sock::Parkable> Conn<S> {
+    /// Takes the socket out of tokio and keeps the rest compact. `Err` gives the connection
+    /// back (if its socket was lost on the way, its next read fails and it closes).
+    fn into_idle(mut self) -> Result<(S, Idle), Box<Conn<S>>> {
+        if let Err(e) = self.io.sock().park() {
+            tracing::warn!(peer = %self.peer.addr, error = %e, "parking a connection failed");
+            return Err(Box::new(self));
+        }
+        let Conn { io, protocol, session, generation, kick, keep_alive, last_rx, peer_max_packet, peer_receive_max, peer_alias_max, aliases, will, authz, connected_ms, .. } = self;
         let idle = Idle {
             protocol,
             peer_receive_max,
@@ -264,31 +267,16 @@ impl Conn<TcpStream> {
             connected_ms,
             owes_permit: false,
         };
-        match io.into_std() {
-            Ok(socket) => Ok((socket, idle)),
-            Err(e) => {
-                tracing::warn!(peer = %peer.addr, error = %e, "parking a connection failed");
-                Err(Box::new(Conn::from_idle_over(idle, tokio::io::join(tokio::io::empty(), tokio::io::sink()), broker, peer.addr, None)))
-            }
-        }
+        Ok((io, idle))
     }
 
-    /// Gives a parked connection its socket back in tokio. `Err`: that failed, the connection
-    /// is lost and must close.
-    fn from_idle(idle: Idle, socket: std::net::TcpStream, broker: Arc<BrokerInner>, idle_after: Option<Duration>) -> Result<Conn<TcpStream>, Box<Conn<Gone>>> {
-        let addr = socket.peer_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        match TcpStream::from_std(socket) {
-            Ok(io) => Ok(Conn::from_idle_over(idle, io, broker, addr, idle_after)),
-            Err(e) => {
-                tracing::warn!(peer = %addr, error = %e, "resuming a parked connection failed");
-                Err(Box::new(Conn::from_idle_over(idle, tokio::io::join(tokio::io::empty(), tokio::io::sink()), broker, addr, None)))
-            }
+    /// A parked connection again, its socket back in tokio (if that fails, its first read
+    /// fails and it closes).
+    fn from_idle(idle: Idle, mut io: S, broker: Arc<BrokerInner>, idle_after: Option<Duration>) -> Conn<S> {
+        let addr = io.sock_ref().peer_addr();
+        if let Err(e) = io.sock().resume() {
+            tracing::warn!(peer = %addr, error = %e, "resuming a parked connection failed");
         }
-    }
-}
-
-impl<S: Stream> Conn<S> {
-    fn from_idle_over(idle: Idle, io: S, broker: Arc<BrokerInner>, addr: std::net::SocketAddr, idle_after: Option<Duration>) -> Conn<S> {
         let now = Instant::now();
         Conn {
             io,
@@ -297,7 +285,7 @@ impl<S: Stream> Conn<S> {
             busy: false,
             publish_rate: crate::limit::Bucket::new(broker.config.max_publish_per_sec),
             broker,
-            peer: PeerInfo { addr, transport: "mqtt", cert: None, server_name: None },
+            peer: PeerInfo { addr, transport: S::TRANSPORT, cert: None, server_name: None },
             protocol: idle.protocol,
             client_id: idle.session.client_id.clone(),
             session: idle.session,

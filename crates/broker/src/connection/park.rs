@@ -1,11 +1,12 @@
-//! Parking idle plain-TCP connections. An idle connection's task ends and its socket moves
-//! from tokio's reactor to the parker's own epoll set; what the connection needs to go on is
-//! kept in a compact [`Parked`] record (an idle connection then costs about a tenth of a live
-//! one). Readable data or a hang-up, a message queued for its session, a kick (takeover,
+//! Parking idle connections (MQTT over TCP, and over TLS with rustls's state kept). An idle
+//! connection's task ends and its socket moves from tokio's reactor to the parker's own epoll
+//! set; what the connection needs to go on is kept in a compact [`Parked`] record (a plain TCP
+//! connection then costs about a tenth of a live one). Readable data or a hang-up, a message queued for its session, a kick (takeover,
 //! revocation, administrative disconnect), its keep-alive deadline or the server stopping
 //! resumes it as a task, exactly where it left off.
 
-use super::{Conn, Exit, Held, Stream, cast};
+use super::sock::{Parkable, ParkedIo, Sock};
+use super::{Conn, Held, Stream, cast};
 use crate::BrokerInner;
 use crate::session::Session;
 use slab::Slab;
@@ -13,7 +14,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
-use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 /// Events read from the parker's epoll set per call.
@@ -46,7 +47,7 @@ struct Slots {
 
 /// What an idle connection keeps while it has no task.
 struct Parked {
-    socket: std::net::TcpStream,
+    io: ParkedIo,
     idle: super::Idle,
 }
 
@@ -171,22 +172,33 @@ impl Parker {
 
     /// Parks an idle connection: `Err` gives it back (with what it holds) when it cannot park
     /// after all, because a message or a kick came in meanwhile or the listener is stopping.
-    pub(super) fn park<S: Stream>(self: &Arc<Self>, conn: Conn<S>, mut held: Held) -> Result<(), Box<(Conn<S>, Held)>> {
-        let conn: Conn<TcpStream> = match cast(conn) {
-            Ok(tcp) => tcp,
-            Err(other) => return Err(Box::new((other, held))),
+    pub(super) fn park<S: Stream>(self: &Arc<Self>, conn: Conn<S>, held: Held) -> Result<(), Box<(Conn<S>, Held)>> {
+        let conn = match cast::<Conn<S>, Conn<Sock>>(conn) {
+            Ok(tcp) => return self.park_as(tcp, held),
+            Err(other) => other,
         };
-        let (socket, idle) = match conn.into_idle() {
+        match cast::<Conn<S>, Conn<TlsStream<Sock>>>(conn) {
+            Ok(tls) => self.park_as(tls, held),
+            Err(other) => Err(Box::new((other, held))),
+        }
+    }
+
+    /// [`Parker::park`] for a stream known to park (`T` is `S`, whose connection comes back).
+    fn park_as<T: Parkable, S: Stream>(self: &Arc<Self>, conn: Conn<T>, mut held: Held) -> Result<(), Box<(Conn<S>, Held)>> {
+        let give_back = |conn: Conn<T>, held: Held| match cast::<Conn<T>, Conn<S>>(conn) {
+            Ok(conn) => Err(Box::new((conn, held))),
+            Err(_) => unreachable!("park_as is only called with T = S"),
+        };
+        let (io, idle) = match conn.into_idle() {
             Ok(x) => x,
-            Err(gone) => {
-                tokio::spawn(async move {
-                    gone.close(Exit::Closed).await;
-                    drop(held);
-                });
-                return Ok(());
-            }
+            Err(conn) => return give_back(*conn, held),
         };
-        let fd = socket.as_raw_fd();
+        let Some(fd) = Some(io.sock_ref()).and_then(|s| match s {
+            Sock::Parked(s) => Some(s.as_raw_fd()),
+            _ => None,
+        }) else {
+            return give_back(Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after)), held);
+        };
         let mut slots = lock(&self.slots);
         let closed = slots.closed || *self.shutdown.borrow();
         let entry = slots.parked.vacant_entry();
@@ -202,38 +214,34 @@ impl Parker {
             mark_parked(&idle.session, idle.generation, None);
             parked = false;
         }
-        if parked {
-            // The record keeps no permit: it is forgotten now and given back when the
-            // connection ends (the listener's count of connections stays the same).
-            let mut idle = idle;
-            idle.owes_permit = match held.permit.take() {
-                Some(p) => {
-                    p.forget();
-                    self.limit.is_some()
-                }
-                None => held.owes_permit,
-            };
-            held.owes_permit = false;
-            entry.insert(Box::new(Parked { socket, idle }));
-            self.broker.metrics.connections_parked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(());
+        if !parked {
+            drop(slots);
+            return give_back(Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after)), held);
         }
-        drop(slots);
-        match Conn::from_idle(idle, socket, self.broker.clone(), Some(self.idle_after)).map(cast::<_, Conn<S>>) {
-            Ok(Ok(conn)) => Err(Box::new((conn, held))),
-            Ok(Err(tcp)) => {
-                tokio::spawn(async move {
-                    tcp.close(Exit::Closed).await;
-                    drop(held);
-                });
+        // The record keeps no permit: it is forgotten now and given back when the connection
+        // ends (the listener's count of connections stays the same).
+        let mut idle = idle;
+        idle.owes_permit = match held.permit.take() {
+            Some(p) => {
+                p.forget();
+                self.limit.is_some()
+            }
+            None => held.owes_permit,
+        };
+        held.owes_permit = false;
+        match io.into_parked() {
+            Ok(io) => {
+                entry.insert(Box::new(Parked { io, idle }));
+                self.broker.metrics.connections_parked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
-            Err(gone) => {
-                tokio::spawn(async move {
-                    gone.close(Exit::Closed).await;
-                    drop(held);
-                });
-                Ok(())
+            // Not reached (a parked socket always converts); the connection goes on.
+            Err(io) => {
+                let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+                mark_parked(&idle.session, idle.generation, None);
+                drop(slots);
+                held.owes_permit = idle.owes_permit;
+                give_back(Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after)), held)
             }
         }
     }
@@ -241,27 +249,26 @@ impl Parker {
     /// Gives a parked connection a task again (nothing happens if `key` is no longer parked).
     fn resume(self: &Arc<Self>, key: usize) {
         let Some(parked) = lock(&self.slots).parked.try_remove(key) else { return };
-        let Parked { socket, idle } = *parked;
+        let Parked { io, idle } = *parked;
         self.broker.metrics.connections_parked.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.registry.deregister(&mut mio::unix::SourceFd(&socket.as_raw_fd()));
+        if let Some(fd) = io.fd() {
+            let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        }
         mark_parked(&idle.session, idle.generation, None);
+        match io {
+            ParkedIo::Tcp(s) => self.spawn_resumed(Sock::Parked(s), idle),
+            ParkedIo::Tls(t) => self.spawn_resumed(*t, idle),
+        }
+    }
+
+    fn spawn_resumed<T: Parkable>(self: &Arc<Self>, io: T, idle: super::Idle) {
         let done = self.done.clone();
         let held = Held { shutdown: self.shutdown.clone(), permit: None, parker: Some(self.clone()), owes_permit: idle.owes_permit };
-        match Conn::from_idle(idle, socket, self.broker.clone(), Some(self.idle_after)) {
-            Ok(conn) => {
-                tokio::spawn(async move {
-                    Box::pin(super::live(conn, held)).await;
-                    drop(done);
-                });
-            }
-            Err(conn) => {
-                let exit = if *self.shutdown.borrow() { Exit::Shutdown } else { Exit::Closed };
-                tokio::spawn(async move {
-                    conn.close(exit).await;
-                    drop((held, done));
-                });
-            }
-        }
+        let conn = Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after));
+        tokio::spawn(async move {
+            Box::pin(super::live(conn, held)).await;
+            drop(done);
+        });
     }
 }
 
