@@ -303,16 +303,15 @@ impl BrokerInner {
         outbox.index.clear();
     }
 
-    /// Queues one delivery on a session, counting drops; true when the session is under pressure.
-    pub(crate) fn offer(&self, session: &Session, d: Delivery, ops: &mut Vec<Op>) -> bool {
+    /// Offers messages to one session ahead of those queued after position `at` (see
+    /// [`Session::enqueue_all_at`]); applies the queue-full policy.
+    pub(crate) fn offer_at(&self, session: &Session, at: usize, ds: Vec<Delivery>, ops: &mut Vec<Op>) {
         let c = &self.config;
-        let qos = d.qos;
-        let e = session.enqueue(d, c.max_queued_messages, c.queue_qos0_offline, ops);
-        let (pressured, kick) = self.count(session, e, qos);
+        let mut kick = false;
+        session.enqueue_all_at(at, ds, c.max_queued_messages, c.queue_qos0_offline, ops, |e, qos| kick |= self.count(session, e, qos).1);
         if kick {
             session.kick(mqtt::ReasonCode::QUOTA_EXCEEDED);
         }
-        pressured
     }
 
     /// Counts what happened to one delivery (it may run under the session's lock, so it takes

@@ -263,15 +263,34 @@ impl Session {
         max_queued: usize,
         queue_qos0_offline: bool,
         ops: &mut Vec<Op>,
+        outcome: impl FnMut(Enqueued, QoS),
+    ) {
+        self.enqueue_all_at(usize::MAX, ds, max_queued, queue_qos0_offline, ops, outcome)
+    }
+
+    /// [`Session::enqueue_all`], the messages queued ahead of those after queue position `at`
+    /// (a new subscription's retained messages go before live ones its route let in meanwhile).
+    pub fn enqueue_all_at(
+        &self,
+        at: usize,
+        ds: impl IntoIterator<Item = Delivery>,
+        max_queued: usize,
+        queue_qos0_offline: bool,
+        ops: &mut Vec<Op>,
         mut outcome: impl FnMut(Enqueued, QoS),
     ) {
         {
             let mut st = self.lock();
             let was_empty = st.queue().is_empty();
+            let before = st.queue().len();
             for d in ds {
                 let qos = d.qos;
                 let e = self.enqueue_locked(&mut st, d, max_queued, queue_qos0_offline, ops);
                 outcome(e, qos);
+            }
+            let added = st.queue().len().saturating_sub(before);
+            if added > 0 && at < before {
+                st.queue_mut().make_contiguous()[at..].rotate_right(added);
             }
             // Only the empty → non-empty transition needs a wake-up: otherwise a wake-up is
             // already pending, or the connection is draining and will come back for the rest.
@@ -392,5 +411,38 @@ pub fn options_from_byte(b: u8) -> SubscriptionOptions {
         no_local: b & 4 != 0,
         retain_as_published: b & 8 != 0,
         retain_handling: (b >> 4) & 3,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+
+    fn delivery(topic: &str) -> Delivery {
+        let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: topic.into(), ..Default::default() };
+        Delivery { msg: Arc::new(Message::from_publish(p, None, std::time::Instant::now())), qos: QoS::AtLeastOnce, retain: true, subscription_ids: vec![], seq: 0 }
+    }
+
+    fn topics(s: &Session) -> Vec<String> {
+        s.lock().queue().iter().map(|d| d.msg.topic.to_string()).collect()
+    }
+
+    #[test]
+    fn messages_queued_at_a_position_go_ahead_of_those_after_it() {
+        let s = Session::new("c".into(), mqtt::Protocol::V5);
+        let mut ops = Vec::new();
+        s.enqueue_all([delivery("old")], 10, false, &mut ops, |_, _| {});
+        let mark = s.lock().queue().len();
+        s.enqueue_all([delivery("live-1"), delivery("live-2")], 10, false, &mut ops, |_, _| {});
+        s.enqueue_all_at(mark, [delivery("retained-1"), delivery("retained-2")], 10, false, &mut ops, |_, _| {});
+        assert_eq!(topics(&s), ["old", "retained-1", "retained-2", "live-1", "live-2"]);
+        // Past the end (or with nothing after the mark) they are simply appended.
+        s.enqueue_all_at(99, [delivery("last")], 10, false, &mut ops, |_, _| {});
+        assert_eq!(topics(&s).last().map(String::as_str), Some("last"));
+        // What the bound drops is not moved.
+        s.enqueue_all_at(0, [delivery("x"), delivery("y"), delivery("z"), delivery("w"), delivery("v")], 8, false, &mut ops, |_, _| {});
+        assert_eq!(topics(&s)[..2], ["x", "y"]);
+        assert_eq!(s.lock().queue().len(), 8);
     }
 }

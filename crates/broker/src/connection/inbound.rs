@@ -186,6 +186,9 @@ impl<S: Stream> Conn<S> {
         let now = Instant::now();
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        // Live messages the new routes let in before the retained ones are queued wait behind
+        // them: only this connection takes from its queue, so this position stays put.
+        let live_from = self.session.lock().queue().len();
         for (filter, opts) in &s.filters {
             let parsed = match topic::parse_filter(filter) {
                 Ok(p) => p,
@@ -233,8 +236,8 @@ impl<S: Stream> Conn<S> {
             p.subscriptions(&self.broker, true, &granted);
         }
         self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..Default::default() }));
-        for d in retained {
-            let _ = self.broker.offer(&self.session, d, &mut self.ops);
+        if !retained.is_empty() {
+            self.broker.offer_at(&self.session, live_from, retained, &mut self.ops);
         }
         None
     }
