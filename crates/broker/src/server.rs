@@ -81,7 +81,7 @@ pub async fn serve(
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     // Idle connections park, plain or TLS (WebSocket state stays with its task).
     let parker = match (&transport, inner.config.park_idle_after) {
-        (Transport::Tcp | Transport::Tls(_), Some(after)) => match Parker::start(inner.clone(), after, shutdown.clone(), done_tx.clone(), Some(limit.clone())) {
+        (Transport::Tcp | Transport::Tls(_), Some(after)) => match Parker::start(inner.clone(), after, shutdown.clone(), done_tx.clone(), limit.clone()) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot park idle connections on this listener");

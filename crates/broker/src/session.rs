@@ -247,16 +247,9 @@ impl Session {
         self.lock().attached.is_some()
     }
 
-    /// Offers a message; bounded by `max_queued`. Wakes the connection when queued. A QoS 1/2
-    /// message for a persistent session gets a queue position and a store op in `ops`.
-    pub fn enqueue(&self, d: Delivery, max_queued: usize, queue_qos0_offline: bool, ops: &mut Vec<Op>) -> Enqueued {
-        let mut outcome = Enqueued::Ended;
-        self.enqueue_all(std::iter::once(d), max_queued, queue_qos0_offline, ops, |e, _| outcome = e);
-        outcome
-    }
-
-    /// Offers several messages under one lock and with at most one wake-up; `outcome` hears
-    /// what happened to each (with its QoS).
+    /// Offers several messages under one lock and with at most one wake-up, bounded by
+    /// `max_queued`; `outcome` hears what happened to each (with its QoS). A QoS 1/2 message
+    /// for a persistent session gets a queue position and a store op in `ops`.
     pub fn enqueue_all(
         &self,
         ds: impl IntoIterator<Item = Delivery>,
@@ -357,6 +350,12 @@ impl SessionState {
 
     pub fn inflight_mut(&mut self) -> &mut VecDeque<Inflight> {
         &mut self.queues.get_or_insert_default().inflight
+    }
+
+    /// Whether connection `generation` has nothing to do: the session is still its own and not
+    /// ended, no kick is waiting and nothing is queued (it may then park).
+    pub(crate) fn idle_for(&self, generation: u64) -> bool {
+        self.generation == generation && !self.ended && self.kick_reason.is_none() && self.queue().is_empty()
     }
 
     /// Frees the message queues when they are empty (a connection parking gives them back).

@@ -158,8 +158,7 @@ pub(crate) fn serve<S: Stream>(io: S, peer: PeerInfo, ctx: crate::server::Ctx) -
     m.connections_current.fetch_add(1, Ordering::Relaxed);
     Metrics::inc(&m.connections_total);
     // Only TCP sockets (plain or under rustls) can leave tokio for the parker.
-    let parkable = [std::any::TypeId::of::<Sock>(), std::any::TypeId::of::<tokio_rustls::server::TlsStream<Sock>>()];
-    let parker = parker.filter(|_| parkable.contains(&std::any::TypeId::of::<S>()));
+    let parker = parker.filter(|_| sock::is_parkable::<S>());
     let held = Held { shutdown, permit, parker, owes_permit: false };
     // The handshake is boxed: its state lives on the heap only while it runs, and the connected
     // client goes straight into `live` (chained, not awaited in an async fn that would keep a
@@ -195,7 +194,7 @@ async fn live<S: Stream>(mut conn: Conn<S>, mut held: Held) {
             Ok(()) => return,
             Err(back) => {
                 (conn, held) = *back;
-                conn.last_active = Instant::now();
+                conn.idle_after = None;
             }
         }
     };
@@ -245,12 +244,12 @@ impl Idle {
 impl<S: sock::Parkable> Conn<S> {
     /// Takes the socket out of tokio and keeps the rest compact. `Err` gives the connection
     /// back (if its socket was lost on the way, its next read fails and it closes).
-    fn into_idle(mut self) -> Result<(S, Idle), Box<Conn<S>>> {
+    fn into_idle(mut self) -> Result<(sock::ParkedIo, Idle), Box<Conn<S>>> {
         if let Err(e) = self.io.sock().park() {
             tracing::warn!(peer = %self.peer.addr, error = %e, "parking a connection failed");
             return Err(Box::new(self));
         }
-        let Conn { io, protocol, session, generation, kick, keep_alive, last_rx, peer_max_packet, peer_receive_max, peer_alias_max, aliases, will, authz, connected_ms, .. } = self;
+        let Conn { io, broker, idle_after, protocol, session, generation, kick, keep_alive, last_rx, peer_max_packet, peer_receive_max, peer_alias_max, aliases, will, authz, connected_ms, .. } = self;
         let idle = Idle {
             protocol,
             peer_receive_max,
@@ -267,7 +266,11 @@ impl<S: sock::Parkable> Conn<S> {
             connected_ms,
             owes_permit: false,
         };
-        Ok((io, idle))
+        match io.into_parked() {
+            Ok(io) => Ok((io, idle)),
+            // Not reached (the socket was just parked): the connection goes on.
+            Err(io) => Err(Box::new(Conn::from_idle(idle, io, broker, idle_after))),
+        }
     }
 
     /// A parked connection again, its socket back in tokio (if that fails, its first read
@@ -427,8 +430,7 @@ impl<S: Stream> Conn<S> {
     /// Whether the session has nothing for this connection to do: still its own, nothing
     /// queued, no kick.
     fn quiet(&self) -> bool {
-        let st = self.session.lock();
-        st.generation == self.generation && st.queue().is_empty() && st.kick_reason.is_none() && !st.ended
+        self.session.lock().idle_for(self.generation)
     }
 
     /// Whether the wake-up said to close: the session was taken over or ended, or the

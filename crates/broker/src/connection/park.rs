@@ -10,7 +10,6 @@ use super::{Conn, Held, Stream, cast};
 use crate::BrokerInner;
 use crate::session::Session;
 use slab::Slab;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
@@ -36,7 +35,7 @@ pub(crate) struct Parker {
     idle_after: Duration,
     /// The listener's connection limit (parked connections' permits are forgotten and given
     /// back when they end).
-    limit: Option<Arc<Semaphore>>,
+    limit: Arc<Semaphore>,
 }
 
 struct Slots {
@@ -84,7 +83,7 @@ impl Parker {
         idle_after: Duration,
         shutdown: watch::Receiver<bool>,
         done: mpsc::Sender<()>,
-        limit: Option<Arc<Semaphore>>,
+        limit: Arc<Semaphore>,
     ) -> std::io::Result<Arc<Parker>> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
@@ -99,9 +98,7 @@ impl Parker {
 
     /// Returns the permit a parked connection forgot to the listener's limit.
     pub(super) fn give_back_permit(&self) {
-        if let Some(l) = &self.limit {
-            l.add_permits(1);
-        }
+        self.limit.add_permits(1);
     }
 
     /// How long a connection stays idle before it parks.
@@ -170,35 +167,36 @@ impl Parker {
         }
     }
 
-    /// Parks an idle connection: `Err` gives it back (with what it holds) when it cannot park
-    /// after all, because a message or a kick came in meanwhile or the listener is stopping.
+    /// Parks an idle connection, or gives it a task again at once when it turns out to have
+    /// something to do after all (a message or a kick came in, the listener is stopping).
+    /// `Err` gives back a connection whose stream cannot park.
     pub(super) fn park<S: Stream>(self: &Arc<Self>, conn: Conn<S>, held: Held) -> Result<(), Box<(Conn<S>, Held)>> {
-        let conn = match cast::<Conn<S>, Conn<Sock>>(conn) {
-            Ok(tcp) => return self.park_as(tcp, held),
-            Err(other) => other,
-        };
-        match cast::<Conn<S>, Conn<TlsStream<Sock>>>(conn) {
-            Ok(tls) => self.park_as(tls, held),
-            Err(other) => Err(Box::new((other, held))),
+        match cast::<Conn<S>, Conn<Sock>>(conn) {
+            Ok(tcp) => self.park_as(tcp, held),
+            Err(conn) => match cast::<Conn<S>, Conn<TlsStream<Sock>>>(conn) {
+                Ok(tls) => self.park_as(tls, held),
+                Err(other) => return Err(Box::new((other, held))),
+            },
         }
+        Ok(())
     }
 
-    /// [`Parker::park`] for a stream known to park (`T` is `S`, whose connection comes back).
-    fn park_as<T: Parkable, S: Stream>(self: &Arc<Self>, conn: Conn<T>, mut held: Held) -> Result<(), Box<(Conn<S>, Held)>> {
-        let give_back = |conn: Conn<T>, held: Held| match cast::<Conn<T>, Conn<S>>(conn) {
-            Ok(conn) => Err(Box::new((conn, held))),
-            Err(_) => unreachable!("park_as is only called with T = S"),
-        };
-        let (io, idle) = match conn.into_idle() {
+    fn park_as<T: Parkable>(self: &Arc<Self>, conn: Conn<T>, mut held: Held) {
+        let (io, mut idle) = match conn.into_idle() {
             Ok(x) => x,
-            Err(conn) => return give_back(*conn, held),
+            Err(conn) => return self.spawn_live(*conn, held),
         };
-        let Some(fd) = Some(io.sock_ref()).and_then(|s| match s {
-            Sock::Parked(s) => Some(s.as_raw_fd()),
-            _ => None,
-        }) else {
-            return give_back(Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after)), held);
+        // The record keeps no permit: it is forgotten now and given back when the connection
+        // ends (the listener's count of connections stays the same).
+        idle.owes_permit = match held.permit.take() {
+            Some(p) => {
+                p.forget();
+                true
+            }
+            None => held.owes_permit,
         };
+        held.owes_permit = false;
+        drop(held);
         let mut slots = lock(&self.slots);
         let closed = slots.closed || *self.shutdown.borrow();
         let entry = slots.parked.vacant_entry();
@@ -209,40 +207,19 @@ impl Parker {
         // missed; an event can only be handled once the entry is in (the slots are locked).
         let unpark = Unpark { parker: self.clone(), key };
         let mut parked = !closed && mark_parked(&idle.session, idle.generation, Some(unpark));
-        if parked && let Err(e) = self.registry.register(&mut mio::unix::SourceFd(&fd), mio::Token(key), mio::Interest::READABLE) {
+        if parked && let Err(e) = io.fd().map_or(Err(std::io::ErrorKind::NotConnected.into()), |fd| {
+            self.registry.register(&mut mio::unix::SourceFd(&fd), mio::Token(key), mio::Interest::READABLE)
+        }) {
             tracing::warn!(error = %e, "parking a connection failed");
             mark_parked(&idle.session, idle.generation, None);
             parked = false;
         }
-        if !parked {
+        if parked {
+            entry.insert(Box::new(Parked { io, idle }));
+            self.broker.metrics.connections_parked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
             drop(slots);
-            return give_back(Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after)), held);
-        }
-        // The record keeps no permit: it is forgotten now and given back when the connection
-        // ends (the listener's count of connections stays the same).
-        let mut idle = idle;
-        idle.owes_permit = match held.permit.take() {
-            Some(p) => {
-                p.forget();
-                self.limit.is_some()
-            }
-            None => held.owes_permit,
-        };
-        held.owes_permit = false;
-        match io.into_parked() {
-            Ok(io) => {
-                entry.insert(Box::new(Parked { io, idle }));
-                self.broker.metrics.connections_parked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Ok(())
-            }
-            // Not reached (a parked socket always converts); the connection goes on.
-            Err(io) => {
-                let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
-                mark_parked(&idle.session, idle.generation, None);
-                drop(slots);
-                held.owes_permit = idle.owes_permit;
-                give_back(Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after)), held)
-            }
+            self.spawn_resumed(io, idle);
         }
     }
 
@@ -255,16 +232,22 @@ impl Parker {
             let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
         }
         mark_parked(&idle.session, idle.generation, None);
+        self.spawn_resumed(io, idle);
+    }
+
+    /// A task for a parked record's connection.
+    fn spawn_resumed(self: &Arc<Self>, io: ParkedIo, idle: super::Idle) {
+        let held = Held { shutdown: self.shutdown.clone(), permit: None, parker: Some(self.clone()), owes_permit: idle.owes_permit };
+        let broker = self.broker.clone();
         match io {
-            ParkedIo::Tcp(s) => self.spawn_resumed(Sock::Parked(s), idle),
-            ParkedIo::Tls(t) => self.spawn_resumed(*t, idle),
+            ParkedIo::Tcp(s) => self.spawn_live(Conn::from_idle(idle, Sock::Parked(s), broker, Some(self.idle_after)), held),
+            ParkedIo::Tls(t) => self.spawn_live(Conn::from_idle(idle, *t, broker, Some(self.idle_after)), held),
         }
     }
 
-    fn spawn_resumed<T: Parkable>(self: &Arc<Self>, io: T, idle: super::Idle) {
+    /// Runs a connection in a task of its own, counted in the listener's drain.
+    fn spawn_live<T: Parkable>(&self, conn: Conn<T>, held: Held) {
         let done = self.done.clone();
-        let held = Held { shutdown: self.shutdown.clone(), permit: None, parker: Some(self.clone()), owes_permit: idle.owes_permit };
-        let conn = Conn::from_idle(idle, io, self.broker.clone(), Some(self.idle_after));
         tokio::spawn(async move {
             Box::pin(super::live(conn, held)).await;
             drop(done);
@@ -290,10 +273,10 @@ impl Drop for CloseOnDrop {
 /// parking, if the session has moved on (taken over, ended, kicked) or has messages waiting.
 fn mark_parked(session: &Session, generation: u64, parked: Option<Unpark>) -> bool {
     let mut st = session.lock();
-    let waiting = !st.queue().is_empty() || st.kick_reason.is_some();
     let parking = parked.is_some();
+    let refuse = parking && !st.idle_for(generation);
     match st.attached.as_mut() {
-        Some(a) if a.generation == generation && !(parking && waiting) => {
+        Some(a) if a.generation == generation && !refuse => {
             a.parked = parked;
             if parking {
                 st.release_empty_queues();

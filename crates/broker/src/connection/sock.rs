@@ -129,6 +129,12 @@ impl ParkedIo {
     }
 }
 
+/// Whether connections over `S` can park (`S` is one of the [`Parkable`] streams).
+pub(crate) fn is_parkable<S: 'static>() -> bool {
+    let s = std::any::TypeId::of::<S>();
+    s == std::any::TypeId::of::<Sock>() || s == std::any::TypeId::of::<TlsStream<Sock>>()
+}
+
 /// A stream whose connection can park: its socket leaves tokio and the rest is kept as
 /// [`ParkedIo`].
 pub(crate) trait Parkable: Stream + Sized {
