@@ -102,6 +102,10 @@ impl IotData {
             _ => QoS::AtLeastOnce,
         };
         let retain = req.query_bool("retain", false)?;
+        if !broker::reserved::may_publish(&topic) || (retain && !broker::reserved::may_retain(&topic)) {
+            let what = if retain { "publish a retained message to" } else { "publish to" };
+            return Err(ApiError::new(401, "UnauthorizedException", format!("Clients may not {what} the reserved topic {topic}")));
+        }
         let mut properties = Properties::default();
         if let Some(h) = req.header("x-amz-mqtt5-user-properties") {
             properties.user_properties = parse_user_properties(h)?;

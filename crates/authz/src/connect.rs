@@ -70,9 +70,11 @@ pub(crate) fn thing_vars(vars: &mut BTreeMap<String, String>, t: &registry::Thin
     }
 }
 
-/// A value that may be put into a resource pattern: one with `*` or `?` would widen it.
+/// A value that may be put into a resource pattern: one with the policy wildcards `*` or `?`, or
+/// the MQTT wildcards `+` or `#` (which a `topicfilter` resource matches as filter levels), would
+/// widen it. A statement whose variable is unusable matches nothing.
 pub(crate) fn usable(v: &str) -> bool {
-    !v.contains(['*', '?'])
+    !v.contains(['*', '?', '+', '#'])
 }
 
 /// Cached decisions by resource (topic, filter or client id), one slot per action: looked up by

@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for i in 0..sessions {
             let client_id = format!("device-{i}");
-            ops.push(Op::PutSession { client_id: client_id.clone(), protocol: 4, expiry_secs: 86_400 });
+            ops.push(Op::PutSession { client_id: client_id.clone(), protocol: 4, expiry_secs: 86_400, principal: None });
             let sub = SubscriptionRow { filter: format!("cmd/{i}/#"), options: 1, sub_id: None };
             ops.push(Op::PutSubscription { client_id: client_id.clone(), sub });
             for q in 0..queued {

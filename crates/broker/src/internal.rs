@@ -28,7 +28,7 @@ impl Broker {
     pub fn internal_client(&self, client_id: &str) -> InternalClient {
         let inner = self.inner().clone();
         let id: Arc<str> = client_id.into();
-        let (session, _) = inner.open_session(&id, true, mqtt::Protocol::V5);
+        let (session, _) = inner.open_session(&id, true, mqtt::Protocol::V5, None);
         let wake = Arc::new(Notify::new());
         {
             let mut st = session.lock();

@@ -15,6 +15,7 @@ mod limit;
 pub mod message;
 pub mod metrics;
 pub mod persist;
+pub mod reserved;
 pub mod retained;
 pub mod router;
 pub mod server;
@@ -344,11 +345,19 @@ impl BrokerInner {
 
     /// Returns the existing session for `client_id` (unless `clean`), or a new one; an existing
     /// session replaced by a clean start is discarded. The bool is "session present".
-    pub(crate) fn open_session(&self, client_id: &Arc<str>, clean: bool, protocol: mqtt::Protocol) -> (Arc<Session>, bool) {
+    /// The session for a new connection acting as `principal`: the existing one unless `clean`,
+    /// or a fresh one (ending the existing one). A session is resumed only by its own principal:
+    /// a connection of another principal (a loopback client taking a device's client id, another
+    /// certificate) starts afresh, so it never receives what was queued for someone else.
+    pub(crate) fn open_session(&self, client_id: &Arc<str>, clean: bool, protocol: mqtt::Protocol, principal: Option<&str>) -> (Arc<Session>, bool) {
         let (fresh, old) = {
             let mut map = self.sessions();
             if !clean && let Some(s) = map.get(client_id) {
-                return (s.clone(), true);
+                let owner = s.lock().principal.clone();
+                if owner.as_deref() == principal {
+                    return (s.clone(), true);
+                }
+                tracing::info!(%client_id, "session of another principal not resumed: starting a new one");
             }
             let fresh = Arc::new(Session::new(client_id.clone(), protocol));
             let old = map.insert(fresh.clone());
@@ -445,6 +454,7 @@ impl BrokerInner {
                 let mut st = session.lock();
                 st.generation = generation;
                 st.expiry_secs = row.expiry_secs;
+                st.principal = row.principal.map(Into::into);
                 st.persistent = true;
                 st.incoming_qos2 = row.incoming_qos2.iter().copied().collect();
                 for m in &row.messages {

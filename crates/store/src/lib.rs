@@ -102,6 +102,9 @@ pub struct SessionRow {
     pub expiry_secs: u32,
     /// When the session's connection ended; `None` if it was connected when Ferrite stopped.
     pub disconnected_at_ms: Option<i64>,
+    /// The principal (certificate id, authorizer principal) that owns the session; `None` for
+    /// a session of an unauthenticated (loopback) client.
+    pub principal: Option<String>,
     pub subscriptions: Vec<SubscriptionRow>,
     pub messages: Vec<QueuedRow>,
     pub incoming_qos2: Vec<u16>,
@@ -121,7 +124,7 @@ pub struct Snapshot {
 pub enum Op {
     PutRetained(Arc<StoredMessage>),
     DeleteRetained(String),
-    PutSession { client_id: String, protocol: u8, expiry_secs: u32 },
+    PutSession { client_id: String, protocol: u8, expiry_secs: u32, principal: Option<String> },
     /// `at_ms: None` marks the session connected.
     SessionDisconnected { client_id: String, at_ms: Option<i64> },
     DeleteSession(String),
@@ -139,7 +142,8 @@ CREATE TABLE IF NOT EXISTS retained (
     topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props BLOB NOT NULL, expires_at INTEGER,
     created_ms INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sessions (
-    client_id TEXT PRIMARY KEY, protocol INTEGER NOT NULL, expiry_secs INTEGER NOT NULL, disconnected_at INTEGER);
+    client_id TEXT PRIMARY KEY, protocol INTEGER NOT NULL, expiry_secs INTEGER NOT NULL, disconnected_at INTEGER,
+    principal TEXT);
 CREATE TABLE IF NOT EXISTS subscriptions (
     client_id TEXT NOT NULL, filter TEXT NOT NULL, options INTEGER NOT NULL, sub_id INTEGER,
     PRIMARY KEY (client_id, filter));
@@ -150,8 +154,17 @@ CREATE TABLE IF NOT EXISTS messages (
     PRIMARY KEY (client_id, seq));
 CREATE TABLE IF NOT EXISTS incoming_qos2 (
     client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
-PRAGMA user_version = 1;
 ";
+
+/// Brings a database of an earlier version up to [`SCHEMA`]: version 2 added the owner of a
+/// session (`sessions.principal`).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_principal = conn.prepare("SELECT principal FROM sessions LIMIT 0").is_ok();
+    if !has_principal {
+        conn.execute_batch("ALTER TABLE sessions ADD COLUMN principal TEXT")?;
+    }
+    conn.execute_batch("PRAGMA user_version = 2")
+}
 
 /// The open database plus the bookkeeping for out-of-order deletes.
 pub struct Store {
@@ -166,6 +179,7 @@ impl Store {
         let open_err = |source| StoreError::Open { path: path.display().to_string(), source };
         let conn = connect(path, sync)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         Ok(Store { conn, tombstones: HashSet::new(), early_stage: HashMap::new() })
     }
 
@@ -184,12 +198,13 @@ impl Store {
                         .and_then(|mut s| s.execute(params![topic]))
                         .map_err(sql("delete retained"))?;
                 }
-                Op::PutSession { client_id, protocol, expiry_secs } => {
+                Op::PutSession { client_id, protocol, expiry_secs, principal } => {
                     tx.prepare_cached(
-                        "INSERT INTO sessions VALUES (?1, ?2, ?3, NULL) ON CONFLICT(client_id) DO UPDATE SET \
-                         protocol = ?2, expiry_secs = ?3, disconnected_at = NULL",
+                        "INSERT INTO sessions (client_id, protocol, expiry_secs, disconnected_at, principal) \
+                         VALUES (?1, ?2, ?3, NULL, ?4) ON CONFLICT(client_id) DO UPDATE SET \
+                         protocol = ?2, expiry_secs = ?3, disconnected_at = NULL, principal = ?4",
                     )
-                    .and_then(|mut s| s.execute(params![client_id, protocol, expiry_secs]))
+                    .and_then(|mut s| s.execute(params![client_id, protocol, expiry_secs, principal]))
                     .map_err(sql("put session"))?;
                 }
                 Op::SessionDisconnected { client_id, at_ms } => {
@@ -291,7 +306,7 @@ impl Store {
             snap.retained.push(row.map_err(sql("load retained"))?);
         }
         let mut sessions: HashMap<String, SessionRow> = HashMap::new();
-        let mut st = c.prepare("SELECT client_id, protocol, expiry_secs, disconnected_at FROM sessions").map_err(sql("load sessions"))?;
+        let mut st = c.prepare("SELECT client_id, protocol, expiry_secs, disconnected_at, principal FROM sessions").map_err(sql("load sessions"))?;
         let rows = st
             .query_map([], |r| {
                 Ok(SessionRow {
@@ -299,6 +314,7 @@ impl Store {
                     protocol: r.get(1)?,
                     expiry_secs: r.get(2)?,
                     disconnected_at_ms: r.get(3)?,
+                    principal: r.get(4)?,
                     subscriptions: Vec::new(),
                     messages: Vec::new(),
                     incoming_qos2: Vec::new(),
@@ -426,7 +442,7 @@ mod tests {
         {
             let mut s = Store::open(&path, SyncMode::Full).unwrap();
             s.apply(&[
-                Op::PutSession { client_id: "c".into(), protocol: 5, expiry_secs: 100 },
+                Op::PutSession { client_id: "c".into(), protocol: 5, expiry_secs: 100, principal: None },
                 Op::PutSubscription { client_id: "c".into(), sub: SubscriptionRow { filter: "a/#".into(), options: 1, sub_id: Some(7) } },
                 Op::PutMessage { client_id: "c".into(), row: row(1, msg("a/1", None)) },
                 Op::PutMessage { client_id: "c".into(), row: row(2, msg("a/2", None)) },
@@ -451,7 +467,7 @@ mod tests {
     #[test]
     fn a_delete_before_its_insert_cancels_it() {
         let mut s = Store::open(&tmp("early"), SyncMode::Off).unwrap();
-        s.apply(&[Op::PutSession { client_id: "c".into(), protocol: 5, expiry_secs: 100 }]).unwrap();
+        s.apply(&[Op::PutSession { client_id: "c".into(), protocol: 5, expiry_secs: 100, principal: None }]).unwrap();
         s.apply(&[Op::DeleteMessage { client_id: "c".into(), seq: 1 }, Op::SetStage { client_id: "c".into(), seq: 2, packet_id: 4, stage: 2 }])
             .unwrap();
         s.apply(&[Op::PutMessage { client_id: "c".into(), row: row(1, msg("x", None)) }, Op::PutMessage { client_id: "c".into(), row: row(2, msg("y", None)) }])
@@ -466,9 +482,9 @@ mod tests {
     fn expired_things_are_purged() {
         let mut s = Store::open(&tmp("purge"), SyncMode::Off).unwrap();
         s.apply(&[
-            Op::PutSession { client_id: "old".into(), protocol: 4, expiry_secs: 1 },
+            Op::PutSession { client_id: "old".into(), protocol: 4, expiry_secs: 1, principal: None },
             Op::SessionDisconnected { client_id: "old".into(), at_ms: Some(0) },
-            Op::PutSession { client_id: "new".into(), protocol: 4, expiry_secs: 100 },
+            Op::PutSession { client_id: "new".into(), protocol: 4, expiry_secs: 100, principal: None },
             Op::PutMessage { client_id: "new".into(), row: row(1, msg("gone", Some(500))) },
             Op::PutMessage { client_id: "new".into(), row: row(2, msg("kept", Some(5_000))) },
             Op::PutRetained(msg("r-gone", Some(10))),

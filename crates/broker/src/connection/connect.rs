@@ -108,6 +108,15 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
             return refuse(io, v, reason).await;
         }
     };
+    // As AWS IoT: a will needs iot:Publish on its topic (and iot:RetainPublish when retained),
+    // and never goes to a reserved topic a client may not publish to.
+    if let Some(w) = &c.will
+        && !super::inbound::may_publish(&*authz, &w.topic, w.retain)
+    {
+        authz.denied("publish");
+        tracing::info!(%client_id, peer = %peer.addr, topic = %w.topic, "will not authorized: connection refused");
+        return refuse(io, v, ReasonCode::NOT_AUTHORIZED).await;
+    }
     let mut server_keep_alive = None;
     let keep_alive = if v.is_v5() && c.keep_alive > cfg.max_keep_alive_secs && cfg.max_keep_alive_secs > 0 {
         server_keep_alive = Some(cfg.max_keep_alive_secs);
@@ -123,7 +132,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     let expiry = requested_expiry.min(cfg.max_session_expiry_secs);
 
     let client_id: Arc<str> = client_id.into();
-    let (session, present) = broker.open_session(&client_id, c.clean_start, v);
+    let (session, present) = broker.open_session(&client_id, c.clean_start, v, authz.principal());
     let generation = broker.next_generation();
     let kick = Arc::new(Notify::new());
     let mut ops = Vec::new();
@@ -140,7 +149,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         st.expiry_secs = expiry;
         st.protocol = v;
         if broker.has_store() && expiry > 0 {
-            ops.push(Op::PutSession { client_id: client_id.to_string(), protocol: v.level(), expiry_secs: expiry });
+            ops.push(Op::PutSession { client_id: client_id.to_string(), protocol: v.level(), expiry_secs: expiry, principal: authz.principal().map(str::to_string) });
             if !st.persistent {
                 // A live session becoming persistent: store what it has.
                 for (filter, (opts, sub_id)) in &st.subscriptions {
@@ -222,18 +231,33 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
 
 impl<S: Stream> Conn<S> {
     /// After resuming a session: resend unacknowledged PUBLISH packets with DUP, and PUBREL for
-    /// QoS 2 messages awaiting PUBCOMP, in their original order.
+    /// QoS 2 messages awaiting PUBCOMP, in their original order. A message the new connection may
+    /// not receive (another principal's policy, a reserved topic) is dropped, not resent.
     fn resend_inflight(&mut self) {
         let session = self.session.clone();
-        let st = session.lock();
+        let mut st = session.lock();
         let now = Instant::now();
+        let mut refused = Vec::new();
         for f in st.inflight().iter() {
             match f.stage {
                 Stage::AwaitPubComp => self.send(&Packet::PubRel(PubResp::new(f.packet_id))),
+                _ if !self.may_receive(&f.delivery.msg.topic) => refused.push(f.packet_id),
                 _ => {
                     self.encode_delivery(&f.delivery, f.packet_id, true, now);
                 }
             }
         }
+        if refused.is_empty() {
+            return;
+        }
+        let mut kept = std::collections::VecDeque::new();
+        for f in std::mem::take(st.inflight_mut()) {
+            if refused.contains(&f.packet_id) {
+                self.forget(&f.delivery);
+            } else {
+                kept.push_back(f);
+            }
+        }
+        *st.inflight_mut() = kept;
     }
 }

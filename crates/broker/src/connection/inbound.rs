@@ -11,6 +11,12 @@ use mqtt::{Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, SubAck, Subscr
 use std::sync::Arc;
 use std::time::Instant;
 
+/// [`Conn::may_publish`] for any connection's rights.
+pub(super) fn may_publish(authz: &dyn crate::auth::Authorization, topic: &str, retain: bool) -> bool {
+    use crate::reserved;
+    reserved::may_publish(topic) && authz.can_publish(topic) && (!retain || (reserved::may_retain(topic) && authz.can_retain(topic)))
+}
+
 impl<S: Stream> Conn<S> {
     pub(super) fn on_publish(&mut self, mut p: Publish) -> Option<Exit> {
         let cfg = &self.broker.config;
@@ -36,7 +42,7 @@ impl<S: Stream> Conn<S> {
             return Some(Exit::Error(ReasonCode::RETAIN_NOT_SUPPORTED));
         }
         Metrics::inc(&self.broker.metrics.messages_received[p.qos as usize]);
-        if !self.authz.can_publish(&p.topic) || (p.retain && !self.authz.can_retain(&p.topic)) {
+        if !self.may_publish(&p.topic, p.retain) {
             return self.publish_denied(&p);
         }
         let owed = self.publish_rate.take_or_owe();
@@ -89,6 +95,13 @@ impl<S: Stream> Conn<S> {
 
     /// AWS IoT's answer to an unauthorized PUBLISH: MQTT 3.1.1 clients are disconnected; MQTT 5
     /// clients get PUBACK/PUBREC 0x87 (QoS 1/2) or have the message dropped (QoS 0).
+    /// Whether this client may publish to `topic` (with RETAIN when `retain`): the reserved-topic
+    /// table first, whatever the policy says, then the connection's policy. Asked for every
+    /// PUBLISH and for the will, at CONNECT and again when it is sent.
+    pub(super) fn may_publish(&self, topic: &str, retain: bool) -> bool {
+        may_publish(&*self.authz, topic, retain)
+    }
+
     fn publish_denied(&mut self, p: &Publish) -> Option<Exit> {
         self.authz.denied("publish");
         Metrics::inc(&self.broker.metrics.denied);
@@ -200,7 +213,7 @@ impl<S: Stream> Conn<S> {
             if parsed.share_group.is_some() && opts.no_local {
                 return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
             }
-            if !self.authz.can_subscribe(filter) {
+            if !crate::reserved::may_subscribe(parsed.filter) || !self.authz.can_subscribe(filter) {
                 self.authz.denied("subscribe");
                 Metrics::inc(&self.broker.metrics.denied);
                 tracing::info!(client_id = %self.client_id, %filter, "subscribe not authorized");

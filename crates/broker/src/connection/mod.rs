@@ -516,7 +516,8 @@ impl<S: Stream> Conn<S> {
                 if st.persistent && st.expiry_secs > 0 {
                     let client_id = self.client_id.to_string();
                     let protocol = self.protocol.level();
-                    self.ops.push(store::Op::PutSession { client_id: client_id.clone(), protocol, expiry_secs: st.expiry_secs });
+                    let principal = st.principal.as_deref().map(str::to_string);
+                    self.ops.push(store::Op::PutSession { client_id: client_id.clone(), protocol, expiry_secs: st.expiry_secs, principal });
                     self.ops.push(store::Op::SessionDisconnected { client_id, at_ms: Some(crate::message::unix_ms()) });
                 }
                 Some(st.expiry_secs)
@@ -555,10 +556,23 @@ impl<S: Stream> Conn<S> {
             return;
         }
         let msg = will_message(*will, self.client_id.clone());
-        if delay == 0 {
+        let authz = self.authz.clone();
+        let client_id = self.client_id.clone();
+        // Checked again when it is sent: the policies may have changed, the certificate may have
+        // been revoked since CONNECT.
+        let send = move || {
+            if !inbound::may_publish(&*authz, &msg.topic, msg.retain) {
+                authz.denied("publish");
+                Metrics::inc(&broker.metrics.denied);
+                tracing::info!(%client_id, topic = %msg.topic, "will not authorized any more: not sent");
+                return;
+            }
             let mut ops = Vec::new();
             broker.publish(Arc::new(msg), &mut ops);
             broker.persist(ops);
+        };
+        if delay == 0 {
+            send();
             return;
         }
         tokio::spawn(async move {
@@ -568,9 +582,7 @@ impl<S: Stream> Conn<S> {
                 st.generation != generation && !st.ended
             };
             if !reconnected {
-                let mut ops = Vec::new();
-                broker.publish(Arc::new(msg), &mut ops);
-                broker.persist(ops);
+                send();
             }
         });
     }

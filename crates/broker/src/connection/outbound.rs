@@ -32,9 +32,7 @@ impl<S: Stream> Conn<S> {
                 self.forget(&d);
                 continue;
             }
-            if !self.authz.can_receive(&d.msg.topic) {
-                self.authz.denied("receive");
-                Metrics::inc(&self.broker.metrics.denied);
+            if !self.may_receive(&d.msg.topic) {
                 self.forget(&d);
                 continue;
             }
@@ -78,7 +76,18 @@ impl<S: Stream> Conn<S> {
     }
 
     /// Deletes a stored delivery that will never be sent.
-    fn forget(&mut self, d: &Delivery) {
+    /// Whether a message on `topic` may reach this client (reserved topics, then `iot:Receive`);
+    /// counts a denial. Asked for every delivery, first sends and resends alike.
+    pub(super) fn may_receive(&self, topic: &str) -> bool {
+        if crate::reserved::may_receive(topic) && self.authz.can_receive(topic) {
+            return true;
+        }
+        self.authz.denied("receive");
+        Metrics::inc(&self.broker.metrics.denied);
+        false
+    }
+
+    pub(super) fn forget(&mut self, d: &Delivery) {
         if d.seq != 0 {
             self.ops.push(Op::DeleteMessage { client_id: self.client_id.to_string(), seq: d.seq });
         }
