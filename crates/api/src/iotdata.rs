@@ -102,6 +102,13 @@ impl IotData {
             _ => QoS::AtLeastOnce,
         };
         let retain = req.query_bool("retain", false)?;
+        let limits = &self.broker.inner().config;
+        if !limits.topic_within_limits(&topic) {
+            return Err(ApiError::invalid(format!(
+                "the topic has more than {} levels or {} bytes (mqtt.max_topic_levels, mqtt.max_topic_length_bytes)",
+                limits.max_topic_levels, limits.max_topic_length
+            )));
+        }
         if !broker::reserved::may_publish(&topic) || (retain && !broker::reserved::may_retain(&topic)) {
             let what = if retain { "publish a retained message to" } else { "publish to" };
             return Err(ApiError::new(401, "UnauthorizedException", format!("Clients may not {what} the reserved topic {topic}")));

@@ -32,6 +32,14 @@ pub struct BrokerConfig {
     pub max_session_expiry_secs: u32,
     /// Longest client identifier accepted (AWS IoT: 128).
     pub max_client_id_len: usize,
+    /// Most levels in a topic name or filter (AWS IoT: 8). A PUBLISH or will past it closes the
+    /// connection (0x90); a SUBSCRIBE filter past it is refused (0x8F).
+    pub max_topic_levels: usize,
+    /// Longest topic name or filter, in bytes (AWS IoT: 256), with the same consequences.
+    pub max_topic_length: usize,
+    /// Subscriptions one session may hold (AWS IoT: 50); a SUBSCRIBE past it is refused per
+    /// filter with 0x97 (quota exceeded).
+    pub max_subscriptions_per_session: usize,
     /// Whether retained messages are supported.
     pub retain_available: bool,
     /// Highest QoS supported (0, 1 or 2).
@@ -46,6 +54,15 @@ pub struct BrokerConfig {
     /// the parker's epoll set, keeping only a compact record (memory per idle connection).
     /// `None` never parks.
     pub park_idle_after: Option<Duration>,
+}
+
+impl BrokerConfig {
+    /// Whether a topic name or filter is within [`max_topic_levels`](Self::max_topic_levels) and
+    /// [`max_topic_length`](Self::max_topic_length) (the filter part of a `$share` subscription is
+    /// what counts for levels; the whole string for length).
+    pub fn topic_within_limits(&self, topic: &str) -> bool {
+        topic.len() <= self.max_topic_length && topic.bytes().filter(|&b| b == b'/').count() < self.max_topic_levels
+    }
 }
 
 /// The policy for a QoS 1/2 message arriving at a connected session's full queue (QoS 0 is
@@ -74,6 +91,9 @@ impl Default for BrokerConfig {
             topic_alias_maximum: 64,
             max_session_expiry_secs: 3600,
             max_client_id_len: 128,
+            max_topic_levels: 32,
+            max_topic_length: 1024,
+            max_subscriptions_per_session: 50,
             retain_available: true,
             maximum_qos: 2,
             queue_qos0_offline: false,

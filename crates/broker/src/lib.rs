@@ -476,6 +476,10 @@ impl BrokerInner {
             }
             for sub in &row.subscriptions {
                 let Ok(parsed) = topic::parse_filter(&sub.filter) else { continue };
+                if !self.config.topic_within_limits(parsed.filter) {
+                    tracing::warn!(client_id = %client_id, filter_bytes = sub.filter.len(), "stored subscription past the topic limits: not restored");
+                    continue;
+                }
                 let opts = session::options_from_byte(sub.options);
                 session.lock().subscriptions.insert(sub.filter.clone(), (opts, sub.sub_id));
                 self.add_route(&session, parsed, opts, sub.sub_id);

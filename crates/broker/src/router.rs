@@ -87,7 +87,7 @@ impl Router {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
         let mut found = Vec::new();
         let mut shared = Vec::new();
-        collect(&root, Some(topic), true, topic.starts_with('$'), &mut found, &mut shared);
+        collect(&root, topic, &mut found, &mut shared);
         let mut targets: Vec<Target> = Vec::with_capacity(found.len() + shared.len());
         found.retain(|e| !(e.opts.no_local && publisher == Some(&*e.session.client_id)));
         if found.len() > 1 {
@@ -134,59 +134,94 @@ fn pick(g: &SharedGroup) -> Option<&SubEntry> {
         .or_else(|| g.members.get(start % n))
 }
 
-/// Walks the trie along `rest` (the topic levels not yet matched; `None` past the last level).
-fn collect<'a>(
-    node: &'a Node,
-    rest: Option<&str>,
-    first: bool,
-    dollar: bool,
-    found: &mut Vec<&'a SubEntry>,
-    shared: &mut Vec<&'a SharedGroup>,
-) {
-    let wild_ok = !(first && dollar);
-    if wild_ok && let Some(h) = node.children.get("#") {
-        found.extend(h.subs.values());
-        shared.extend(h.shared.values());
-    }
-    let Some(rest) = rest else {
-        found.extend(node.subs.values());
-        shared.extend(node.shared.values());
-        return;
-    };
-    let (level, next) = match rest.split_once('/') {
-        Some((l, n)) => (l, Some(n)),
-        None => (rest, None),
-    };
-    if wild_ok && let Some(p) = node.children.get("+") {
-        collect(p, next, false, dollar, found, shared);
-    }
-    if let Some(c) = node.children.get(level) {
-        collect(c, next, false, dollar, found, shared);
+/// Walks the trie along the topic's levels with an explicit stack (no recursion: a deep topic
+/// or trie cannot exhaust a worker's stack).
+fn collect<'a>(root: &'a Node, topic: &str, found: &mut Vec<&'a SubEntry>, shared: &mut Vec<&'a SharedGroup>) {
+    let dollar = topic.starts_with('$');
+    // (node, the topic levels not yet matched, `None` past the last level; at the first level?)
+    let mut stack: Vec<(&'a Node, Option<&str>, bool)> = vec![(root, Some(topic), true)];
+    while let Some((node, rest, first)) = stack.pop() {
+        // MQTT: a filter starting with a wildcard does not match a topic starting with `$`.
+        let wild_ok = !(first && dollar);
+        if wild_ok && let Some(h) = node.children.get("#") {
+            found.extend(h.subs.values());
+            shared.extend(h.shared.values());
+        }
+        let Some(rest) = rest else {
+            found.extend(node.subs.values());
+            shared.extend(node.shared.values());
+            continue;
+        };
+        let (level, next) = match rest.split_once('/') {
+            Some((l, n)) => (l, Some(n)),
+            None => (rest, None),
+        };
+        if wild_ok && let Some(p) = node.children.get("+") {
+            stack.push((p, next, false));
+        }
+        if let Some(c) = node.children.get(level) {
+            stack.push((c, next, false));
+        }
     }
 }
 
-fn remove(node: &mut Node, levels: &[&str], group: Option<&str>, client_id: &str) -> bool {
-    let Some((first, rest)) = levels.split_first() else {
-        return match group {
-            None => node.subs.remove(client_id).is_some(),
-            Some(g) => {
-                let Some(grp) = node.shared.get_mut(g) else { return false };
-                let before = grp.members.len();
-                grp.members.retain(|m| &*m.session.client_id != client_id);
-                let removed = grp.members.len() != before;
-                if grp.members.is_empty() {
-                    node.shared.remove(g);
-                }
-                removed
-            }
-        };
-    };
-    let Some(child) = node.children.get_mut(*first) else { return false };
-    let removed = remove(child, rest, group, client_id);
-    if child.is_empty() {
-        node.children.remove(*first);
+/// Removes a subscription at the end of `levels`, then the branch it leaves empty: two walks
+/// down the path, no recursion.
+fn remove(root: &mut Node, levels: &[&str], group: Option<&str>, client_id: &str) -> bool {
+    let mut node = &mut *root;
+    for level in levels {
+        match node.children.get_mut(*level) {
+            Some(child) => node = child,
+            None => return false,
+        }
     }
+    let removed = match group {
+        None => node.subs.remove(client_id).is_some(),
+        Some(g) => {
+            let Some(grp) = node.shared.get_mut(g) else { return false };
+            let before = grp.members.len();
+            grp.members.retain(|m| &*m.session.client_id != client_id);
+            let removed = grp.members.len() != before;
+            if grp.members.is_empty() {
+                node.shared.remove(g);
+            }
+            removed
+        }
+    };
+    if !node.is_empty() || levels.is_empty() {
+        return removed;
+    }
+    // The highest node on the path below which nothing but the path is left: cut there.
+    let mut cut = 0;
+    let mut node = &*root;
+    for (depth, level) in levels.iter().enumerate() {
+        if depth > 0 && (!node.subs.is_empty() || !node.shared.is_empty() || node.children.len() > 1) {
+            cut = depth;
+        }
+        match node.children.get(*level) {
+            Some(child) => node = child,
+            None => return removed,
+        }
+    }
+    let mut node = &mut *root;
+    for level in &levels[..cut] {
+        match node.children.get_mut(*level) {
+            Some(child) => node = child,
+            None => return removed,
+        }
+    }
+    node.children.remove(levels[cut]);
     removed
+}
+
+impl Drop for Node {
+    /// Drops the subtree with an explicit stack instead of the recursive default.
+    fn drop(&mut self) {
+        let mut stack: Vec<Node> = self.children.drain().map(|(_, n)| n).collect();
+        while let Some(mut n) = stack.pop() {
+            stack.extend(n.children.drain().map(|(_, c)| c));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -244,5 +279,44 @@ mod tests {
             seen.push(t[0].session.client_id.to_string());
         }
         assert!(seen.contains(&"a".to_string()) && seen.contains(&"b".to_string()));
+    }
+
+    #[test]
+    fn unsubscribe_prunes_only_the_empty_branch() {
+        let r = Router::default();
+        r.subscribe("a/b/c/d", None, entry("x", QoS::AtMostOnce, None));
+        r.subscribe("a/b", None, entry("y", QoS::AtMostOnce, None));
+        r.subscribe("a/b/e", None, entry("z", QoS::AtMostOnce, None));
+        assert!(r.unsubscribe("a/b/c/d", None, "x"));
+        assert_eq!(r.route("a/b", None).len(), 1);
+        assert_eq!(r.route("a/b/e", None).len(), 1);
+        assert!(r.route("a/b/c/d", None).is_empty());
+        let root = r.root.read().unwrap();
+        let b = &root.children["a"].children["b"];
+        assert!(!b.children.contains_key("c"), "the emptied branch is pruned");
+        assert!(b.children.contains_key("e"));
+        drop(root);
+        assert!(r.unsubscribe("a/b/e", None, "z") && r.unsubscribe("a/b", None, "y"));
+        assert!(r.root.read().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_very_deep_filter_routes_unsubscribes_and_drops_without_recursion() {
+        // Far deeper than any worker stack could recurse; run on a small stack to make sure.
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let r = Router::default();
+                let deep = format!("{}#", "+/".repeat(200_000));
+                r.subscribe(&deep, None, entry("deep", QoS::AtMostOnce, None));
+                let topic = "x/".repeat(200_001);
+                assert_eq!(r.route(topic.trim_end_matches('/'), None).len(), 1);
+                assert!(r.unsubscribe(&deep, None, "deep"));
+                r.subscribe(&deep, None, entry("deep", QoS::AtMostOnce, None));
+                drop(r);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -182,6 +182,9 @@ pub struct MqttConfig {
     pub topic_alias_maximum: u16,
     pub max_session_expiry_secs: u32,
     pub max_client_id_len: usize,
+    pub max_topic_levels: usize,
+    pub max_topic_length_bytes: usize,
+    pub max_subscriptions_per_session: usize,
     pub retain_available: bool,
     pub maximum_qos: u8,
     pub queue_qos0_offline: bool,
@@ -249,6 +252,9 @@ impl Default for MqttConfig {
             topic_alias_maximum: b.topic_alias_maximum,
             max_session_expiry_secs: b.max_session_expiry_secs,
             max_client_id_len: b.max_client_id_len,
+            max_topic_levels: b.max_topic_levels,
+            max_topic_length_bytes: b.max_topic_length,
+            max_subscriptions_per_session: b.max_subscriptions_per_session,
             retain_available: b.retain_available,
             maximum_qos: b.maximum_qos,
             queue_qos0_offline: b.queue_qos0_offline,
@@ -313,6 +319,14 @@ topic_alias_maximum = 64
 max_session_expiry_secs = 3600
 # Longest client identifier accepted.
 max_client_id_len = 128
+# Most levels in a topic name or filter (AWS IoT: 8), and its longest length (AWS IoT: 256
+# bytes). A PUBLISH or will past either closes the connection (0x90 Topic Name invalid); a
+# SUBSCRIBE filter past either is refused (0x8F Topic Filter invalid).
+max_topic_levels = 32
+max_topic_length_bytes = 1024
+# Subscriptions one session may hold (AWS IoT: 50); further filters in a SUBSCRIBE are refused
+# with 0x97 (Quota exceeded).
+max_subscriptions_per_session = 50
 # Whether retained messages are supported.
 retain_available = true
 # Highest QoS supported: 0, 1 or 2.
@@ -507,6 +521,15 @@ impl Config {
         if !(64..=268_435_460).contains(&m.max_packet_size_bytes) {
             return bad(format!("mqtt.max_packet_size_bytes must be 64..=268435460, not {}", m.max_packet_size_bytes));
         }
+        if !(1..=65_535).contains(&m.max_topic_levels) {
+            return bad(format!("mqtt.max_topic_levels must be 1..=65535, not {}", m.max_topic_levels));
+        }
+        if !(1..=65_535).contains(&m.max_topic_length_bytes) {
+            return bad(format!("mqtt.max_topic_length_bytes must be 1..=65535, not {}", m.max_topic_length_bytes));
+        }
+        if m.max_subscriptions_per_session == 0 {
+            return bad("mqtt.max_subscriptions_per_session must be at least 1".into());
+        }
         if m.max_connections == 0 {
             return bad("mqtt.max_connections must be at least 1".into());
         }
@@ -533,6 +556,9 @@ impl Config {
             topic_alias_maximum: m.topic_alias_maximum,
             max_session_expiry_secs: m.max_session_expiry_secs,
             max_client_id_len: m.max_client_id_len,
+            max_topic_levels: m.max_topic_levels,
+            max_topic_length: m.max_topic_length_bytes,
+            max_subscriptions_per_session: m.max_subscriptions_per_session,
             retain_available: m.retain_available,
             maximum_qos: m.maximum_qos,
             queue_qos0_offline: m.queue_qos0_offline,

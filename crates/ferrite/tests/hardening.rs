@@ -138,3 +138,131 @@ fn a_client_id_with_mqtt_wildcards_does_not_widen_a_grant() {
     assert_eq!(subscribe(&mut mallory, "dev/+/#"), ReasonCode::NOT_AUTHORIZED);
     assert_eq!(subscribe(&mut mallory, "dev/+/temp"), ReasonCode::NOT_AUTHORIZED);
 }
+
+fn unsubscribe(raw: &mut Raw, filter: &str) -> ReasonCode {
+    raw.send(&Packet::Unsubscribe(mqtt::Unsubscribe { packet_id: 2, filters: vec![filter.to_string()], ..Default::default() }));
+    match raw.recv() {
+        Some(Packet::UnsubAck(a)) => a.reasons[0],
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+}
+
+/// Whether the server still answers: a fresh client connects and gets its own message back.
+fn alive(port: u16) -> bool {
+    let (mut c, ack) = Raw::connect(port, Protocol::V5, "probe");
+    ack.reason == ReasonCode::SUCCESS && subscribe(&mut c, "probe/t") == ReasonCode(1) && publish(&mut c, "probe/t", false) == ReasonCode::SUCCESS
+}
+
+#[test]
+fn a_deep_topic_filter_is_refused_past_the_limits() {
+    let server = Server::start();
+    let (mut raw, _) = Raw::connect(server.port, Protocol::V5, "deep");
+    let deep = format!("{}#", "+/".repeat(8000));
+    assert_eq!(subscribe(&mut raw, &deep), ReasonCode::TOPIC_FILTER_INVALID);
+    assert_eq!(subscribe(&mut raw, &format!("a/{}", "x".repeat(2000))), ReasonCode::TOPIC_FILTER_INVALID, "past max_topic_length_bytes");
+    assert_eq!(subscribe(&mut raw, &format!("{}x", "a/".repeat(31))), ReasonCode(1), "32 levels are fine");
+    // A PUBLISH past the limits closes the connection with 0x90.
+    raw.send(&Packet::Publish(Publish { topic: "a/".repeat(40).as_str().into(), payload: Bytes::from_static(b"x"), ..Default::default() }));
+    let got = raw.expect_close();
+    assert!(matches!(got.last(), Some(Packet::Disconnect(d)) if d.reason == ReasonCode::TOPIC_NAME_INVALID), "{got:?}");
+    assert!(alive(server.port));
+}
+
+#[test]
+fn a_deep_topic_filter_does_not_crash_the_server_even_with_the_limits_lifted() {
+    // The walks over topic levels are iterative: with the level limit lifted, a filter of 8,000
+    // levels is subscribed, matched, unsubscribed, re-subscribed and dropped with its session.
+    let mut server = Server::start_with(&["mqtt.max_topic_levels=65535", "mqtt.max_topic_length_bytes=65535", "mqtt.max_packet_size_bytes=1048576"]);
+    let deep = format!("{}#", "+/".repeat(8000));
+    let (mut raw, _) = Raw::connect(server.port, Protocol::V5, "deep");
+    assert_eq!(subscribe(&mut raw, &deep), ReasonCode(1));
+    let (mut publisher, _) = Raw::connect(server.port, Protocol::V5, "pub");
+    let topic = "x/".repeat(8001);
+    assert_eq!(publish(&mut publisher, topic.trim_end_matches('/'), false), ReasonCode::SUCCESS);
+    assert!(next_publish(&mut raw, Duration::from_secs(5)).is_some());
+    assert_eq!(unsubscribe(&mut raw, &deep), ReasonCode::SUCCESS);
+    assert_eq!(subscribe(&mut raw, &deep), ReasonCode(1));
+    drop(raw); // clean session: the session and its subscription go with the connection
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(server.port));
+    // A persistent session holding it survives a restart and expires without harm.
+    let mut c = connect_packet(Protocol::V5, "deep-persistent");
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(1);
+    let (mut raw, _) = Raw::connect_with(server.port, c);
+    assert_eq!(subscribe(&mut raw, &deep), ReasonCode(1));
+    drop(raw);
+    server.restart();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(alive(server.port));
+}
+
+#[test]
+fn subscriptions_per_session_are_capped() {
+    let server = Server::start_with(&["mqtt.max_subscriptions_per_session=3"]);
+    let (mut raw, _) = Raw::connect(server.port, Protocol::V5, "many");
+    raw.send(&Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters: (0..5).map(|i| (format!("f/{i}"), SubscriptionOptions::default())).collect(),
+        ..Default::default()
+    }));
+    let Some(Packet::SubAck(a)) = raw.recv() else { panic!("no SUBACK") };
+    assert_eq!(a.reasons, vec![ReasonCode(0), ReasonCode(0), ReasonCode(0), ReasonCode::QUOTA_EXCEEDED, ReasonCode::QUOTA_EXCEEDED]);
+    // Re-subscribing an existing filter is not a new subscription; after an unsubscribe there is room.
+    assert_eq!(subscribe(&mut raw, "f/0"), ReasonCode(1));
+    assert_eq!(unsubscribe(&mut raw, "f/1"), ReasonCode::SUCCESS);
+    assert_eq!(subscribe(&mut raw, "f/9"), ReasonCode(1));
+    // The default is AWS IoT's 50.
+    let server = Server::start();
+    let (mut raw, _) = Raw::connect(server.port, Protocol::V5, "many");
+    raw.send(&Packet::Subscribe(Subscribe {
+        packet_id: 1,
+        filters: (0..51).map(|i| (format!("f/{i}"), SubscriptionOptions::default())).collect(),
+        ..Default::default()
+    }));
+    let Some(Packet::SubAck(a)) = raw.recv() else { panic!("no SUBACK") };
+    assert_eq!(a.reasons.iter().filter(|r| **r == ReasonCode::QUOTA_EXCEEDED).count(), 1);
+}
+
+fn create_rule(server: &Server, name: &str, sql: &str) -> (u16, String) {
+    let body = serde_json::json!({
+        "sql": sql,
+        "awsIotSqlVersion": "2016-03-23",
+        "actions": [{ "republish": { "topic": format!("out/{name}"), "roleArn": "arn:aws:iam::123456789012:role/r" } }],
+    });
+    server.iot("POST", &format!("/rules/{name}"), "", &body.to_string())
+}
+
+#[test]
+fn long_sql_operator_chains_neither_crash_evaluation_nor_deletion() {
+    let mut server = Server::start();
+    let ors = vec!["x = 1"; 3000].join(" OR ");
+    let (status, out) = create_rule(&server, "ors", &format!("SELECT x FROM 'in/ors' WHERE {ors}"));
+    assert_eq!(status, 200, "{out}");
+    let sum = vec!["x"; 50_000].join(" + ");
+    let (status, out) = create_rule(&server, "sum", &format!("SELECT {sum} AS s FROM 'in/sum'"));
+    assert_eq!(status, 200, "{out}");
+    // Too long a statement is refused as AWS refuses a bad one.
+    let (status, out) = create_rule(&server, "huge", &format!("SELECT x FROM 'in/h' WHERE {}", vec!["x = 1"; 60_000].join(" OR ")));
+    assert_eq!(status, 400, "{out}");
+    assert!(out.contains("bytes long"), "{out}");
+
+    let (mut sub, _) = Raw::connect(server.port, Protocol::V5, "sub");
+    assert_eq!(subscribe(&mut sub, "out/#"), ReasonCode(1));
+    let (mut device, _) = Raw::connect(server.port, Protocol::V5, "dev");
+    device.send(&Packet::Publish(Publish { topic: "in/ors".into(), payload: Bytes::from_static(br#"{"x":1}"#), ..Default::default() }));
+    let p = next_publish(&mut sub, Duration::from_secs(10)).expect("the rule republished");
+    assert_eq!((&*p.topic, &p.payload[..]), ("out/ors", &br#"{"x":1}"#[..]));
+    device.send(&Packet::Publish(Publish { topic: "in/sum".into(), payload: Bytes::from_static(br#"{"x":1}"#), ..Default::default() }));
+    let p = next_publish(&mut sub, Duration::from_secs(10)).expect("the rule republished");
+    assert_eq!((&*p.topic, &p.payload[..]), ("out/sum", &br#"{"s":50000}"#[..]));
+    // The rules survive a restart (they are compiled again) and can be deleted.
+    drop((sub, device));
+    server.restart();
+    assert!(alive(server.port));
+    for name in ["ors", "sum"] {
+        let (status, out) = server.iot("DELETE", &format!("/rules/{name}"), "", "");
+        assert_eq!(status, 200, "{out}");
+    }
+    assert!(alive(server.port));
+}

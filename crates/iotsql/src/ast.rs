@@ -108,8 +108,10 @@ pub enum Expr {
     Not(Box<Expr>),
     /// `-e`.
     Neg(Box<Expr>),
-    /// `a op b`.
-    Binary(BinOp, Box<Expr>, Box<Expr>),
+    /// `a op1 b op2 c ...` with operators of one precedence level, evaluated left to right
+    /// (`((a op1 b) op2 c)`). Kept flat, never as a left-deep tree, so a long chain costs no
+    /// recursion to evaluate or drop.
+    Chain(Box<Expr>, Vec<(BinOp, Expr)>),
     /// `CASE [v] WHEN t THEN r ... [ELSE e] END`.
     Case {
         /// The operand of a simple CASE; None for a searched CASE.

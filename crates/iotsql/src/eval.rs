@@ -81,10 +81,13 @@ pub(crate) fn eval(e: &Expr, doc: &Value, env: &Env) -> Result<Value, EvalError>
         }
         Expr::Not(x) => ops::not(&eval(x, doc, env)?),
         Expr::Neg(x) => ops::neg(&eval(x, doc, env)?),
-        Expr::Binary(op, l, r) => {
-            let l = eval(l, doc, env)?;
-            let r = eval(r, doc, env)?;
-            ops::binary(*op, &l, &r)
+        Expr::Chain(first, rest) => {
+            let mut acc = eval(first, doc, env)?;
+            for (op, r) in rest {
+                let r = eval(r, doc, env)?;
+                acc = ops::binary(*op, &acc, &r);
+            }
+            acc
         }
         Expr::Case { operand, arms, default } => case(operand.as_deref(), arms, default.as_deref(), doc, env)?,
         Expr::Cast(x, ty) => functions::cast(&eval(x, doc, env)?, *ty, env.version),

@@ -19,6 +19,15 @@ const RESERVED: &[&str] =
 /// Deepest expression nesting accepted (keeps recursion bounded on hostile input).
 const MAX_DEPTH: usize = 64;
 
+/// Longest statement or template accepted, in bytes (AWS IoT caps a rule's SQL statement; this
+/// bound keeps parsing and the expression tree small whatever the caller sends).
+pub const MAX_SOURCE_BYTES: usize = 256 * 1024;
+
+/// A flat chain of one precedence level, or the operand alone.
+fn chain(first: Expr, rest: Vec<(BinOp, Expr)>) -> Expr {
+    if rest.is_empty() { first } else { Expr::Chain(Box::new(first), rest) }
+}
+
 /// Parses a whole statement.
 pub fn parse_statement(src: &str, version: SqlVersion) -> Result<Statement, SqlParseError> {
     let mut p = Parser::new(src, version, true)?;
@@ -51,6 +60,9 @@ fn is_kw(t: &Tok, kw: &str) -> bool {
 
 impl Parser {
     fn new(src: &str, version: SqlVersion, check_vars: bool) -> Result<Parser, SqlParseError> {
+        if src.len() > MAX_SOURCE_BYTES {
+            return Err(SqlParseError::new(0, format!("the statement is {} bytes long; at most {MAX_SOURCE_BYTES} are accepted", src.len())));
+        }
         Ok(Parser { toks: lex(src)?, i: 0, version, check_vars, vars: Vec::new(), depth: 0 })
     }
 
@@ -257,21 +269,21 @@ impl Parser {
     }
 
     fn or_expr(&mut self) -> Result<Expr, SqlParseError> {
-        let mut l = self.and_expr()?;
+        let l = self.and_expr()?;
+        let mut rest = Vec::new();
         while self.eat_kw("OR") {
-            let r = self.and_expr()?;
-            l = Expr::Binary(BinOp::Or, Box::new(l), Box::new(r));
+            rest.push((BinOp::Or, self.and_expr()?));
         }
-        Ok(l)
+        Ok(chain(l, rest))
     }
 
     fn and_expr(&mut self) -> Result<Expr, SqlParseError> {
-        let mut l = self.not_expr()?;
+        let l = self.not_expr()?;
+        let mut rest = Vec::new();
         while self.eat_kw("AND") {
-            let r = self.not_expr()?;
-            l = Expr::Binary(BinOp::And, Box::new(l), Box::new(r));
+            rest.push((BinOp::And, self.not_expr()?));
         }
-        Ok(l)
+        Ok(chain(l, rest))
     }
 
     fn not_expr(&mut self) -> Result<Expr, SqlParseError> {
@@ -285,7 +297,8 @@ impl Parser {
     }
 
     fn cmp_expr(&mut self) -> Result<Expr, SqlParseError> {
-        let mut l = self.add_expr()?;
+        let l = self.add_expr()?;
+        let mut rest = Vec::new();
         loop {
             let op = match self.peek() {
                 Tok::Punct("=") => BinOp::Eq,
@@ -294,40 +307,39 @@ impl Parser {
                 Tok::Punct("<=") => BinOp::Le,
                 Tok::Punct(">") => BinOp::Gt,
                 Tok::Punct(">=") => BinOp::Ge,
-                _ => return Ok(l),
+                _ => return Ok(chain(l, rest)),
             };
             self.bump();
-            let r = self.add_expr()?;
-            l = Expr::Binary(op, Box::new(l), Box::new(r));
+            rest.push((op, self.add_expr()?));
         }
     }
 
     fn add_expr(&mut self) -> Result<Expr, SqlParseError> {
-        let mut l = self.mul_expr()?;
+        let l = self.mul_expr()?;
+        let mut rest = Vec::new();
         loop {
             let op = match self.peek() {
                 Tok::Punct("+") => BinOp::Add,
                 Tok::Punct("-") => BinOp::Sub,
-                _ => return Ok(l),
+                _ => return Ok(chain(l, rest)),
             };
             self.bump();
-            let r = self.mul_expr()?;
-            l = Expr::Binary(op, Box::new(l), Box::new(r));
+            rest.push((op, self.mul_expr()?));
         }
     }
 
     fn mul_expr(&mut self) -> Result<Expr, SqlParseError> {
-        let mut l = self.unary()?;
+        let l = self.unary()?;
+        let mut rest = Vec::new();
         loop {
             let op = match self.peek() {
                 Tok::Punct("*") => BinOp::Mul,
                 Tok::Punct("/") => BinOp::Div,
                 Tok::Punct("%") => BinOp::Rem,
-                _ => return Ok(l),
+                _ => return Ok(chain(l, rest)),
             };
             self.bump();
-            let r = self.unary()?;
-            l = Expr::Binary(op, Box::new(l), Box::new(r));
+            rest.push((op, self.unary()?));
         }
     }
 
@@ -353,7 +365,15 @@ impl Parser {
 
     fn postfix(&mut self) -> Result<Expr, SqlParseError> {
         let mut e = self.primary()?;
+        // Each `.name` or `[i]` nests the expression one level deeper (evaluated recursively).
+        let mut steps = 0;
         loop {
+            if self.at_punct(".") || self.at_punct("[") {
+                steps += 1;
+                if self.depth + steps > MAX_DEPTH {
+                    return self.err("expression nested too deeply");
+                }
+            }
             if self.eat_punct(".") {
                 match self.peek().clone() {
                     Tok::Ident(s) if !RESERVED.contains(&s.to_ascii_uppercase().as_str()) => {

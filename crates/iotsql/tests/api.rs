@@ -147,3 +147,33 @@ fn large_objects_keep_one_value_per_key() {
         other => panic!("expected an object, got {other:?}"),
     }
 }
+
+/// Long operator chains are flat: evaluating and dropping them needs no recursion (a left-deep
+/// tree of 50,000 terms overflowed a worker's stack). Run on a small stack to make sure.
+#[test]
+fn long_operator_chains_evaluate_and_drop_without_recursion() {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let host = TestHost::default();
+            let ors = vec!["x = 1"; 3000].join(" OR ");
+            let query = q(&format!("SELECT x FROM 't' WHERE {ors}"));
+            assert!(query.evaluate(br#"{"x":1}"#, &host).unwrap().is_some());
+            assert!(query.evaluate(br#"{"x":2}"#, &host).unwrap().is_none());
+            let sum = vec!["1"; 50_000].join(" + ");
+            let out = q(&format!("SELECT {sum} - 1 * 2 AS s FROM 't'")).evaluate(b"{}", &host).unwrap().unwrap();
+            assert_eq!(out.to_json(), Some(serde_json::json!({"s": 49_998})));
+            let paths = format!("SELECT a{} AS v FROM 't'", ".b".repeat(100));
+            assert!(Query::parse(&paths, SqlVersion::V2016_03_23).is_err(), "a path deeper than the nesting limit is refused");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn statements_are_bounded_in_size() {
+    let huge = format!("SELECT * FROM 't' WHERE {}", vec!["x = 1"; 60_000].join(" OR "));
+    let e = Query::parse(&huge, SqlVersion::V2016_03_23).unwrap_err();
+    assert!(e.message.contains("bytes long"), "{e}");
+}

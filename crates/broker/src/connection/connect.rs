@@ -89,6 +89,9 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         return refuse(io, v, ReasonCode::BAD_AUTHENTICATION_METHOD).await;
     }
     if let Some(w) = &c.will {
+        if !cfg.topic_within_limits(&w.topic) {
+            return refuse(io, v, ReasonCode::TOPIC_NAME_INVALID).await;
+        }
         if w.qos as u8 > cfg.maximum_qos {
             return refuse(io, v, ReasonCode::QOS_NOT_SUPPORTED).await;
         }

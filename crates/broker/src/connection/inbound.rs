@@ -35,6 +35,10 @@ impl<S: Stream> Conn<S> {
         } else if p.topic.is_empty() {
             return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
         }
+        if !cfg.topic_within_limits(&p.topic) {
+            tracing::info!(client_id = %self.client_id, topic_bytes = p.topic.len(), "topic name past mqtt.max_topic_levels or max_topic_length_bytes");
+            return Some(Exit::Error(ReasonCode::TOPIC_NAME_INVALID));
+        }
         if p.qos as u8 > cfg.maximum_qos {
             return Some(Exit::Error(ReasonCode::QOS_NOT_SUPPORTED));
         }
@@ -213,6 +217,10 @@ impl<S: Stream> Conn<S> {
             if parsed.share_group.is_some() && opts.no_local {
                 return Some(Exit::Error(ReasonCode::PROTOCOL_ERROR));
             }
+            if !self.broker.config.topic_within_limits(parsed.filter) || filter.len() > self.broker.config.max_topic_length {
+                reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
             if !crate::reserved::may_subscribe(parsed.filter) || !self.authz.can_subscribe(filter) {
                 self.authz.denied("subscribe");
                 Metrics::inc(&self.broker.metrics.denied);
@@ -223,6 +231,13 @@ impl<S: Stream> Conn<S> {
             let opts = SubscriptionOptions { qos: self.broker.cap_qos(opts.qos), ..*opts };
             let (existed, persistent) = {
                 let mut st = self.session.lock();
+                let max = self.broker.config.max_subscriptions_per_session;
+                if st.subscriptions.len() >= max && !st.subscriptions.contains_key(filter) {
+                    drop(st);
+                    tracing::info!(client_id = %self.client_id, %filter, max, "subscription refused: mqtt.max_subscriptions_per_session reached");
+                    reasons.push(ReasonCode::QUOTA_EXCEEDED);
+                    continue;
+                }
                 (st.subscriptions.insert(filter.clone(), (opts, sub_id)).is_some(), st.persistent)
             };
             if persistent {
