@@ -1,6 +1,7 @@
 //! The `ferrite` binary: parses the command line and configuration, then runs a subcommand.
 
 mod config;
+mod datadir;
 mod listeners;
 mod platform;
 mod functions_cli;
@@ -248,7 +249,7 @@ fn keys_command(command: KeysCommand) -> ExitCode {
 fn issue_client(config: &Config, cn: &str, cert_out: &std::path::Path, key_out: &std::path::Path) -> anyhow::Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = config.data_dir.join("certs");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::datadir::create_private_dir(&dir)?;
     let (pki, _) = identity::Pki::load_or_create(&dir)?;
     let (cert, key) = pki.issue_client(cn)?;
     std::fs::write(cert_out, &cert).with_context(|| format!("writing {}", cert_out.display()))?;
@@ -282,8 +283,9 @@ fn init_logging(c: &Config) -> Result<(), String> {
 fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        datadir::secure(&config.data_dir)?;
+        // Held until the process ends: a second `ferrite serve` on this directory refuses to start.
+        let _lock = datadir::lock(&config.data_dir)?;
         let docs = platform::documents(&config)?;
         let identity = platform::identity(&config, &docs)?;
         let pki = platform::pki(&config)?;

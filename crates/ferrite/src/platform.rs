@@ -20,7 +20,7 @@ pub struct Identity {
 
 /// Opens the documents table of the data directory's database.
 pub fn documents(config: &Config) -> anyhow::Result<Arc<Documents>> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    crate::datadir::secure(&config.data_dir)?;
     let db = config.data_dir.join("ferrite.db");
     Ok(Arc::new(Documents::open(&db, config.store.sync.mode()).with_context(|| format!("opening {}", db.display()))?))
 }
@@ -68,7 +68,7 @@ pub fn registry(config: &Config, docs: Arc<Documents>, identity: &Identity, even
 /// Ferrite's certificate authority under `<data_dir>/certs`, created on first start.
 pub fn pki(config: &Config) -> anyhow::Result<Arc<identity::Pki>> {
     let dir = config.data_dir.join("certs");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::datadir::create_private_dir(&dir)?;
     let (pki, created) = identity::Pki::load_or_create(&dir)?;
     if created {
         tracing::info!(ca = %dir.join("ca.pem").display(), "created Ferrite's certificate authority");

@@ -266,3 +266,39 @@ fn long_sql_operator_chains_neither_crash_evaluation_nor_deletion() {
     }
     assert!(alive(server.port));
 }
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+}
+
+#[test]
+fn the_data_directory_is_private_and_locked() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = Server::start_with(&["mqtt.tls_listen=127.0.0.1:0"]);
+    let check = |server: &Server| {
+        assert_eq!(mode(&server.dir), 0o700, "data directory");
+        assert_eq!(mode(&server.dir.join("certs")), 0o700, "certs");
+        for f in ["ferrite.db", "ferrite.db-wal", "ferrite.db-shm", "certs/ca.key", "certs/ca.pem", "certs/server.key", "certs/server.pem"] {
+            assert_eq!(mode(&server.dir.join(f)), 0o600, "{f}");
+        }
+    };
+    check(&server);
+    // A second process on the same directory refuses to start and says who holds it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["serve", "--data-dir"])
+        .arg(&server.dir)
+        .args(["--set", "mqtt.listen=127.0.0.1:0", "--set", "mqtt.tls_listen=off", "--set", "mqtt.ws_listen=off", "--set", "mqtt.wss_listen=off", "--set", "api.listen=127.0.0.1:0", "--set", "api.tls_listen=off"])
+        .output()
+        .expect("run a second ferrite");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by pid"), "{stderr}");
+    assert!(alive(server.port), "the first process is unaffected");
+    // Modes loosened while it was stopped are fixed at the next start.
+    assert_eq!(server.terminate(), Some(0));
+    std::fs::set_permissions(&server.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(server.dir.join("ferrite.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    server.crash_and_restart(); // (already stopped: this only starts it again)
+    check(&server);
+}

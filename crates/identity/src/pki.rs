@@ -109,7 +109,7 @@ impl Pki {
         let ca_key = KeyPair::generate()?;
         let cert = params.self_signed(&ca_key)?;
         write_private(&key_path, &ca_key.serialize_pem(), 0o600)?;
-        write_private(&cert_path, &cert.pem(), 0o644)?;
+        write_private(&cert_path, &cert.pem(), 0o600)?;
         Ok((Pki { ca_pem: cert.pem(), ca_der: cert.der().clone(), ca_key }, true))
     }
 
@@ -139,7 +139,7 @@ impl Pki {
             let key = KeyPair::generate()?;
             let cert = params.signed_by(&key, &self.issuer()?)?;
             write_private(&key_path, &key.serialize_pem(), 0o600)?;
-            write_private(&cert_path, &format!("{}{}", cert.pem(), self.ca_pem), 0o644)?;
+            write_private(&cert_path, &format!("{}{}", cert.pem(), self.ca_pem), 0o600)?;
         }
         Self::files(&cert_path, &key_path)
     }
