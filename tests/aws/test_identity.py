@@ -349,7 +349,10 @@ def test_thing_group_policies_are_inherited(tls, tiot):
     finally:
         d.stop()
     metrics = urllib.request.urlopen(f"{tls.endpoint}/metrics", timeout=10).read().decode()
-    assert f'ferrite_authz_denied_total{{client_id="grouped-1",principal="{created["certificateId"]}",action="publish"}} 2' in metrics
+    # Counted by action only: no device identity in a label (bounded cardinality).
+    assert "client_id=" not in metrics and created["certificateId"] not in metrics
+    denied = [float(l.split()[-1]) for l in metrics.splitlines() if l.startswith('ferrite_authz_denied_total{action="publish"}')]
+    assert denied and denied[0] >= 2, metrics
 
 
 def test_the_local_policy_of_the_plain_listener():

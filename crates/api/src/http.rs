@@ -21,6 +21,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves the API on `listener` (with TLS when `tls` is given) until `shutdown` turns true.
 pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Option<TlsAcceptor>, mut shutdown: watch::Receiver<bool>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(api.config.max_connections));
     loop {
         let (socket, peer) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -33,11 +34,18 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Option<TlsAcceptor
                 }
             },
         };
+        // At most `api.max_connections` at once: past it a connection is closed at once.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::info!(%peer, max = api.config.max_connections, "API connection refused: api.max_connections reached");
+            drop(socket);
+            continue;
+        };
         let (api, tls, mut shutdown) = (api.clone(), tls.clone(), shutdown.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| {
                 let api = api.clone();
-                async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer).await) }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
@@ -85,7 +93,7 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 
 impl Api {
     /// Handles one HTTP request.
-    pub async fn handle(self: &Arc<Self>, req: http::Request<Incoming>) -> Response<Full<Bytes>> {
+    pub async fn handle(self: &Arc<Self>, req: http::Request<Incoming>, peer: std::net::SocketAddr) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let path = req.uri().path().to_string();
         if req.method() == http::Method::GET {
@@ -98,7 +106,15 @@ impl Api {
                         text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n".into())
                     };
                 }
-                "/metrics" => return text(StatusCode::OK, "text/plain; version=0.0.4", self.render_metrics()),
+                "/metrics" if self.config.metrics_from_anywhere || peer.ip().is_loopback() => {
+                    return text(StatusCode::OK, "text/plain; version=0.0.4", self.render_metrics());
+                }
+                "/metrics" => {
+                    let e = ApiError::new(403, "AccessDeniedException", "/metrics is served to loopback clients only (api.metrics_from_anywhere)");
+                    let mut r = text(StatusCode::FORBIDDEN, "application/json", e.body().to_string());
+                    r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.error_type));
+                    return r;
+                }
                 _ => {}
             }
         }
@@ -150,13 +166,6 @@ impl Api {
     /// Authenticates and routes a request; returns the operation name (for metrics) and the result.
     async fn dispatch(&self, req: http::Request<Incoming>, id: &str) -> (&'static str, Result<crate::ApiResponse, ApiError>) {
         let (parts, incoming) = req.into_parts();
-        let body = match Limited::new(incoming, self.config.max_body_bytes).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                let e = ApiError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {} bytes.", self.config.max_body_bytes));
-                return ("unknown", Err(e));
-            }
-        };
         let headers: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -164,8 +173,19 @@ impl Api {
             .collect();
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or("");
-        let signed = identity::sigv4::Request { method: parts.method.as_str(), path, query, headers: &headers, body: &body };
-        let caller = match identity::sigv4::verify(&signed, |k| self.keys.secret(k), SystemTime::now()) {
+        // The cheap checks first, before a byte of the body is read: the signature's form, scope
+        // and time, and a known access key.
+        let head = identity::sigv4::Request { method: parts.method.as_str(), path, query, headers: &headers, body: &[] };
+        let pending = match identity::sigv4::verify_head(&head, &self.config.region, |k| self.keys.secret(k), SystemTime::now()) {
+            Ok(p) => p,
+            Err(e) => return ("unauthenticated", Err(ApiError::new(403, e.aws_type(), e.to_string()))),
+        };
+        let body = match self.read_body(&parts.headers, incoming).await {
+            Ok(b) => b,
+            Err(e) => return ("unknown", Err(e)),
+        };
+        let signed = identity::sigv4::Request { body: &body, ..head };
+        let caller = match pending.finish(&signed) {
             Ok(v) => v,
             Err(e) => return ("unauthenticated", Err(ApiError::new(403, e.aws_type(), e.to_string()))),
         };
@@ -196,5 +216,40 @@ impl Api {
             request_id: id.to_string(),
         };
         (route.op, service.call(request).await)
+    }
+
+    /// Reads a request's body: at most `api.max_body_bytes` (413, refused from Content-Length
+    /// before reading when it says more), within `api.body_timeout_secs` (408), and only while
+    /// the bytes being read before authentication stay within `api.max_pending_body_bytes` (429).
+    async fn read_body(&self, headers: &http::HeaderMap, incoming: Incoming) -> Result<Bytes, ApiError> {
+        let max = self.config.max_body_bytes;
+        let too_large = || ApiError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {max} bytes."));
+        let declared = match headers.get(http::header::CONTENT_LENGTH) {
+            None => None,
+            Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| ApiError::invalid("Content-Length is not a number"))?),
+        };
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        // A body of unknown length may be as large as the limit allows.
+        let reserve = declared.map_or(max, |n| n as usize);
+        let _permit = if reserve == 0 {
+            None
+        } else {
+            let kib = reserve.div_ceil(1024).min(u32::MAX as usize) as u32;
+            match self.body_budget.clone().try_acquire_many_owned(kib) {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    tracing::info!(bytes = reserve, "request refused: api.max_pending_body_bytes in use");
+                    return Err(ApiError::new(429, "ThrottlingException", "Too many request bodies are being received; try again."));
+                }
+            }
+        };
+        match tokio::time::timeout(self.config.body_timeout, Limited::new(incoming, max).collect()).await {
+            Err(_) => Err(ApiError::new(408, "RequestTimeoutException", format!("The request body did not arrive within {} s.", self.config.body_timeout.as_secs()))),
+            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+            Ok(Err(e)) => Err(ApiError::invalid(format!("The request body could not be read: {e}"))),
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+        }
     }
 }

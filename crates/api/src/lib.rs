@@ -30,6 +30,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct ApiConfig {
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
+    /// The region requests must be signed for (the credential scope's region).
+    pub region: String,
+    /// How long a client has to send a request's body once its headers are in (408 beyond).
+    pub body_timeout: std::time::Duration,
+    /// Connections served at once per listener; more are closed at once.
+    pub max_connections: usize,
+    /// Bytes of request bodies being read before their signature is checked, across all
+    /// connections; a request that would exceed it is refused with 429 before its body is read.
+    pub max_pending_body_bytes: usize,
+    /// Whether `/metrics` is served to peers other than loopback ones.
+    pub metrics_from_anywhere: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            region: "us-east-1".into(),
+            body_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
+            max_pending_body_bytes: 64 * 1024 * 1024,
+            metrics_from_anywhere: false,
+        }
+    }
 }
 
 /// The API: services by signing name, keys, metrics.
@@ -40,12 +64,16 @@ pub struct Api {
     metrics: ApiMetrics,
     sources: Vec<Arc<dyn MetricsSource>>,
     ready: AtomicBool,
+    /// Permits of 1 KiB each for bodies being read before authentication
+    /// ([`ApiConfig::max_pending_body_bytes`]).
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Api {
     /// An API with no services yet.
     pub fn new(keys: Keys, config: ApiConfig) -> Api {
-        Api { services: HashMap::new(), keys, config, metrics: ApiMetrics::default(), sources: Vec::new(), ready: AtomicBool::new(false) }
+        let body_budget = Arc::new(tokio::sync::Semaphore::new(config.max_pending_body_bytes.div_ceil(1024).min(tokio::sync::Semaphore::MAX_PERMITS)));
+        Api { services: HashMap::new(), keys, config, metrics: ApiMetrics::default(), sources: Vec::new(), ready: AtomicBool::new(false), body_budget }
     }
 
     /// Adds a service, reachable by its signing name.

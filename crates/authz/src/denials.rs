@@ -1,7 +1,8 @@
 //! Authorization denials counted per client id, principal and action (`connect`, `publish`,
-//! `subscribe`, `receive`), rendered for `/metrics` as `ferrite_authz_denied_total`. Device
-//! Defender will read these counts. The number of series is bounded: past the bound, new
-//! (client, principal, action) triples are counted under `client_id="_other"`.
+//! `subscribe`, `receive`); Device Defender will read the per-device counts. `/metrics` shows
+//! them summed by action only (`ferrite_authz_denied_total{action=...}`): device identities stay
+//! out of labels, and the label set is bounded. The number of per-device series kept is bounded
+//! too: past the bound, new (client, principal, action) triples are counted under `_other`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -14,10 +15,6 @@ pub const MAX_SERIES: usize = 10_000;
 #[derive(Debug, Default)]
 pub struct Denials {
     counts: Mutex<BTreeMap<(String, String, &'static str), u64>>,
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 impl Denials {
@@ -43,10 +40,14 @@ impl Denials {
     /// Appends the counters in Prometheus text format.
     pub fn render(&self, out: &mut String) {
         let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        out.push_str("# HELP ferrite_authz_denied_total MQTT actions denied by policy, by client id, principal and action.\n");
+        let mut by_action: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for ((_, _, action), n) in m.iter() {
+            *by_action.entry(action).or_default() += n;
+        }
+        out.push_str("# HELP ferrite_authz_denied_total MQTT actions denied by policy, by action.\n");
         out.push_str("# TYPE ferrite_authz_denied_total counter\n");
-        for ((client, principal, action), n) in m.iter() {
-            let _ = writeln!(out, "ferrite_authz_denied_total{{client_id=\"{}\",principal=\"{}\",action=\"{action}\"}} {n}", escape(client), escape(principal));
+        for (action, n) in by_action {
+            let _ = writeln!(out, "ferrite_authz_denied_total{{action=\"{action}\"}} {n}");
         }
     }
 
@@ -68,7 +69,8 @@ mod tests {
         d.count("a\"b", "p", "publish");
         d.count("a\"b", "p", "publish");
         assert_eq!(d.get("a\"b", "p", "publish"), 2);
-        assert!(d.render_string().contains("client_id=\"a\\\"b\",principal=\"p\",action=\"publish\"} 2"));
+        assert!(d.render_string().contains("ferrite_authz_denied_total{action=\"publish\"} 2"));
+        assert!(!d.render_string().contains("a\\\"b"), "no client id in the labels");
         for i in 0..MAX_SERIES + 5 {
             d.count(&format!("c{i}"), "", "subscribe");
         }

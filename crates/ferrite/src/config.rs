@@ -46,11 +46,46 @@ pub struct ApiSettings {
     pub tls_listen: String,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Time a client has to send a request's body.
+    pub body_timeout_secs: u64,
+    /// Connections served at once per API listener.
+    pub max_connections: usize,
+    /// Bytes of request bodies being received before their signature is checked, all
+    /// connections together.
+    pub max_pending_body_bytes: usize,
+    /// Serve /metrics to non-loopback peers too.
+    pub metrics_from_anywhere: bool,
+    /// Allow the plain-HTTP listener on a non-loopback address.
+    pub allow_plaintext_remote: bool,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        ApiSettings { listen: "127.0.0.1:8080".into(), tls_listen: "0.0.0.0:9443".into(), max_body_bytes: 1024 * 1024 }
+        let a = api::ApiConfig::default();
+        ApiSettings {
+            listen: "127.0.0.1:8080".into(),
+            tls_listen: "0.0.0.0:9443".into(),
+            max_body_bytes: a.max_body_bytes,
+            body_timeout_secs: a.body_timeout.as_secs(),
+            max_connections: a.max_connections,
+            max_pending_body_bytes: a.max_pending_body_bytes,
+            metrics_from_anywhere: a.metrics_from_anywhere,
+            allow_plaintext_remote: false,
+        }
+    }
+}
+
+impl ApiSettings {
+    /// The API server's view of these settings, for requests signed for `region`.
+    pub fn api_config(&self, region: &str) -> api::ApiConfig {
+        api::ApiConfig {
+            max_body_bytes: self.max_body_bytes,
+            region: region.to_string(),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            max_connections: self.max_connections,
+            max_pending_body_bytes: self.max_pending_body_bytes,
+            metrics_from_anywhere: self.metrics_from_anywhere,
+        }
     }
 }
 
@@ -389,6 +424,20 @@ listen = "127.0.0.1:8080"
 tls_listen = "0.0.0.0:9443"
 # Largest request body accepted (413 beyond).
 max_body_bytes = 1048576
+# Time a client has to send a request's body once its headers are in (408 beyond); the
+# headers themselves must arrive within 30 s.
+body_timeout_secs = 30
+# Connections served at once per API listener; more are closed at once.
+max_connections = 1024
+# Bytes of request bodies being received before their signature can be checked, all
+# connections together (each request reserves its Content-Length, or max_body_bytes when it
+# sends none); past it requests get 429 ThrottlingException. Requests whose signature form,
+# date, region or access key is wrong are refused before their body is read.
+max_pending_body_bytes = 67108864
+# /metrics needs no signature but is served only to loopback peers unless this is true.
+metrics_from_anywhere = false
+# The plain-HTTP listener (listen) must be on a loopback address unless this is true.
+allow_plaintext_remote = false
 
 [aws]
 # ARNs are arn:aws:iot:<region>:<account_id>:...
@@ -497,6 +546,21 @@ impl Config {
                     "{which} = {addr} is reachable from other hosts without authentication; use a loopback address, \
                      TLS with tls.client_certs = \"required\", or set mqtt.allow_unauthenticated_remote = true"
                 ));
+            }
+        }
+        if let Some(addr) = self.listener("api.listen")?
+            && !addr.ip().is_loopback()
+            && !self.api.allow_plaintext_remote
+        {
+            return bad(format!(
+                "api.listen = {addr} serves the API in plain HTTP to other hosts (signed requests can be replayed and \
+                 CreateKeysAndCertificate's private keys read on the way); use a loopback address, api.tls_listen, \
+                 or set api.allow_plaintext_remote = true"
+            ));
+        }
+        for (key, v) in [("api.body_timeout_secs", self.api.body_timeout_secs as usize), ("api.max_connections", self.api.max_connections), ("api.max_pending_body_bytes", self.api.max_pending_body_bytes)] {
+            if v == 0 {
+                return bad(format!("{key} must be at least 1"));
             }
         }
         if let Err(e) = identity::policy::parse(&m.local_policy) {

@@ -302,3 +302,90 @@ fn the_data_directory_is_private_and_locked() {
     server.crash_and_restart(); // (already stopped: this only starts it again)
     check(&server);
 }
+
+/// The head of a SigV4-signed `iot-data` Publish whose body will be `body` (Content-Length set).
+fn signed_publish_head(server: &Server, body: &[u8]) -> String {
+    let (id, secret) = server.creds.clone().expect("root credentials");
+    let host = format!("127.0.0.1:{}", server.ports["http"]);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let headers = vec![("host".to_string(), host.clone()), ("x-amz-date".to_string(), identity::sigv4::format_amz_date(now))];
+    let req = identity::sigv4::Request { method: "POST", path: "/topics/slow", query: "qos=0", headers: &headers, body };
+    let auth = identity::sigv4::sign(&req, &id, &secret, "us-east-1", "iotdata").expect("sign");
+    format!(
+        "POST /topics/slow?qos=0 HTTP/1.1\r\nhost: {host}\r\nx-amz-date: {}\r\nauthorization: {auth}\r\ncontent-length: {}\r\n\r\n",
+        headers[1].1,
+        body.len()
+    )
+}
+
+/// The status line's code of what the server answers on `s` within `wait`, or None if it
+/// closed or said nothing.
+fn http_status(s: &mut std::net::TcpStream, wait: Duration) -> Option<u16> {
+    use std::io::Read;
+    s.set_read_timeout(Some(wait)).ok()?;
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).ok()?;
+    String::from_utf8_lossy(&buf[..n]).split(' ').nth(1)?.parse().ok()
+}
+
+#[test]
+fn http_bodies_are_bounded_before_authentication() {
+    use std::io::Write;
+    let server = Server::start_with(&["api.body_timeout_secs=1", "api.max_pending_body_bytes=3000", "api.max_connections=6"]);
+    let api = format!("127.0.0.1:{}", server.ports["http"]);
+    // Unsigned, or signed with an unknown key: refused from the headers alone, the announced
+    // megabyte never read.
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    s.write_all(b"POST /topics/x HTTP/1.1\r\nhost: h\r\ncontent-length: 1048576\r\n\r\n").unwrap();
+    assert_eq!(http_status(&mut s, Duration::from_secs(5)), Some(403));
+    // More than api.max_body_bytes announced: 413 before reading.
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    let head = signed_publish_head(&server, &vec![b'x'; 2 * 1024 * 1024]);
+    s.write_all(head.as_bytes()).unwrap();
+    assert_eq!(http_status(&mut s, Duration::from_secs(5)), Some(413));
+    // A validly signed head whose body trickles: 408 after body_timeout_secs.
+    let body = vec![b'x'; 2000];
+    let mut slow = std::net::TcpStream::connect(&api).unwrap();
+    slow.write_all(signed_publish_head(&server, &body).as_bytes()).unwrap();
+    slow.write_all(&body[..100]).unwrap();
+    // Meanwhile its 2,000 bytes count against the 3,000-byte budget: a second such body is refused.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = std::net::TcpStream::connect(&api).unwrap();
+    second.write_all(signed_publish_head(&server, &body).as_bytes()).unwrap();
+    assert_eq!(http_status(&mut second, Duration::from_secs(5)), Some(429));
+    assert_eq!(http_status(&mut slow, Duration::from_secs(5)), Some(408));
+    // Once it is gone the budget is back.
+    let mut ok = std::net::TcpStream::connect(&api).unwrap();
+    ok.write_all(signed_publish_head(&server, &body).as_bytes()).unwrap();
+    ok.write_all(&body).unwrap();
+    assert_eq!(http_status(&mut ok, Duration::from_secs(5)), Some(200));
+    drop((s, slow, second, ok));
+    // At most api.max_connections at once: the next one is closed without an answer.
+    std::thread::sleep(Duration::from_millis(300));
+    let held: Vec<_> = (0..6).map(|_| std::net::TcpStream::connect(&api).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(&api).unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nhost: h\r\n\r\n");
+    assert_eq!(http_status(&mut extra, Duration::from_secs(2)), None);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut again = std::net::TcpStream::connect(&api).unwrap();
+    again.write_all(b"GET /healthz HTTP/1.1\r\nhost: h\r\n\r\n").unwrap();
+    assert_eq!(http_status(&mut again, Duration::from_secs(5)), Some(200));
+}
+
+#[test]
+fn plain_http_on_a_public_address_is_refused_unless_allowed() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["config", "show", "--set", "api.listen=0.0.0.0:8080"])
+        .output()
+        .expect("run ferrite");
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("api.listen") && stderr.contains("api.allow_plaintext_remote"), "{stderr}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ferrite"))
+        .args(["config", "show", "--set", "api.listen=0.0.0.0:8080", "--set", "api.allow_plaintext_remote=true"])
+        .output()
+        .expect("run ferrite");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

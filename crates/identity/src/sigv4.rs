@@ -5,8 +5,10 @@
 use ring::hmac;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The largest accepted difference between the request's time and ours.
-pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+/// The largest accepted difference between the request's time and ours (AWS: 5 minutes).
+pub const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
+/// The longest validity of a presigned request (AWS: one week).
+pub const MAX_PRESIGNED_EXPIRES_SECS: u64 = 604_800;
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
 /// A request as received: path and query exactly as on the wire (percent-encoded), header
@@ -39,8 +41,12 @@ pub enum AuthError {
     UnknownKey(String),
     #[error("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.")]
     BadSignature,
-    #[error("Signature expired: {request_time} is now earlier than {earliest} ({now} - 15 min.)")]
+    #[error("Signature expired: {request_time} is now earlier than {earliest} ({now} - 5 min.)")]
     Skewed { request_time: String, earliest: String, now: String },
+    #[error("Signature not yet current: {request_time} is still later than {latest} ({now} + 5 min.)")]
+    NotYetCurrent { request_time: String, latest: String, now: String },
+    #[error("Credential should be scoped to a valid region, not '{0}'.")]
+    WrongRegion(String),
     #[error("Signature expired: the presigned request expired at {0}")]
     Expired(String),
 }
@@ -52,7 +58,11 @@ impl AuthError {
             AuthError::Missing => "MissingAuthenticationTokenException",
             AuthError::Malformed(_) => "IncompleteSignatureException",
             AuthError::UnknownKey(_) => "UnrecognizedClientException",
-            AuthError::BadSignature | AuthError::Skewed { .. } | AuthError::Expired(_) => "InvalidSignatureException",
+            AuthError::BadSignature
+            | AuthError::Skewed { .. }
+            | AuthError::NotYetCurrent { .. }
+            | AuthError::Expired(_)
+            | AuthError::WrongRegion(_) => "InvalidSignatureException",
         }
     }
 }
@@ -263,9 +273,29 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-/// Verifies a request signed with SigV4 (header or presigned query). `secret_of` returns the
-/// secret of an access key id; `now` is the server's clock.
-pub fn verify(req: &Request, secret_of: impl Fn(&str) -> Option<String>, now: SystemTime) -> Result<Verified, AuthError> {
+/// Verifies a request signed with SigV4 (header or presigned query) for `region`. `secret_of`
+/// returns the secret of an access key id; `now` is the server's clock. The same as
+/// [`verify_head`] followed by [`Pending::finish`] with the body.
+pub fn verify(req: &Request, region: &str, secret_of: impl Fn(&str) -> Option<String>, now: SystemTime) -> Result<Verified, AuthError> {
+    verify_head(req, region, secret_of, now)?.finish(req)
+}
+
+/// A request whose signature's form, scope, time and access key were checked: what is left is
+/// the signature itself, over the body. Lets a server refuse a request before reading its body.
+/// (No `Debug`: it holds the secret.)
+pub struct Pending {
+    scope: Scope,
+    signed_headers: String,
+    given: String,
+    amz_date: String,
+    presigned: bool,
+    secret: String,
+}
+
+/// The checks that need no body: the signature's form (algorithm; `host` among the signed
+/// headers), the credential scope (region), the time (5 minutes of skew either way; a presigned
+/// request within 1..=604800 seconds of its date, never dated in the future) and the access key.
+pub fn verify_head(req: &Request, region: &str, secret_of: impl Fn(&str) -> Option<String>, now: SystemTime) -> Result<Pending, AuthError> {
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (scope, signed_headers, given, amz_date, presigned) = if let Some(auth) = header_values(req.headers, "authorization") {
         let rest = auth
@@ -300,16 +330,35 @@ pub fn verify(req: &Request, secret_of: impl Fn(&str) -> Option<String>, now: Sy
     } else {
         return Err(AuthError::Missing);
     };
+    if !signed_headers.split(';').any(|h| h == "host") {
+        return Err(AuthError::Malformed("'Host' must be a 'SignedHeader' in the AWS Authorization.".into()));
+    }
+    if scope.region != region {
+        return Err(AuthError::WrongRegion(scope.region));
+    }
     let request_secs = parse_amz_date(&amz_date).ok_or_else(|| AuthError::Malformed(format!("X-Amz-Date {amz_date:?} is not yyyymmddThhmmssZ")))?;
+    let skew = MAX_SKEW.as_secs();
+    if request_secs > now_secs + skew {
+        return Err(AuthError::NotYetCurrent {
+            request_time: format_amz_date(request_secs),
+            latest: format_amz_date(now_secs + skew),
+            now: format_amz_date(now_secs),
+        });
+    }
     if presigned {
-        let expires: u64 = query_param(req.query, "X-Amz-Expires").and_then(|e| e.parse().ok()).unwrap_or(900);
+        let text = query_param(req.query, "X-Amz-Expires").ok_or_else(|| AuthError::Malformed("query parameter X-Amz-Expires is missing".into()))?;
+        let expires = text
+            .parse::<u64>()
+            .ok()
+            .filter(|e| (1..=MAX_PRESIGNED_EXPIRES_SECS).contains(e))
+            .ok_or_else(|| AuthError::Malformed(format!("X-Amz-Expires must be 1 to {MAX_PRESIGNED_EXPIRES_SECS} seconds, not {text:?}")))?;
         if now_secs > request_secs + expires {
             return Err(AuthError::Expired(format_amz_date(request_secs + expires)));
         }
-    } else if now_secs.abs_diff(request_secs) > MAX_SKEW.as_secs() {
+    } else if now_secs > request_secs + skew {
         return Err(AuthError::Skewed {
             request_time: format_amz_date(request_secs),
-            earliest: format_amz_date(now_secs.saturating_sub(MAX_SKEW.as_secs())),
+            earliest: format_amz_date(now_secs.saturating_sub(skew)),
             now: format_amz_date(now_secs),
         });
     }
@@ -317,21 +366,28 @@ pub fn verify(req: &Request, secret_of: impl Fn(&str) -> Option<String>, now: Sy
         return Err(AuthError::Malformed("the credential date does not match X-Amz-Date".into()));
     }
     let secret = secret_of(&scope.access_key).ok_or_else(|| AuthError::UnknownKey(scope.access_key.clone()))?;
-    let names: Vec<&str> = signed_headers.split(';').collect();
-    let body_hash = sha256_hex(req.body);
-    let declared = header_values(req.headers, "x-amz-content-sha256");
-    let mut candidates = vec![body_hash.clone()];
-    if declared.as_deref() == Some("UNSIGNED-PAYLOAD") || presigned {
-        candidates.push("UNSIGNED-PAYLOAD".into());
-    }
-    let skip = presigned.then_some("X-Amz-Signature");
-    for payload_hash in candidates {
-        let canonical = canonical_request(req, &names, &payload_hash, skip)?;
-        if constant_time_eq(&signature(&secret, &amz_date, &scope, &canonical), &given) {
-            return Ok(Verified { access_key: scope.access_key, region: scope.region, service: scope.service });
+    Ok(Pending { scope, signed_headers, given, amz_date, presigned, secret })
+}
+
+impl Pending {
+    /// Checks the signature over the whole request, body included. A header-signed request
+    /// signs the body's hash (AWS refuses `UNSIGNED-PAYLOAD` there outside S3); a presigned one
+    /// `UNSIGNED-PAYLOAD` (as botocore signs it) or the body's hash.
+    pub fn finish(self, req: &Request) -> Result<Verified, AuthError> {
+        let names: Vec<&str> = self.signed_headers.split(';').collect();
+        let mut candidates = vec![sha256_hex(req.body)];
+        if self.presigned {
+            candidates.insert(0, "UNSIGNED-PAYLOAD".to_string());
         }
+        let skip = self.presigned.then_some("X-Amz-Signature");
+        for payload_hash in candidates {
+            let canonical = canonical_request(req, &names, &payload_hash, skip)?;
+            if constant_time_eq(&signature(&self.secret, &self.amz_date, &self.scope, &canonical), &self.given) {
+                return Ok(Verified { access_key: self.scope.access_key, region: self.scope.region, service: self.scope.service });
+            }
+        }
+        Err(AuthError::BadSignature)
     }
-    Err(AuthError::BadSignature)
 }
 
 /// Signs a request in the header form; returns the `Authorization` value. `req.headers` must
@@ -425,12 +481,12 @@ mod tests {
             headers.push(("authorization".into(), auth));
             let req = Request { method, path: &path, query: &query, headers: &headers, body: body.as_bytes() };
             let secret = |k: &str| (k == KEY).then(|| SECRET.to_string());
-            let v = verify(&req, secret, suite_now()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let v = verify(&req, "us-east-1", secret, suite_now()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!((v.access_key.as_str(), v.region.as_str(), v.service.as_str()), (KEY, "us-east-1", "service"), "{name}");
             let tampered = Request { method: if method == "GET" { "DELETE" } else { "GET" }, ..req };
-            assert_eq!(verify(&tampered, secret, suite_now()), Err(AuthError::BadSignature), "{name} tampered");
+            assert_eq!(verify(&tampered, "us-east-1", secret, suite_now()), Err(AuthError::BadSignature), "{name} tampered");
             let wrong_secret = |_: &str| Some("not-the-secret".to_string());
-            assert_eq!(verify(&req, wrong_secret, suite_now()), Err(AuthError::BadSignature), "{name} wrong secret");
+            assert_eq!(verify(&req, "us-east-1", wrong_secret, suite_now()), Err(AuthError::BadSignature), "{name} wrong secret");
         }
     }
 
@@ -446,17 +502,23 @@ mod tests {
     fn unsigned_unknown_and_skewed_requests_are_refused_with_aws_types() {
         let (path, query, headers) = request_parts("/", &[]);
         let req = Request { method: "GET", path: &path, query: &query, headers: &headers, body: b"" };
-        let e = verify(&req, |_| None, suite_now()).unwrap_err();
+        let e = verify(&req, "us-east-1", |_| None, suite_now()).unwrap_err();
         assert_eq!(e.aws_type(), "MissingAuthenticationTokenException");
         let mut signed = headers.clone();
         signed.push(("authorization".into(), sign(&req, KEY, SECRET, "us-east-1", "service").unwrap()));
         let req = Request { headers: &signed, ..req };
-        assert_eq!(verify(&req, |_| None, suite_now()).unwrap_err().aws_type(), "UnrecognizedClientException");
-        let later = suite_now() + Duration::from_secs(16 * 60);
-        let e = verify(&req, |_| Some(SECRET.into()), later).unwrap_err();
+        assert_eq!(verify(&req, "us-east-1", |_| None, suite_now()).unwrap_err().aws_type(), "UnrecognizedClientException");
+        let later = suite_now() + Duration::from_secs(6 * 60);
+        let e = verify(&req, "us-east-1", |_| Some(SECRET.into()), later).unwrap_err();
         assert!(matches!(e, AuthError::Skewed { .. }), "{e:?}");
         assert_eq!(e.aws_type(), "InvalidSignatureException");
-        assert!(verify(&req, |_| Some(SECRET.into()), suite_now() + Duration::from_secs(14 * 60)).is_ok());
+        assert!(e.to_string().ends_with("- 5 min.)"), "{e}");
+        assert!(verify(&req, "us-east-1", |_| Some(SECRET.into()), suite_now() + Duration::from_secs(4 * 60)).is_ok());
+        let earlier = suite_now() - Duration::from_secs(6 * 60);
+        let e = verify(&req, "us-east-1", |_| Some(SECRET.into()), earlier).unwrap_err();
+        assert!(e.to_string().starts_with("Signature not yet current:") && e.to_string().ends_with("+ 5 min.)"), "{e}");
+        let e = verify(&req, "eu-west-1", |_| Some(SECRET.into()), suite_now()).unwrap_err();
+        assert_eq!((e.aws_type(), e.to_string()), ("InvalidSignatureException", "Credential should be scoped to a valid region, not 'us-east-1'.".to_string()));
     }
 
     #[test]
