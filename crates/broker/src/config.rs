@@ -54,6 +54,12 @@ pub struct BrokerConfig {
     /// the parker's epoll set, keeping only a compact record (memory per idle connection).
     /// `None` never parks.
     pub park_idle_after: Option<Duration>,
+    /// Time a packet that has started arriving has to arrive whole; past it the connection is
+    /// closed (0x83). Keep alive 0 does not lift it.
+    pub packet_timeout: Duration,
+    /// Bytes of packets still arriving, all connections together. A connection whose partial
+    /// packet would take the total past it (once its own share is past 64 KiB) is closed (0x97).
+    pub max_partial_packet_bytes: usize,
 }
 
 impl BrokerConfig {
@@ -98,6 +104,8 @@ impl Default for BrokerConfig {
             maximum_qos: 2,
             queue_qos0_offline: false,
             queue_full: QueueFull::Drop,
+            packet_timeout: Duration::from_secs(30),
+            max_partial_packet_bytes: 256 * 1024 * 1024,
             lifecycle_events: true,
             park_idle_after: Some(Duration::from_secs(2)),
         }

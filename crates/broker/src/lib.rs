@@ -83,6 +83,9 @@ pub struct BrokerInner {
     /// room check whether it was their subscriber's.
     pub(crate) room: tokio::sync::Notify,
     persist: Option<Persister>,
+    /// Bytes of packets still arriving, all connections together
+    /// ([`BrokerConfig::max_partial_packet_bytes`]).
+    pub(crate) partial_bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// What a restart found in the store.
@@ -109,6 +112,7 @@ impl Broker {
                 sessions: Mutex::default(),
                 generation: AtomicU64::new(1),
                 room: tokio::sync::Notify::new(),
+                partial_bytes: Default::default(),
                 persist,
             }),
         }

@@ -227,6 +227,8 @@ pub struct MqttConfig {
     pub lifecycle_events: bool,
     /// Park MQTT connections over TCP or TLS idle this long (0: never).
     pub park_idle_after_ms: u64,
+    pub packet_timeout_secs: u64,
+    pub max_partial_packet_bytes_total: usize,
     /// The AWS IoT policy document applied to the unauthenticated loopback listeners
     /// (`listen`, `ws_listen`).
     pub local_policy: String,
@@ -296,6 +298,8 @@ impl Default for MqttConfig {
             queue_full: QueueFullSetting::Drop,
             lifecycle_events: b.lifecycle_events,
             park_idle_after_ms: b.park_idle_after.map_or(0, |d| d.as_millis() as u64),
+            packet_timeout_secs: b.packet_timeout.as_secs(),
+            max_partial_packet_bytes_total: b.max_partial_packet_bytes,
             local_policy: ALLOW_ALL_POLICY.into(),
         }
     }
@@ -382,6 +386,12 @@ lifecycle_events = true
 # TLS, the TLS session), so a large idle fleet costs little memory. Data from the client, a
 # message for it, a takeover or its keep-alive deadline resumes it. 0: never park.
 park_idle_after_ms = 2000
+# A packet that has started arriving must arrive whole within this time, whatever the keep
+# alive (0x83 and closed otherwise).
+packet_timeout_secs = 30
+# Bytes of packets still arriving, all connections together; a connection whose partial
+# packet (past its first 64 KiB) would take the total past it is closed (0x97).
+max_partial_packet_bytes_total = 268435456
 # The AWS IoT policy document that decides what clients of the unauthenticated listeners
 # (listen and ws_listen: loopback, for local development) may do. Its variables are
 # ${iot:ClientId} and ${aws:SourceIp}; resources are arn:aws:iot:<region>:<account_id>:client/...,
@@ -591,6 +601,9 @@ impl Config {
         if !(1..=65_535).contains(&m.max_topic_length_bytes) {
             return bad(format!("mqtt.max_topic_length_bytes must be 1..=65535, not {}", m.max_topic_length_bytes));
         }
+        if m.packet_timeout_secs == 0 {
+            return bad("mqtt.packet_timeout_secs must be at least 1".into());
+        }
         if m.max_subscriptions_per_session == 0 {
             return bad("mqtt.max_subscriptions_per_session must be at least 1".into());
         }
@@ -632,6 +645,8 @@ impl Config {
             },
             lifecycle_events: m.lifecycle_events,
             park_idle_after: (m.park_idle_after_ms > 0).then(|| Duration::from_millis(m.park_idle_after_ms)),
+            packet_timeout: Duration::from_secs(m.packet_timeout_secs),
+            max_partial_packet_bytes: m.max_partial_packet_bytes_total,
         }
     }
 }

@@ -389,3 +389,91 @@ fn plain_http_on_a_public_address_is_refused_unless_allowed() {
         .expect("run ferrite");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The start of a QoS 0 PUBLISH on `t` announcing a packet of about `size` bytes, and `sent`
+/// bytes of its payload.
+fn publish_start(size: usize, sent: usize) -> Vec<u8> {
+    let mut out = vec![0x30];
+    let mut len = size - 5;
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&[0, 1, b't']);
+    out.extend(std::iter::repeat_n(b'x', sent));
+    out
+}
+
+fn connect_keepalive_0(port: u16, id: &str) -> Raw {
+    let mut c = connect_packet(Protocol::V5, id);
+    c.keep_alive = 0;
+    let (raw, ack) = Raw::connect_with(port, c);
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    raw
+}
+
+#[test]
+fn a_half_sent_packet_is_dropped_after_the_packet_timeout() {
+    let server = Server::start_with(&["mqtt.packet_timeout_secs=2"]);
+    let mut raw = connect_keepalive_0(server.port, "slow");
+    raw.send_bytes(&publish_start(1_000_000, 100));
+    let got = raw.expect_close();
+    assert!(matches!(got.last(), Some(Packet::Disconnect(d)) if d.reason == ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR), "{got:?}");
+    // A packet that keeps arriving in pieces, each within the timeout, but whole within it, is fine.
+    let mut raw = connect_keepalive_0(server.port, "pieces");
+    assert_eq!(subscribe(&mut raw, "t"), ReasonCode(1));
+    let mut whole = bytes::BytesMut::new();
+    Packet::Publish(Publish { topic: "t".into(), payload: Bytes::from(vec![b'x'; 300]), ..Default::default() }).encode(&mut whole, Protocol::V5);
+    for chunk in whole.chunks(100) {
+        raw.send_bytes(chunk);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let p = next_publish(&mut raw, Duration::from_secs(5)).expect("the packet sent in pieces arrived");
+    assert_eq!(p.payload.len(), 300);
+}
+
+#[test]
+fn announced_packets_do_not_pin_memory() {
+    let server = Server::start_with(&["mqtt.max_connections=1000"]);
+    let before = server.rss_kib();
+    // 150 connections each announcing a 1 MB PUBLISH and sending 10 bytes of it.
+    let held: Vec<Raw> = (0..150)
+        .map(|i| {
+            let mut raw = connect_keepalive_0(server.port, &format!("announce-{i}"));
+            raw.send_bytes(&publish_start(1_000_000, 10));
+            raw
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let grew_mib = server.rss_kib().saturating_sub(before) / 1024;
+    assert!(grew_mib < 40, "150 announced 1 MB packets took {grew_mib} MiB");
+    drop(held);
+    assert!(alive(server.port));
+}
+
+#[test]
+fn bytes_of_packets_still_arriving_are_bounded_across_connections() {
+    let server = Server::start_with(&["mqtt.max_partial_packet_bytes_total=300000"]);
+    let mut conns = Vec::new();
+    let mut closed = 0;
+    for i in 0..5 {
+        let mut raw = connect_keepalive_0(server.port, &format!("big-{i}"));
+        raw.send_bytes(&publish_start(1_000_000, 100_000));
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(Packet::Disconnect(d)) = raw.recv_within(Duration::from_millis(300)) {
+            assert_eq!(d.reason, ReasonCode::QUOTA_EXCEEDED);
+            closed += 1;
+        }
+        conns.push(raw);
+    }
+    assert!(closed >= 2, "only {closed} of 5 connections holding 100 KB each were closed under a 300 KB budget");
+    drop(conns);
+    assert!(alive(server.port));
+}

@@ -115,6 +115,9 @@ fn remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
 
 /// Decodes one packet from the front of `buf`, removing its bytes.
 ///
+/// The most [`decode`] reserves ahead of the bytes received for a packet still arriving.
+pub const RESERVE_AHEAD: usize = 64 * 1024;
+
 /// Returns `Ok(None)` when `buf` does not yet hold a whole packet. `protocol` is the level
 /// negotiated by CONNECT (`None` before it; CONNECT carries its own level). A packet larger
 /// than `max_size` bytes is refused as soon as its header is read, before it is buffered.
@@ -138,7 +141,9 @@ pub fn decode(buf: &mut BytesMut, protocol: Option<Protocol>, max_size: usize) -
         return Err(DecodeError::PacketTooLarge { size, max: max_size });
     }
     if buf.len() < size {
-        buf.reserve(size - buf.len());
+        // Room for what is coming, but never much more than has arrived: a client announcing a
+        // large packet and then sending nothing costs little.
+        buf.reserve((size - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
     let mut frame = buf.split_to(size).freeze();

@@ -13,7 +13,7 @@ mod reason;
 mod string;
 pub mod topic;
 
-pub use decode::decode;
+pub use decode::{RESERVE_AHEAD, decode};
 pub use encode::{encode_publish, publish_len};
 pub use error::DecodeError;
 pub use packet::*;

@@ -208,6 +208,8 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         outbox: Default::default(),
         outbox_len: 0,
         throttled_until: None,
+        partial_since: None,
+        partial_held: 0,
     };
     tracing::debug!(
         client_id = %conn.client_id,

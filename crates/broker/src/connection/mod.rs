@@ -126,6 +126,10 @@ pub(crate) struct Conn<S> {
     /// Store ops produced while handling the current batch of packets; committed before the
     /// responses to that batch are written (acknowledged means durable).
     ops: Vec<store::Op>,
+    /// Since when a packet has been arriving (bytes in `rbuf` that are not a whole packet yet).
+    partial_since: Option<Instant>,
+    /// The bytes of that packet counted in the broker's `partial_bytes`.
+    partial_held: usize,
 }
 
 /// What a connection keeps from its listener while it lives (and, parked, in its record).
@@ -310,6 +314,8 @@ impl<S: sock::Parkable> Conn<S> {
             sent: [0; 3],
             connected_ms: idle.connected_ms,
             throttled_until: None,
+            partial_since: None,
+            partial_held: 0,
             ops: Vec::new(),
         }
     }
@@ -362,14 +368,19 @@ impl<S: Stream> Conn<S> {
             } else if self.busy && self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
                 self.rbuf.reserve(READ_CHUNK);
             }
-            // One timer for the keep-alive deadline, the end of a publish-rate pause and the
-            // time to park (only with nothing half-read and nobody to wait for).
+            if let Some(exit) = self.account_partial() {
+                return exit;
+            }
+            // One timer for the keep-alive deadline, the end of a publish-rate pause, the time
+            // a started packet has to arrive and the time to park (only with nothing half-read
+            // and nobody to wait for).
             let keep_alive = self.keep_alive.map(|ka| tokio::time::Instant::from_std(self.last_rx + ka));
+            let packet_due = self.partial_since.map(|t| tokio::time::Instant::from_std(t + self.broker.config.packet_timeout));
             let park_at = self
                 .idle_after
                 .filter(|_| self.rbuf.is_empty() && self.pressure.is_none() && self.throttled_until.is_none())
                 .map(|d| tokio::time::Instant::from_std(self.last_active + d));
-            let deadline = [keep_alive, self.throttled_until, park_at].into_iter().flatten().min();
+            let deadline = [keep_alive, self.throttled_until, park_at, packet_due].into_iter().flatten().min();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => return Exit::Shutdown,
@@ -396,12 +407,42 @@ impl<S: Stream> Conn<S> {
                     if keep_alive.is_some_and(|k| k <= now) {
                         return Exit::KeepAlive;
                     }
+                    if packet_due.is_some_and(|p| p <= now) && self.throttled_until.is_none() && self.pressure.is_none() {
+                        tracing::info!(client_id = %self.client_id, peer = %self.peer.addr, bytes = self.rbuf.len(), "packet not completed within mqtt.packet_timeout_secs, closing");
+                        return Exit::Error(ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR);
+                    }
                     if park_at.is_some_and(|p| p <= now) {
                         return Exit::Idle;
                     }
                 }
             }
         }
+    }
+
+    /// Notes a packet still arriving (its start time, its bytes in the broker-wide count);
+    /// `Some` closes a connection whose partial packet takes the total past the budget.
+    fn account_partial(&mut self) -> Option<Exit> {
+        // Bytes read while throttled or pressured are whole packets waiting: not partial.
+        let waiting = self.throttled_until.is_some() || self.pressure.is_some();
+        let now_held = if waiting { 0 } else { self.rbuf.len() };
+        if now_held == 0 {
+            self.partial_since = None;
+        } else if self.partial_since.is_none() {
+            self.partial_since = Some(Instant::now());
+        }
+        let total = &self.broker.partial_bytes;
+        if now_held >= self.partial_held {
+            let after = total.fetch_add(now_held - self.partial_held, Ordering::Relaxed) + now_held - self.partial_held;
+            self.partial_held = now_held;
+            if now_held > mqtt::RESERVE_AHEAD && after > self.broker.config.max_partial_packet_bytes {
+                tracing::warn!(client_id = %self.client_id, peer = %self.peer.addr, bytes = now_held, "bytes of packets still arriving past mqtt.max_partial_packet_bytes_total, closing");
+                return Some(Exit::Error(ReasonCode::QUOTA_EXCEEDED));
+            }
+        } else {
+            total.fetch_sub(self.partial_held - now_held, Ordering::Relaxed);
+            self.partial_held = now_held;
+        }
+        None
     }
 
     /// Dispatches one packet; `Some` ends the connection.
@@ -484,6 +525,7 @@ impl<S: Stream> Conn<S> {
     /// (detach, expiry) and the will.
     async fn close(mut self, exit: Exit) {
         self.broker.metrics.connections_current.fetch_sub(1, Ordering::Relaxed);
+        self.broker.partial_bytes.fetch_sub(std::mem::take(&mut self.partial_held), Ordering::Relaxed);
         let reason = match exit {
             Exit::Error(r) => Some(r),
             Exit::TakenOver => Some(ReasonCode::SESSION_TAKEN_OVER),
