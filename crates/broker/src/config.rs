@@ -60,6 +60,9 @@ pub struct BrokerConfig {
     /// Bytes of packets still arriving, all connections together. A connection whose partial
     /// packet would take the total past it (once its own share is past 64 KiB) is closed (0x97).
     pub max_partial_packet_bytes: usize,
+    /// Web pages that may open the plain WebSocket listener, besides loopback origins and
+    /// clients sending no `Origin` ([`crate::ws::Origins`]); `None` allows any.
+    pub ws_allowed_origins: crate::ws::Origins,
 }
 
 impl BrokerConfig {
@@ -106,6 +109,7 @@ impl Default for BrokerConfig {
             queue_full: QueueFull::Drop,
             packet_timeout: Duration::from_secs(30),
             max_partial_packet_bytes: 256 * 1024 * 1024,
+            ws_allowed_origins: Some(std::sync::Arc::from(Vec::new())),
             lifecycle_events: true,
             park_idle_after: Some(Duration::from_secs(2)),
         }

@@ -177,7 +177,8 @@ fn serve_tls(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ct
 
 fn serve_ws(socket: TcpStream, addr: SocketAddr, ctx: Ctx) -> impl Future<Output = ()> + Send {
     let max_frame = ctx.inner.config.max_packet_size.saturating_add(16);
-    tokio::time::timeout(ctx.inner.config.connect_timeout, crate::ws::accept(socket, max_frame)).then(move |r| match r {
+    let origins = ctx.inner.config.ws_allowed_origins.clone();
+    tokio::time::timeout(ctx.inner.config.connect_timeout, async move { crate::ws::accept(socket, max_frame, &origins).await }).then(move |r| match r {
         Ok(Ok(ws)) => Either::Left(crate::connection::serve(ws, PeerInfo { addr, transport: "ws", cert: None, server_name: None }, ctx)),
         Ok(Err(e)) => handshake_failed(addr, "WebSocket handshake failed", &e.to_string()),
         Err(_) => handshake_failed(addr, "WebSocket handshake timed out", ""),
@@ -190,7 +191,8 @@ fn serve_wss(socket: TcpStream, addr: SocketAddr, acceptor: TlsAcceptor, ctx: Ct
         let tls = acceptor.accept(socket).await.map_err(|e| e.to_string())?;
         let cert = peer_cert(tls.get_ref().1);
         let server_name: Option<Box<str>> = tls.get_ref().1.server_name().map(Into::into);
-        let ws = crate::ws::accept(tls, max_frame).await.map_err(|e| e.to_string())?;
+        // Browsers on WebSocket/TLS present a certificate (or, later, a signature): any origin.
+        let ws = crate::ws::accept(tls, max_frame, &None).await.map_err(|e| e.to_string())?;
         Ok::<_, String>((ws, cert, server_name))
     };
     tokio::time::timeout(ctx.inner.config.connect_timeout, handshake).then(move |r| match r {

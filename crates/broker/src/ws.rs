@@ -16,9 +16,27 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 /// The path MQTT clients connect to.
 pub const PATH: &str = "/mqtt";
 
-/// Performs the server side of the WebSocket handshake; refuses other paths with 404 and picks
-/// the `mqtt` subprotocol when offered.
-pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S, max_frame: usize) -> Result<WsStream<S>, WsError> {
+/// Which web pages may open a WebSocket: `None` any; `Some(list)` a request without `Origin`
+/// (not a browser), a loopback origin (`http(s)://localhost`, `127.x.x.x`, `[::1]`, any port),
+/// or one of `list` exactly (`*` in it allows any).
+pub type Origins = Option<std::sync::Arc<[String]>>;
+
+/// Whether `origin` is a loopback origin or in `allowed`.
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+        return true;
+    }
+    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else { return false };
+    let host = match rest.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => rest.rsplit_once(':').map_or(rest, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { rest }),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Performs the server side of the WebSocket handshake; refuses other paths with 404, an
+/// origin `origins` does not allow with 403, and picks the `mqtt` subprotocol when offered.
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S, max_frame: usize, origins: &Origins) -> Result<WsStream<S>, WsError> {
     // The callback's shape (and its large error type) is tungstenite's.
     #[allow(clippy::result_large_err)]
     let callback = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
@@ -26,6 +44,15 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(io: S, max_frame: usize) 
             let mut e = ErrorResponse::new(Some(format!("MQTT is served on {PATH}")));
             *e.status_mut() = StatusCode::NOT_FOUND;
             return Err(e);
+        }
+        if let (Some(allowed), Some(origin)) = (origins, req.headers().get("origin")) {
+            let origin = origin.to_str().unwrap_or("");
+            if !origin_allowed(origin, allowed) {
+                tracing::info!(origin, "WebSocket upgrade from a web page of another origin refused (mqtt.ws_allowed_origins)");
+                let mut e = ErrorResponse::new(Some(format!("Origin {origin} is not allowed")));
+                *e.status_mut() = StatusCode::FORBIDDEN;
+                return Err(e);
+            }
         }
         let offered = req.headers().get_all("sec-websocket-protocol").iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','));
         let mut offered = offered.map(str::trim);
@@ -90,5 +117,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.ws).poll_close(cx).map_err(to_io)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn loopback_origins_and_the_list_are_allowed() {
+        for o in ["http://localhost", "http://localhost:3000", "https://127.0.0.1:8443", "http://[::1]:80", "http://127.9.9.9"] {
+            assert!(origin_allowed(o, &[]), "{o}");
+        }
+        for o in ["https://evil.example.com", "http://localhost.evil.com", "null", "file://", "http://10.0.0.1", "http://127.0.0.1.evil.com"] {
+            assert!(!origin_allowed(o, &[]), "{o}");
+        }
+        assert!(origin_allowed("https://app.example.com", &["https://app.example.com".into()]));
+        assert!(origin_allowed("https://anything", &["*".into()]));
     }
 }

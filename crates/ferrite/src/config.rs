@@ -229,6 +229,8 @@ pub struct MqttConfig {
     pub park_idle_after_ms: u64,
     pub packet_timeout_secs: u64,
     pub max_partial_packet_bytes_total: usize,
+    /// Origins of web pages allowed on ws_listen besides loopback ones ("*": any).
+    pub ws_allowed_origins: Vec<String>,
     /// The AWS IoT policy document applied to the unauthenticated loopback listeners
     /// (`listen`, `ws_listen`).
     pub local_policy: String,
@@ -300,6 +302,7 @@ impl Default for MqttConfig {
             park_idle_after_ms: b.park_idle_after.map_or(0, |d| d.as_millis() as u64),
             packet_timeout_secs: b.packet_timeout.as_secs(),
             max_partial_packet_bytes_total: b.max_partial_packet_bytes,
+            ws_allowed_origins: Vec::new(),
             local_policy: ALLOW_ALL_POLICY.into(),
         }
     }
@@ -392,6 +395,10 @@ packet_timeout_secs = 30
 # Bytes of packets still arriving, all connections together; a connection whose partial
 # packet (past its first 64 KiB) would take the total past it is closed (0x97).
 max_partial_packet_bytes_total = 268435456
+# Web pages allowed to open MQTT over WebSocket on ws_listen (which has no authentication):
+# besides clients sending no Origin (not browsers) and loopback origins (http://localhost:3000,
+# http://127.0.0.1, ...), these exact origins, e.g. ["https://dashboard.example.com"]; "*" any.
+ws_allowed_origins = []
 # The AWS IoT policy document that decides what clients of the unauthenticated listeners
 # (listen and ws_listen: loopback, for local development) may do. Its variables are
 # ${iot:ClientId} and ${aws:SourceIp}; resources are arn:aws:iot:<region>:<account_id>:client/...,
@@ -647,6 +654,7 @@ impl Config {
             park_idle_after: (m.park_idle_after_ms > 0).then(|| Duration::from_millis(m.park_idle_after_ms)),
             packet_timeout: Duration::from_secs(m.packet_timeout_secs),
             max_partial_packet_bytes: m.max_partial_packet_bytes_total,
+            ws_allowed_origins: Some(m.ws_allowed_origins.clone().into()),
         }
     }
 }

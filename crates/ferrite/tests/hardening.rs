@@ -477,3 +477,31 @@ fn bytes_of_packets_still_arriving_are_bounded_across_connections() {
     drop(conns);
     assert!(alive(server.port));
 }
+
+/// The status of a WebSocket upgrade on `/mqtt` with the given `Origin` header.
+fn upgrade_status(port: u16, origin: Option<&str>) -> Option<u16> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+    let req = format!(
+        "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n{origin}\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    http_status(&mut s, Duration::from_secs(5))
+}
+
+#[test]
+fn the_loopback_websocket_listener_refuses_other_web_pages() {
+    let server = Server::start_with(&["mqtt.ws_listen=127.0.0.1:0"]);
+    let ws = server.ports["ws"];
+    assert_eq!(upgrade_status(ws, Some("https://evil.example.com")), Some(403));
+    assert_eq!(upgrade_status(ws, Some("null")), Some(403));
+    assert_eq!(upgrade_status(ws, Some("http://localhost:3000")), Some(101));
+    assert_eq!(upgrade_status(ws, Some("http://127.0.0.1:8080")), Some(101));
+    assert_eq!(upgrade_status(ws, None), Some(101), "a client that is not a browser sends no Origin");
+    let listed = Server::start_with(&["mqtt.ws_listen=127.0.0.1:0", r#"mqtt.ws_allowed_origins=["https://dashboard.example.com"]"#]);
+    let ws = listed.ports["ws"];
+    assert_eq!(upgrade_status(ws, Some("https://dashboard.example.com")), Some(101));
+    assert_eq!(upgrade_status(ws, Some("https://evil.example.com")), Some(403));
+}
