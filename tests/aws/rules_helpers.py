@@ -22,6 +22,8 @@ def start_ferrite():
             f'functions.allowed_command_dirs=["{FUNCTIONS_DIR}"]',
             "rules.http_retry_backoff_ms=20",
             "functions.retry_backoff_ms=20",
+            # The tests' HTTP receivers and webhooks listen on loopback.
+            "functions.allow_private_targets=true",
         ]
     )
 

@@ -168,3 +168,29 @@ def test_an_allowed_will_is_still_published(tls, tiot):
         d.client.loop_stop()
     finally:
         watcher.stop()
+
+
+def test_webhooks_cannot_reach_private_addresses_by_default(tls):
+    """Server-side request forgery: a webhook function pointed at Ferrite's own API, the cloud
+    metadata address or any loopback service is refused at connect time (the default), and the
+    error does not carry the target's answer."""
+    from rules_helpers import ROLE, Receiver
+
+    lam = tls.client("lambda")
+    receiver = Receiver(body=b'{"secret": "internal"}')
+    try:
+        for name, url in [
+            ("own-api", f"{tls.endpoint}/metrics"),
+            ("metadata", "http://169.254.169.254/latest/meta-data/"),
+            ("loopback", f"{receiver.url}/fn"),
+            ("by-name", f"http://localhost:{tls.ports['http']}/healthz"),
+        ]:
+            lam.create_function(FunctionName=f"ssrf-{name}", Role=ROLE, Code={"ImageUri": url})
+            out = lam.invoke(FunctionName=f"ssrf-{name}", Payload=b"{}")
+            assert out.get("FunctionError") == "Unhandled", (name, out)
+            err = out["Payload"].read().decode()
+            assert "allow_private_targets" in err, (name, err)
+            assert "internal" not in err and "ferrite_" not in err, (name, err)
+        assert receiver.requests.empty(), "the loopback receiver was reached"
+    finally:
+        receiver.stop()

@@ -141,14 +141,14 @@ def test_republish_with_templates_and_mqtt5_headers(server, iot):
 
 def test_overlapping_rules_enable_disable_and_reserved_topics(server, iot):
     iot.create_topic_rule(ruleName="ov_a", topicRulePayload=rule("SELECT 'a' AS r, * FROM 'ov/#'", [republish("ovout/a")]))
-    iot.create_topic_rule(ruleName="ov_b", topicRulePayload=rule("SELECT VALUE n FROM 'ov/+'", [republish("$$aws/things/ovthing/shadow/ovout")]))
-    app = Client(server.mqtt_port, "ov-app", ["ovout/#", "$aws/things/ovthing/shadow/ovout"])
+    iot.create_topic_rule(ruleName="ov_b", topicRulePayload=rule("SELECT VALUE n FROM 'ov/+'", [republish("$$aws/things/ovthing/shadow/update")]))
+    app = Client(server.mqtt_port, "ov-app", ["ovout/#", "$aws/things/ovthing/shadow/update"])
     dev = Client(server.mqtt_port, "ov-dev")
     try:
         dev.publish("ov/x", {"n": 5})
         got = {m.topic: m.payload for m in (app.next(), app.next())}
         assert json.loads(got["ovout/a"]) == {"r": "a", "n": 5}
-        assert got["$aws/things/ovthing/shadow/ovout"] == b"5"
+        assert got["$aws/things/ovthing/shadow/update"] == b"5"
         iot.disable_topic_rule(ruleName="ov_b")
         assert iot.get_topic_rule(ruleName="ov_b")["rule"]["ruleDisabled"] is True
         dev.publish("ov/x", {"n": 6})
@@ -156,7 +156,7 @@ def test_overlapping_rules_enable_disable_and_reserved_topics(server, iot):
         app.none()
         iot.enable_topic_rule(ruleName="ov_b")
         dev.publish("ov/x", {"n": 7})
-        assert {app.next().topic, app.next().topic} == {"ovout/a", "$aws/things/ovthing/shadow/ovout"}
+        assert {app.next().topic, app.next().topic} == {"ovout/a", "$aws/things/ovthing/shadow/update"}
     finally:
         app.stop()
         dev.stop()

@@ -496,6 +496,11 @@ async_retries = 2
 retry_backoff_ms = 200
 # Largest result a function may return.
 max_result_bytes = 6291456
+# Webhook functions and the rules' http actions connect only to public addresses: a URL whose
+# host resolves to a loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
+# (169.254/16, the cloud metadata service; fe80::/10), shared or multicast address is refused at
+# connect time. True lets them reach such addresses (services on this host or its network).
+allow_private_targets = false
 "#;
 
 /// A configuration problem, reported before anything starts.

@@ -40,11 +40,20 @@ pub struct FunctionsSettings {
     pub retry_backoff_ms: u64,
     /// Largest result a function may return.
     pub max_result_bytes: usize,
+    /// Webhooks and rules' http actions may reach loopback, private and link-local addresses.
+    pub allow_private_targets: bool,
 }
 
 impl Default for FunctionsSettings {
     fn default() -> Self {
-        FunctionsSettings { allowed_command_dirs: Vec::new(), max_concurrency: 8, async_retries: 2, retry_backoff_ms: 200, max_result_bytes: 6 * 1024 * 1024 }
+        FunctionsSettings {
+            allowed_command_dirs: Vec::new(),
+            max_concurrency: 8,
+            async_retries: 2,
+            retry_backoff_ms: 200,
+            max_result_bytes: 6 * 1024 * 1024,
+            allow_private_targets: false,
+        }
     }
 }
 
@@ -95,6 +104,7 @@ pub fn functions_config(s: &FunctionsSettings, region: &str, account_id: &str) -
         async_retries: s.async_retries,
         retry_backoff: Duration::from_millis(s.retry_backoff_ms),
         max_result_bytes: s.max_result_bytes,
+        allow_private_targets: s.allow_private_targets,
         region: region.to_string(),
         account_id: account_id.to_string(),
     }

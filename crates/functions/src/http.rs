@@ -1,6 +1,11 @@
 //! A small HTTP/1.1 client over hyper's pooled client: plain HTTP and HTTPS (rustls with the
 //! system's root certificates), one POST at a time with a deadline and a cap on the response
 //! body (a longer body is cut and flagged). Shared by webhook functions and the rules engine's `http` action.
+//!
+//! Egress is checked where the connection is made: the host is resolved, and unless private
+//! targets are allowed an address that is loopback, private, link-local (the cloud metadata
+//! service at 169.254.169.254), shared, unspecified or multicast is refused; the connection goes
+//! to the very address that was checked (no second lookup to rebind).
 
 use bytes::Bytes;
 use http::Uri;
@@ -55,15 +60,10 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-impl Default for HttpClient {
-    fn default() -> HttpClient {
-        HttpClient::new()
-    }
-}
-
 impl HttpClient {
-    /// A client trusting the system's root certificates for HTTPS.
-    pub fn new() -> HttpClient {
+    /// A client trusting the system's root certificates for HTTPS; it connects only to public
+    /// addresses unless `allow_private` ([`is_public`]).
+    pub fn new(allow_private: bool) -> HttpClient {
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
@@ -84,7 +84,7 @@ impl HttpClient {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
-            .build(Connector { tls });
+            .build(Connector { tls, allow_private });
         HttpClient { client }
     }
 
@@ -151,6 +151,38 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 #[derive(Clone)]
 struct Connector {
     tls: Option<tokio_rustls::TlsConnector>,
+    allow_private: bool,
+}
+
+/// Whether `ip` is a public unicast address: not loopback, private (RFC 1918, fc00::/7),
+/// link-local, shared (100.64.0.0/10), unspecified, broadcast, documentation, benchmarking or
+/// multicast (IPv4-mapped IPv6 addresses are judged as IPv4).
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80)
+        }
+    }
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -164,12 +196,29 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, uri: Uri) -> Self::Future {
         let tls = self.tls.clone();
+        let allow_private = self.allow_private;
         Box::pin(async move {
             let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, m.to_string());
             let https = uri.scheme_str() == Some("https");
             let host = uri.host().ok_or_else(|| bad("URL without a host"))?.trim_start_matches('[').trim_end_matches(']').to_string();
             let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            let mut refused = None;
+            let mut target = None;
+            for addr in tokio::net::lookup_host((host.as_str(), port)).await? {
+                if allow_private || is_public(addr.ip()) {
+                    target = Some(addr);
+                    break;
+                }
+                refused = Some(addr.ip());
+            }
+            let Some(target) = target else {
+                let why = match refused {
+                    Some(ip) => format!("{host} is {ip}, a private, loopback or link-local address (functions.allow_private_targets is off)"),
+                    None => format!("{host} has no address"),
+                };
+                return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, why));
+            };
+            let tcp = TcpStream::connect(target).await?;
             let _ = tcp.set_nodelay(true);
             if !https {
                 return Ok(TokioIo::new(Stream::Plain(tcp)));
@@ -263,7 +312,7 @@ mod tests {
     #[tokio::test]
     async fn posts_with_headers_and_reads_the_response() {
         let (url, server) = one_shot(201, "{\"ok\":true}").await;
-        let c = HttpClient::new();
+        let c = HttpClient::new(true);
         let r = c
             .post(&url, &[("x-test".into(), "1".into())], Bytes::from_static(b"{\"a\":1}"), Duration::from_secs(5), 1024)
             .await
@@ -277,9 +326,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn private_targets_are_refused_unless_allowed() {
+        let (url, _server) = one_shot(200, "secret").await;
+        let c = HttpClient::new(false);
+        for target in [url.as_str(), "http://169.254.169.254/latest/meta-data/", "http://[::1]:9/", "http://10.1.2.3:9/", "http://localhost:9/"] {
+            let e = c.post(target, &[], Bytes::new(), Duration::from_secs(5), 64).await.unwrap_err();
+            assert!(e.to_string().contains("functions.allow_private_targets"), "{target}: {e}");
+        }
+        for ip in ["127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1", "224.0.0.1"] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
     async fn limits_timeouts_and_bad_urls_are_errors() {
         let (url, _server) = one_shot(200, "0123456789").await;
-        let c = HttpClient::new();
+        let c = HttpClient::new(true);
         let r = c.post(&url, &[], Bytes::new(), Duration::from_secs(5), 4).await.unwrap();
         assert_eq!((&r.body[..], r.truncated), (&b"0123"[..], true));
         let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -126,10 +126,11 @@ fn timed_out(f: &Function) -> Invocation {
     Invocation::failed("Sandbox.Timedout", format!("Task timed out after {}.00 seconds", f.timeout_secs))
 }
 
-/// The start of a body, as text, for error messages.
+/// The start of a remote body for an error message: at most 128 bytes, control characters
+/// dropped (what another service answered is not echoed back whole).
 fn snippet(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(512)]);
-    s.trim().to_string()
+    let s = String::from_utf8_lossy(&b[..b.len().min(128)]);
+    s.chars().filter(|c| !c.is_control()).collect::<String>().trim().to_string()
 }
 
 /// A result that must be JSON (empty means `null`).

@@ -51,6 +51,9 @@ pub struct FunctionsConfig {
     pub retry_backoff: Duration,
     /// Largest result (stdout or response body) accepted.
     pub max_result_bytes: usize,
+    /// Whether webhooks (and the rules' http actions) may reach loopback, private and
+    /// link-local addresses ([`http::is_public`]).
+    pub allow_private_targets: bool,
     /// ARNs are `arn:aws:lambda:{region}:{account_id}:function:{name}`.
     pub region: String,
     pub account_id: String,
@@ -64,6 +67,7 @@ impl Default for FunctionsConfig {
             async_retries: 2,
             retry_backoff: Duration::from_millis(200),
             max_result_bytes: 6 * 1024 * 1024,
+            allow_private_targets: false,
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
         }
@@ -249,7 +253,8 @@ fn now_ms() -> i64 {
 impl Functions {
     /// The registry over `docs`.
     pub fn new(docs: Arc<Documents>, config: FunctionsConfig) -> Arc<Functions> {
-        Arc::new(Functions { docs, config, cache: Mutex::new(HashMap::new()), limits: Mutex::new(HashMap::new()), http: http::HttpClient::new() })
+        let http = http::HttpClient::new(config.allow_private_targets);
+        Arc::new(Functions { docs, config, cache: Mutex::new(HashMap::new()), limits: Mutex::new(HashMap::new()), http })
     }
 
     /// The settings in force.

@@ -22,7 +22,7 @@ fn fixture(name: &str, tweak: impl FnOnce(&mut FunctionsConfig)) -> Fixture {
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
     let docs = Arc::new(Documents::open(&dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
-    let mut config = FunctionsConfig { allowed_command_dirs: vec![dir.join("bin")], ..FunctionsConfig::default() };
+    let mut config = FunctionsConfig { allowed_command_dirs: vec![dir.join("bin")], allow_private_targets: true, ..FunctionsConfig::default() };
     tweak(&mut config);
     Fixture { functions: Functions::new(docs, config), dir }
 }

@@ -40,7 +40,7 @@ fn fixture_with(name: &str, config: RulesConfig) -> Fixture {
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     let docs = Arc::new(store::Documents::open(&dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
     let broker = Broker::new(Default::default());
-    let fconfig = functions::FunctionsConfig { allowed_command_dirs: vec![dir.join("bin")], retry_backoff: std::time::Duration::from_millis(1), ..Default::default() };
+    let fconfig = functions::FunctionsConfig { allowed_command_dirs: vec![dir.join("bin")], retry_backoff: std::time::Duration::from_millis(1), allow_private_targets: true, ..Default::default() };
     let functions = functions::Functions::new(docs.clone(), fconfig);
     let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default()).unwrap();
     let rules = Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows), config).unwrap();
