@@ -505,3 +505,54 @@ fn the_loopback_websocket_listener_refuses_other_web_pages() {
     assert_eq!(upgrade_status(ws, Some("https://dashboard.example.com")), Some(101));
     assert_eq!(upgrade_status(ws, Some("https://evil.example.com")), Some(403));
 }
+
+/// A small tmpfs, unmounted on drop (needs root, as CI and this project's machines run).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = std::env::temp_dir().join(format!("ferrite-smalldisk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&dir).status().is_ok_and(|s| s.success());
+        assert!(ok, "mounting a tmpfs needs root (this suite runs as root, as CI does)");
+        SmallDisk(dir)
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn a_persistent_session_is_not_acknowledged_when_its_commit_fails() {
+    let disk = SmallDisk::mount("8m");
+    let server = Server::start_in(disk.0.join("data"), &["store.sync=full"]);
+    assert!(alive(server.port));
+    let filler = disk.fill();
+    let mut c = connect_packet(Protocol::V5, "durable");
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(300);
+    let mut raw = Raw::open(server.port, Protocol::V5);
+    raw.send(&Packet::Connect(Box::new(c.clone())));
+    let got = raw.expect_close();
+    assert!(!got.iter().any(|p| matches!(p, Packet::ConnAck(a) if a.reason == ReasonCode::SUCCESS)), "CONNACK sent for a session that was not stored: {got:?}");
+    // With room again, the same connect is acknowledged.
+    std::fs::remove_file(filler).unwrap();
+    let (_raw, ack) = Raw::connect_with(server.port, c);
+    assert_eq!(ack.reason, ReasonCode::SUCCESS);
+    drop(server);
+}

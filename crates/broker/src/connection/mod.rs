@@ -355,6 +355,10 @@ impl<S: Stream> Conn<S> {
                 if let Some(done) = self.broker.persist_durable(ops)
                     && !matches!(done.await, Ok(true))
                 {
+                    // Acknowledged means durable: the answers to what was not committed (a
+                    // persistent session's CONNACK, PUBACKs, SUBACKs) are never sent.
+                    tracing::warn!(client_id = %self.client_id, "store commit failed: answers withheld, closing");
+                    self.wbuf.clear();
                     return Exit::Error(ReasonCode::UNSPECIFIED_ERROR);
                 }
             }

@@ -39,6 +39,11 @@ impl Server {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("ferrite-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
+        Server::start_in(dir, sets)
+    }
+
+    /// Starts Ferrite on the data directory `dir` (removed when the server is dropped).
+    pub fn start_in(dir: PathBuf, sets: &[&str]) -> Server {
         let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
         let (child, ports, creds) = Server::spawn(&dir, &sets);
         Server { child, port: ports["mqtt"], dir, sets, ports, creds }
