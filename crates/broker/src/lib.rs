@@ -347,8 +347,6 @@ impl BrokerInner {
         self.sessions().get(client_id).cloned()
     }
 
-    /// Returns the existing session for `client_id` (unless `clean`), or a new one; an existing
-    /// session replaced by a clean start is discarded. The bool is "session present".
     /// The session for a new connection acting as `principal`: the existing one unless `clean`,
     /// or a fresh one (ending the existing one). A session is resumed only by its own principal:
     /// a connection of another principal (a loopback client taking a device's client id, another

@@ -556,3 +556,33 @@ fn a_persistent_session_is_not_acknowledged_when_its_commit_fails() {
     assert_eq!(ack.reason, ReasonCode::SUCCESS);
     drop(server);
 }
+
+#[test]
+fn a_subscriber_gets_every_retained_message_even_beyond_its_queue_bound() {
+    let server = Server::start_with(&["mqtt.max_queued_messages=100"]);
+    let (mut publisher, _) = Raw::connect(server.port, Protocol::V5, "retainer");
+    const N: usize = 3003;
+    for i in 0..N {
+        publisher.send(&Packet::Publish(Publish { retain: true, topic: format!("k9/{i}").as_str().into(), payload: Bytes::from_static(b"r"), ..Default::default() }));
+    }
+    // A QoS 1 round trip after them: every retained message is stored by then.
+    assert_eq!(publish(&mut publisher, "k9-done", false), ReasonCode::NO_MATCHING_SUBSCRIBERS);
+    for (qos, id) in [(QoS::AtLeastOnce, "sub-1"), (QoS::AtMostOnce, "sub-0")] {
+        let (mut sub, _) = Raw::connect(server.port, Protocol::V5, id);
+        sub.send(&Packet::Subscribe(Subscribe { packet_id: 1, filters: vec![("k9/#".into(), SubscriptionOptions { qos, ..Default::default() })], ..Default::default() }));
+        let mut seen = std::collections::HashSet::new();
+        while seen.len() < N {
+            match sub.recv() {
+                Some(Packet::Publish(p)) => {
+                    assert!(p.retain);
+                    if p.qos == QoS::AtLeastOnce {
+                        sub.send(&Packet::PubAck(mqtt::PubResp::new(p.packet_id)));
+                    }
+                    seen.insert(p.topic.to_string());
+                }
+                Some(Packet::SubAck(_)) => {}
+                other => panic!("{id}: after {} retained messages: {other:?}", seen.len()),
+            }
+        }
+    }
+}

@@ -210,6 +210,7 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
         throttled_until: None,
         partial_since: None,
         partial_held: 0,
+        retained_backlog: None,
     };
     tracing::debug!(
         client_id = %conn.client_id,

@@ -265,6 +265,13 @@ impl<S: Stream> Conn<S> {
         }
         self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, reasons, ..Default::default() }));
         if !retained.is_empty() {
+            // As many as the queue has room for now, ahead of live messages; the rest follow
+            // under flow control as the client takes them ([`Conn::refill_retained`]).
+            let room = self.queue_bound().saturating_sub(self.session.lock().queue().len()).max(1);
+            if retained.len() > room {
+                let rest = retained.split_off(room);
+                self.retained_backlog.get_or_insert_default().extend(rest);
+            }
             self.broker.offer_at(&self.session, live_from, retained, &mut self.ops);
         }
         None

@@ -130,6 +130,8 @@ pub(crate) struct Conn<S> {
     partial_since: Option<Instant>,
     /// The bytes of that packet counted in the broker's `partial_bytes`.
     partial_held: usize,
+    /// Retained messages new subscriptions are still owed, beyond what their queue could take.
+    retained_backlog: Option<Box<std::collections::VecDeque<crate::message::Delivery>>>,
 }
 
 /// What a connection keeps from its listener while it lives (and, parked, in its record).
@@ -316,6 +318,7 @@ impl<S: sock::Parkable> Conn<S> {
             throttled_until: None,
             partial_since: None,
             partial_held: 0,
+            retained_backlog: None,
             ops: Vec::new(),
         }
     }
@@ -382,7 +385,7 @@ impl<S: Stream> Conn<S> {
             let packet_due = self.partial_since.map(|t| tokio::time::Instant::from_std(t + self.broker.config.packet_timeout));
             let park_at = self
                 .idle_after
-                .filter(|_| self.rbuf.is_empty() && self.pressure.is_none() && self.throttled_until.is_none())
+                .filter(|_| self.rbuf.is_empty() && self.pressure.is_none() && self.throttled_until.is_none() && self.retained_backlog.is_none())
                 .map(|d| tokio::time::Instant::from_std(self.last_active + d));
             let deadline = [keep_alive, self.throttled_until, park_at, packet_due].into_iter().flatten().min();
             tokio::select! {

@@ -70,9 +70,39 @@ impl<S: Stream> Conn<S> {
                 self.broker.metrics.messages_sent[q].fetch_add(std::mem::take(n), std::sync::atomic::Ordering::Relaxed);
             }
         }
-        if more {
+        let refilled = self.refill_retained();
+        if more || refilled {
             self.kick.notify_one();
         }
+    }
+
+    /// The queue bound of this connection's session.
+    pub(super) fn queue_bound(&self) -> usize {
+        self.session.lock().max_queued.map_or(self.broker.config.max_queued_messages, |m| m.get() as usize)
+    }
+
+    /// Moves retained messages a subscription is still owed into the queue as it has room
+    /// (a subscription matching more retained messages than the queue holds gets them all, at
+    /// the pace the client takes them). Returns whether it moved any.
+    fn refill_retained(&mut self) -> bool {
+        if self.retained_backlog.is_none() {
+            return false;
+        }
+        let bound = self.queue_bound();
+        let room = bound.saturating_sub(self.session.lock().queue().len());
+        let Some(backlog) = self.retained_backlog.as_mut() else { return false };
+        if room < bound / 2 && room < backlog.len() {
+            return false; // wait for half the queue, so refills come in batches
+        }
+        let batch: Vec<_> = backlog.drain(..room.min(backlog.len())).collect();
+        if backlog.is_empty() {
+            self.retained_backlog = None;
+        }
+        if batch.is_empty() {
+            return false;
+        }
+        self.broker.offer_at(&self.session, usize::MAX, batch, &mut self.ops);
+        true
     }
 
     /// Deletes a stored delivery that will never be sent.
