@@ -194,3 +194,38 @@ def test_webhooks_cannot_reach_private_addresses_by_default(tls):
         assert receiver.requests.empty(), "the loopback receiver was reached"
     finally:
         receiver.stop()
+
+
+def test_an_x509_v1_device_certificate_connects(tls, tiot):
+    """AWS's documented `openssl x509 -req` flow makes version 1 certificates (no extensions):
+    registered, they connect and are held to their policies like any other."""
+    import subprocess
+
+    key, csr, crt = tls.dir / "v1.key", tls.dir / "v1.csr", tls.dir / "v1.crt"
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-subj", "/CN=v1-dev", "-out", str(csr)], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-signkey", str(key), "-out", str(crt), "-days", "30", "-sha256"], check=True, capture_output=True)
+    text = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-text"], check=True, capture_output=True, text=True).stdout
+    assert "Version: 1 (0x0)" in text
+    registered = tiot.register_certificate_without_ca(certificatePem=crt.read_text(), status="ACTIVE")
+    doc = policy(
+        [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{BASE}:client/v1-dev"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": f"{BASE}:topic/v1/*"},
+        ]
+    )
+    tiot.create_policy(policyName="v1-policy", policyDocument=doc)
+    tiot.attach_policy(policyName="v1-policy", target=registered["certificateArn"])
+    d = Device(tls.ports["mqtts"], "v1-dev", ca=tls.dir / "certs" / "ca.pem", cert=crt, key=key)
+    try:
+        assert connect_ok(d.connect())
+        assert not d.publish("v1/x").is_failure
+        assert d.publish("other/x").value == 0x87
+    finally:
+        d.stop()
+    # Revoked, it no longer passes the handshake's signature check.
+    tiot.update_certificate(certificateId=registered["certificateId"], newStatus="REVOKED")
+    again = Device(tls.ports["mqtts"], "v1-dev", ca=tls.dir / "certs" / "ca.pem", cert=crt, key=key)
+    try:
+        assert not connect_ok(again.connect())
+    finally:
+        again.stop()

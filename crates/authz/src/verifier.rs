@@ -29,6 +29,22 @@ impl std::fmt::Debug for DynamicClientVerifier {
 }
 
 impl DynamicClientVerifier {
+    /// The handshake signature of an X.509 v1 certificate (as AWS's documented `openssl x509
+    /// -req` flow makes them), which webpki refuses to read: checked with the certificate's key
+    /// directly. Only a registered ACTIVE v1 certificate gets this far ([`Self::verify_client_cert`]
+    /// accepts v1 certificates only when registered); any other keeps webpki's error.
+    fn verify_v1(&self, webpki: rustls::Error, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if !identity::x509::is_v1(cert) || !self.authz.is_registered_active(&identity::certificate_id(cert)) {
+            return Err(webpki);
+        }
+        let algorithms = self.provider.signature_verification_algorithms.mapping.iter().find(|(s, _)| *s == dss.scheme).map(|(_, a)| *a).unwrap_or(&[]);
+        if identity::x509::verify_signature_with_cert_key(cert, algorithms, message, dss.signature()) {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature))
+        }
+    }
+
     /// A verifier trusting `static_roots` (Ferrite's CA and configured CA files) plus the ACTIVE
     /// registered CA certificates; `mandatory`: connections without a certificate fail the
     /// handshake.
@@ -99,10 +115,12 @@ impl ClientCertVerifier for DynamicClientVerifier {
 
     fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+            .or_else(|e| self.verify_v1(e, message, cert, dss))
     }
 
     fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+            .or_else(|e| self.verify_v1(e, message, cert, dss))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

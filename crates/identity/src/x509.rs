@@ -120,6 +120,26 @@ fn time_ms(t: ASN1Time) -> i64 {
     t.timestamp().saturating_mul(1000)
 }
 
+/// Whether a certificate (DER) is an X.509 version 1 certificate (no extensions: what
+/// `openssl x509 -req` makes without an extensions file). webpki refuses these outright.
+pub fn is_v1(der: &[u8]) -> bool {
+    X509Certificate::from_der(der).is_ok_and(|(_, c)| c.version() == X509Version::V1)
+}
+
+/// Checks a TLS handshake signature made with the key of a certificate (DER) that webpki will
+/// not read (an X.509 v1 certificate): `algorithms` are the verification algorithms of the
+/// negotiated signature scheme; the certificate's subject public key is tried with each.
+pub fn verify_signature_with_cert_key(
+    der: &[u8],
+    algorithms: &[&dyn rustls::pki_types::SignatureVerificationAlgorithm],
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else { return false };
+    let key = &cert.public_key().subject_public_key.data;
+    algorithms.iter().any(|alg| alg.verify_signature(key, message, signature).is_ok())
+}
+
 /// Reads a DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, X509Error> {
     let (rest, cert) = X509Certificate::from_der(der).map_err(|e| X509Error::Invalid(format!("The certificate cannot be parsed: {e}")))?;
