@@ -131,6 +131,7 @@ pub(crate) struct Conn<S> {
     /// The bytes of that packet counted in the broker's `partial_bytes`.
     partial_held: usize,
     /// Retained messages new subscriptions are still owed, beyond what their queue could take.
+    #[allow(clippy::box_collection, reason = "one pointer instead of a VecDeque's four words in every connection's future")]
     retained_backlog: Option<Box<std::collections::VecDeque<crate::message::Delivery>>>,
 }
 
