@@ -8,25 +8,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-import pytest
 
-from conftest import Ferrite
 from identity_helpers import Device, connect_ok
-from test_identity import ACCOUNT, BASE, device, policy, provision, thing_policy
+from test_identity import BASE, policy, provision, thing_policy
+from test_identity import tiot, tls  # noqa: F401 (the fixtures: a Ferrite with MQTT over TLS, its iot client)
 
 QUIET = 2
-
-
-@pytest.fixture(scope="module")
-def tls():
-    f = Ferrite(extra_sets=["mqtt.tls_listen=127.0.0.1:0", f"aws.account_id=\"{ACCOUNT}\""])
-    yield f
-    f.stop()
-
-
-@pytest.fixture(scope="module")
-def tiot(tls):
-    return tls.client("iot")
 
 
 class Persistent:
