@@ -119,6 +119,7 @@ impl Api {
             }
         }
         let id = request_id();
+        let query_protocol = self.signing_service(&req).and_then(|s| self.services.get(s.as_str())).is_some_and(|s| s.query_operations().is_some());
         let (op, result) = self.dispatch(req, &id).await;
         let status = match &result {
             Ok(r) => r.status,
@@ -149,6 +150,12 @@ impl Api {
                 *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
                 resp
             }
+            Err(e) if query_protocol => {
+                let mut resp = Response::new(Full::new(Bytes::from(crate::iam::xml_error(&e, &id))));
+                *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                resp.headers_mut().insert("content-type", HeaderValue::from_static("text/xml"));
+                resp
+            }
             Err(e) => {
                 let mut resp = Response::new(Full::new(Bytes::from(e.body().to_string())));
                 *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -161,6 +168,16 @@ impl Api {
             response.headers_mut().insert("x-amzn-requestid", v);
         }
         response
+    }
+
+    /// The service named in a request's credential scope (`AKID/date/region/SERVICE/aws4_request`),
+    /// read without verifying anything: it only picks the shape of an error answer.
+    fn signing_service(&self, req: &http::Request<Incoming>) -> Option<String> {
+        let credential = match req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            Some(auth) => auth.split("Credential=").nth(1)?.split(',').next()?.to_string(),
+            None => req.uri().query()?.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential=")).and_then(crate::service::decode)?,
+        };
+        credential.split('/').nth(3).map(str::to_string)
     }
 
     /// Authenticates and routes a request; returns the operation name (for metrics) and the result.
@@ -193,11 +210,11 @@ impl Api {
             return ("unknown", Err(ApiError::new(404, "UnknownServiceException", format!("Ferrite does not serve {:?}.", caller.service))));
         };
         let method = parts.method.as_str();
-        let Some((route, params)) = service.routes().iter().filter(|r| r.method == method).find_map(|r| match_path(r.path, path).map(|p| (r, p))) else {
+        let Some((route, mut params)) = service.routes().iter().filter(|r| r.method == method).find_map(|r| match_path(r.path, path).map(|p| (r, p))) else {
             let e = ApiError::new(404, "UnknownOperationException", format!("No {} operation answers {method} {path}.", caller.service));
             return ("unknown", Err(e));
         };
-        let query = query
+        let query: Vec<(String, String)> = query
             .split('&')
             .filter(|p| !p.is_empty())
             .filter_map(|p| {
@@ -205,8 +222,25 @@ impl Api {
                 Some((crate::service::decode(k)?, crate::service::decode(v)?))
             })
             .collect();
+        let mut op = route.op;
+        if let Some(ops) = service.query_operations() {
+            params = crate::iam::form_fields(&body, &query);
+            op = match crate::iam::query_operation(ops, &params) {
+                Ok(o) => o,
+                Err(e) => return ("unknown", Err(e)),
+            };
+        }
+        // Every operation goes through IAM: a root key may do anything, a user's key what its
+        // policies allow.
+        let who = match crate::iam::caller(&self.keys, &self.users, &caller.access_key) {
+            Ok(w) => w,
+            Err(e) => return ("unauthenticated", Err(e)),
+        };
+        if let Err(e) = crate::iam::authorize(&who, service.signing_name(), op, &params, &self.config.region, &self.config.account_id) {
+            return (op, Err(e));
+        }
         let request = ApiRequest {
-            op: route.op,
+            op,
             method: method.to_string(),
             params,
             query,
@@ -215,7 +249,7 @@ impl Api {
             caller,
             request_id: id.to_string(),
         };
-        (route.op, service.call(request).await)
+        (op, service.call(request).await)
     }
 
     /// Reads a request's body: at most `api.max_body_bytes` (413, refused from Content-Length

@@ -1,5 +1,6 @@
-//! Access keys for SigV4: stored as documents (kind `access-key`), created on first start and by
-//! `ferrite keys`, looked up (with a short cache) for every signed request.
+//! Access keys for SigV4: stored as documents (kind `access-key`), created on first start, by
+//! `ferrite keys` (root keys) and by IAM's CreateAccessKey (a user's keys), looked up (with a
+//! short cache) for every signed request. An Inactive key signs nothing.
 
 use rand_bytes::random;
 use serde::{Deserialize, Serialize};
@@ -20,13 +21,23 @@ pub struct AccessKey {
     pub secret: String,
     pub description: String,
     pub created_ms: i64,
+    /// The IAM user the key belongs to; `None`: a root key (full access).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// `Active` or `Inactive` (IAM's UpdateAccessKey).
+    #[serde(default = "active")]
+    pub status: String,
+}
+
+fn active() -> String {
+    "Active".into()
 }
 
 /// Access keys, backed by the documents table.
 #[derive(Debug)]
 pub struct Keys {
     docs: Arc<Documents>,
-    cache: Mutex<HashMap<String, (String, Instant)>>,
+    cache: Mutex<HashMap<String, (AccessKey, Instant)>>,
 }
 
 mod rand_bytes {
@@ -39,6 +50,13 @@ mod rand_bytes {
     }
 }
 
+/// An AWS-style identifier: `prefix` and `n` (at most 32) random upper-case letters and digits.
+pub(crate) fn random_id(prefix: &str, n: usize) -> String {
+    let mut id = encode(&random::<32>(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    id.truncate(n);
+    format!("{prefix}{id}")
+}
+
 fn encode(bytes: &[u8], alphabet: &[u8]) -> String {
     bytes.iter().map(|b| alphabet[*b as usize % alphabet.len()] as char).collect()
 }
@@ -49,19 +67,29 @@ impl Keys {
         Keys { docs, cache: Mutex::new(HashMap::new()) }
     }
 
-    /// The secret of an access key id.
+    /// The documents the keys are kept in.
+    pub(crate) fn docs(&self) -> &Arc<Documents> {
+        &self.docs
+    }
+
+    /// The secret of an Active access key id.
     pub fn secret(&self, id: &str) -> Option<String> {
+        self.get(id).map(|k| k.secret)
+    }
+
+    /// An Active access key (cached for a few seconds).
+    pub fn get(&self, id: &str) -> Option<AccessKey> {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((secret, at)) = cache.get(id)
+        if let Some((key, at)) = cache.get(id)
             && at.elapsed() < CACHE_TTL
         {
-            return Some(secret.clone());
+            return Some(key.clone());
         }
-        let found = self.docs.get(KIND, id).ok().flatten().and_then(|v| serde_json::from_str::<AccessKey>(&v).ok());
+        let found = self.load(id).filter(|k| k.status == "Active");
         match found {
             Some(k) => {
-                cache.insert(id.to_string(), (k.secret.clone(), Instant::now()));
-                Some(k.secret)
+                cache.insert(id.to_string(), (k.clone(), Instant::now()));
+                Some(k)
             }
             None => {
                 cache.remove(id);
@@ -70,13 +98,38 @@ impl Keys {
         }
     }
 
-    /// Creates and stores a new key pair.
-    pub fn create(&self, description: &str) -> Result<AccessKey, StoreError> {
-        let id = format!("AKIA{}", encode(&random::<16>(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"));
-        let secret = encode(&random::<40>(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
-        let key = AccessKey { id, secret, description: description.to_string(), created_ms: broker::message::unix_ms() };
-        let value = serde_json::to_string(&key).unwrap_or_default();
+    /// A key as stored, whatever its status.
+    pub fn load(&self, id: &str) -> Option<AccessKey> {
+        self.docs.get(KIND, id).ok().flatten().and_then(|v| serde_json::from_str::<AccessKey>(&v).ok())
+    }
+
+    /// Stores a key as it now is (status changes take effect when the cache entry ages out,
+    /// within a few seconds — at once on this process: its cache entry is dropped).
+    pub fn put(&self, key: &AccessKey) -> Result<(), StoreError> {
+        let value = serde_json::to_string(key).unwrap_or_default();
         self.docs.apply(&[DocOp::Put { kind: KIND, key: key.id.clone(), value }])?;
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&key.id);
+        Ok(())
+    }
+
+    /// Creates and stores a new root key pair.
+    pub fn create(&self, description: &str) -> Result<AccessKey, StoreError> {
+        self.create_for(None, description)
+    }
+
+    /// Creates and stores a new key pair for `user` (`None`: root).
+    pub fn create_for(&self, user: Option<&str>, description: &str) -> Result<AccessKey, StoreError> {
+        let id = random_id("AKIA", 16);
+        let secret = encode(&random::<40>(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+        let key = AccessKey {
+            id,
+            secret,
+            description: description.to_string(),
+            created_ms: broker::message::unix_ms(),
+            user: user.map(str::to_string),
+            status: active(),
+        };
+        self.put(&key)?;
         Ok(key)
     }
 

@@ -7,6 +7,7 @@
 
 mod error;
 mod http;
+pub mod iam;
 pub mod iot;
 pub mod iotdata;
 pub mod lambda;
@@ -32,6 +33,8 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// The region requests must be signed for (the credential scope's region).
     pub region: String,
+    /// The account ARNs name (IAM users, authorization decisions).
+    pub account_id: String,
     /// How long a client has to send a request's body once its headers are in (408 beyond).
     pub body_timeout: std::time::Duration,
     /// Connections served at once per listener; more are closed at once.
@@ -48,6 +51,7 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 1024 * 1024,
             region: "us-east-1".into(),
+            account_id: "123456789012".into(),
             body_timeout: std::time::Duration::from_secs(30),
             max_connections: 1024,
             max_pending_body_bytes: 64 * 1024 * 1024,
@@ -59,7 +63,8 @@ impl Default for ApiConfig {
 /// The API: services by signing name, keys, metrics.
 pub struct Api {
     services: HashMap<&'static str, Arc<dyn Service>>,
-    keys: Keys,
+    keys: Arc<Keys>,
+    users: Arc<iam::Users>,
     config: ApiConfig,
     metrics: ApiMetrics,
     sources: Vec<Arc<dyn MetricsSource>>,
@@ -70,10 +75,25 @@ pub struct Api {
 }
 
 impl Api {
-    /// An API with no services yet.
+    /// An API serving IAM (users, their keys and policies) and STS; other services are added.
     pub fn new(keys: Keys, config: ApiConfig) -> Api {
         let body_budget = Arc::new(tokio::sync::Semaphore::new(config.max_pending_body_bytes.div_ceil(1024).min(tokio::sync::Semaphore::MAX_PERMITS)));
-        Api { services: HashMap::new(), keys, config, metrics: ApiMetrics::default(), sources: Vec::new(), ready: AtomicBool::new(false), body_budget }
+        let keys = Arc::new(keys);
+        let users = Arc::new(iam::Users::new(keys.docs().clone()));
+        let mut api = Api {
+            services: HashMap::new(),
+            keys: keys.clone(),
+            users: users.clone(),
+            config,
+            metrics: ApiMetrics::default(),
+            sources: Vec::new(),
+            ready: AtomicBool::new(false),
+            body_budget,
+        };
+        let account = api.config.account_id.clone();
+        api.add(Arc::new(iam::Iam::new(keys.clone(), users, &account)));
+        api.add(Arc::new(iam::Sts::new(keys, &account)));
+        api
     }
 
     /// Adds a service, reachable by its signing name.

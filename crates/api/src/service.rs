@@ -63,6 +63,11 @@ pub trait Service: Send + Sync + 'static {
     fn routes(&self) -> &'static [Route];
     /// Runs one operation.
     fn call(&self, req: ApiRequest) -> BoxReply<'_>;
+    /// For a service of AWS's query protocol (IAM, STS): its operations, named by the request's
+    /// `Action` field; the request's form fields then arrive as `params`, and errors go out as XML.
+    fn query_operations(&self) -> Option<&'static [&'static str]> {
+        None
+    }
 }
 
 impl ApiResponse {

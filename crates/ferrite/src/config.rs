@@ -76,11 +76,12 @@ impl Default for ApiSettings {
 }
 
 impl ApiSettings {
-    /// The API server's view of these settings, for requests signed for `region`.
-    pub fn api_config(&self, region: &str) -> api::ApiConfig {
+    /// The API server's view of these settings, for requests signed for `region` in `account_id`.
+    pub fn api_config(&self, region: &str, account_id: &str) -> api::ApiConfig {
         api::ApiConfig {
             max_body_bytes: self.max_body_bytes,
             region: region.to_string(),
+            account_id: account_id.to_string(),
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             max_connections: self.max_connections,
             max_pending_body_bytes: self.max_pending_body_bytes,

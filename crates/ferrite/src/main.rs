@@ -227,7 +227,7 @@ fn keys_command(command: KeysCommand) -> ExitCode {
             }
             KeysCommand::List { .. } => {
                 for k in keys.list()? {
-                    println!("{}\t{}", k.id, k.description);
+                    println!("{}\t{}\t{}\t{}", k.id, k.user.as_deref().unwrap_or("root"), k.status, k.description);
                 }
             }
             KeysCommand::Delete { id, .. } => {

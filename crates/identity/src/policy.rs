@@ -97,8 +97,31 @@ fn strings(v: &Value, what: &str) -> Result<Vec<String>, MalformedPolicy> {
     }
 }
 
-/// Parses a policy document.
+/// Parses an AWS IoT policy document (actions `iot:...`).
 pub fn parse(doc: &str) -> Result<Policy, MalformedPolicy> {
+    parse_with(doc, iot_action)
+}
+
+/// Parses an IAM policy document: the same grammar, actions of any service (`iot:CreateThing`,
+/// `lambda:Invoke*`, `iam:*`, `*`).
+pub fn parse_iam(doc: &str) -> Result<Policy, MalformedPolicy> {
+    parse_with(doc, |a| {
+        if a == "*" || a.split_once(':').is_some_and(|(svc, name)| !svc.is_empty() && !name.is_empty() && svc.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+            Ok(())
+        } else {
+            Err(MalformedPolicy(format!("Action {a:?} is not service:action")))
+        }
+    })
+}
+
+fn iot_action(a: &str) -> Result<(), MalformedPolicy> {
+    if a != "*" && !a.to_ascii_lowercase().starts_with("iot:") {
+        return Err(MalformedPolicy(format!("Action {a:?} is not an AWS IoT action (iot:...)")));
+    }
+    Ok(())
+}
+
+fn parse_with(doc: &str, action_ok: fn(&str) -> Result<(), MalformedPolicy>) -> Result<Policy, MalformedPolicy> {
     let v: Value = serde_json::from_str(doc).map_err(|e| MalformedPolicy(format!("Policy document is not valid JSON: {e}")))?;
     let obj = v.as_object().ok_or_else(|| MalformedPolicy("Policy document must be a JSON object".into()))?;
     for k in obj.keys() {
@@ -116,11 +139,11 @@ pub fn parse(doc: &str) -> Result<Policy, MalformedPolicy> {
         Some(s @ Value::Object(_)) => vec![s.clone()],
         _ => return Err(MalformedPolicy("Policy document must have a non-empty Statement".into())),
     };
-    let statements = statements.iter().map(statement).collect::<Result<Vec<_>, _>>()?;
+    let statements = statements.iter().map(|v| statement(v, action_ok)).collect::<Result<Vec<_>, _>>()?;
     Ok(Policy { statements })
 }
 
-fn statement(v: &Value) -> Result<Statement, MalformedPolicy> {
+fn statement(v: &Value, action_ok: fn(&str) -> Result<(), MalformedPolicy>) -> Result<Statement, MalformedPolicy> {
     let o = v.as_object().ok_or_else(|| MalformedPolicy("Each Statement must be a JSON object".into()))?;
     for k in o.keys() {
         if !matches!(k.as_str(), "Sid" | "Effect" | "Action" | "NotAction" | "Resource" | "NotResource" | "Condition") {
@@ -138,9 +161,7 @@ fn statement(v: &Value) -> Result<Statement, MalformedPolicy> {
         _ => return Err(MalformedPolicy("Statement needs exactly one of Action and NotAction".into())),
     };
     for a in &actions {
-        if a != "*" && !a.to_ascii_lowercase().starts_with("iot:") {
-            return Err(MalformedPolicy(format!("Action {a:?} is not an AWS IoT action (iot:...)")));
-        }
+        action_ok(a)?;
     }
     let (resources, not_resources) = match (o.get("Resource"), o.get("NotResource")) {
         (Some(r), None) => (strings(r, "Resource")?, false),

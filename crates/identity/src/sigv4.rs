@@ -333,7 +333,8 @@ pub fn verify_head(req: &Request, region: &str, secret_of: impl Fn(&str) -> Opti
     if !signed_headers.split(';').any(|h| h == "host") {
         return Err(AuthError::Malformed("'Host' must be a 'SignedHeader' in the AWS Authorization.".into()));
     }
-    if scope.region != region {
+    // IAM is global: botocore signs it for us-east-1 whatever the client's region.
+    if scope.region != region && !(scope.service == "iam" && scope.region == "us-east-1") {
         return Err(AuthError::WrongRegion(scope.region));
     }
     let request_secs = parse_amz_date(&amz_date).ok_or_else(|| AuthError::Malformed(format!("X-Amz-Date {amz_date:?} is not yyyymmddThhmmssZ")))?;
