@@ -24,6 +24,7 @@ def start_ferrite():
             "functions.retry_backoff_ms=20",
             # The tests' HTTP receivers and webhooks listen on loopback.
             "functions.allow_private_targets=true",
+            "rules.allow_plain_http=true",
         ]
     )
 

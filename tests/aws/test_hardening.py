@@ -4,6 +4,8 @@ only by its own principal, in-flight messages are resent only where iot:Receive 
 and a will is checked again when it is sent."""
 import queue
 
+import pytest
+
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -216,3 +218,12 @@ def test_an_x509_v1_device_certificate_connects(tls, tiot):
         assert not connect_ok(again.connect())
     finally:
         again.stop()
+
+
+def test_http_actions_need_https_by_default(tls, tiot):
+    payload = {"sql": "SELECT * FROM 'h/#'", "actions": [{"http": {"url": "http://example.com/hook"}}]}
+    with pytest.raises(tiot.exceptions.InvalidRequestException) as e:
+        tiot.create_topic_rule(ruleName="plain_http", topicRulePayload=payload)
+    assert "https://" in e.value.response["Error"]["Message"]
+    with pytest.raises(tiot.exceptions.InvalidRequestException):
+        tiot.create_topic_rule_destination(destinationConfiguration={"httpUrlConfiguration": {"confirmationUrl": "http://example.com/"}})

@@ -481,6 +481,9 @@ http_timeout_ms = 3000
 http_retries = 2
 # Pause before the first retry, doubled for each further one.
 http_retry_backoff_ms = 100
+# AWS requires https:// URLs for http actions and topic rule destinations; true also allows
+# http:// (local development).
+allow_plain_http = false
 
 [functions]
 # Ferrite functions stand in for AWS Lambda (rules' lambda action, aws_lambda(), the lambda API):

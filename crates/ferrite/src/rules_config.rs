@@ -18,11 +18,13 @@ pub struct RulesSettings {
     pub http_retries: u32,
     /// Pause before the first retry, doubled for each further one.
     pub http_retry_backoff_ms: u64,
+    /// http actions and destinations may use http:// URLs (AWS requires https://).
+    pub allow_plain_http: bool,
 }
 
 impl Default for RulesSettings {
     fn default() -> Self {
-        RulesSettings { max_inflight_actions_per_rule: 100, http_timeout_ms: 3000, http_retries: 2, http_retry_backoff_ms: 100 }
+        RulesSettings { max_inflight_actions_per_rule: 100, http_timeout_ms: 3000, http_retries: 2, http_retry_backoff_ms: 100, allow_plain_http: false }
     }
 }
 
@@ -93,6 +95,7 @@ pub fn rules_config(s: &RulesSettings, region: &str, account_id: &str) -> rules:
         http_retries: s.http_retries,
         http_retry_backoff: Duration::from_millis(s.http_retry_backoff_ms),
         enable_url_base: String::new(),
+        allow_plain_http: s.allow_plain_http,
     }
 }
 

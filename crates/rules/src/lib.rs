@@ -43,6 +43,8 @@ pub struct RulesConfig {
     pub http_retry_backoff: Duration,
     /// Where `enableUrl` in a destination confirmation points (`{base}/confirmdestination/{token}`).
     pub enable_url_base: String,
+    /// Whether http actions and destinations may use `http://` URLs (AWS requires HTTPS).
+    pub allow_plain_http: bool,
 }
 
 impl Default for RulesConfig {
@@ -55,6 +57,7 @@ impl Default for RulesConfig {
             http_retries: 2,
             http_retry_backoff: actions::DEFAULT_HTTP_BACKOFF,
             enable_url_base: "http://127.0.0.1:8080".into(),
+            allow_plain_http: false,
         }
     }
 }

@@ -172,11 +172,33 @@ impl Rules {
         Ok(self.docs.apply(&[DocOp::Put { kind: RULE_KIND, key: stored.name.clone(), value }])?)
     }
 
+    /// AWS requires HTTPS for http actions and their destinations (unless
+    /// `rules.allow_plain_http`, for local development).
+    fn check_https(&self, url: &str, what: &str) -> Result<(), RulesError> {
+        if url.starts_with("https://") || self.engine.config.allow_plain_http {
+            return Ok(());
+        }
+        Err(RulesError::Invalid(format!("{what} {url:?} must be an https:// URL (rules.allow_plain_http allows http://)")))
+    }
+
+    fn check_http_actions(&self, rule: &model::CompiledRule) -> Result<(), RulesError> {
+        for a in rule.actions.iter().chain(rule.error_action.as_ref()) {
+            if let model::Action::Http { url, confirmation_url, .. } = a {
+                self.check_https(&url.source, "url")?;
+                if let Some(c) = confirmation_url {
+                    self.check_https(&c.source, "confirmationUrl")?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// CreateTopicRule. An http action with fixed URLs gets its destination created (and its
     /// confirmation sent) when none exists for its confirmation URL.
     pub fn create_rule(&self, name: &str, payload: &Value, tags: Vec<(String, String)>) -> Result<(), RulesError> {
         model::validate_rule_name(name)?;
         let compiled = Arc::new(model::compile(name, payload)?);
+        self.check_http_actions(&compiled)?;
         let mut rules = self.lock();
         if rules.contains_key(name) {
             return Err(RulesError::AlreadyExists { message: format!("Rule {name} already exists."), arn: self.rule_arn(name) });
@@ -193,6 +215,7 @@ impl Rules {
     pub fn replace_rule(&self, name: &str, payload: &Value) -> Result<(), RulesError> {
         model::validate_rule_name(name)?;
         let compiled = Arc::new(model::compile(name, payload)?);
+        self.check_http_actions(&compiled)?;
         let mut rules = self.lock();
         let old = rules.get(name).ok_or_else(|| self.not_found("ReplaceTopicRule", name))?;
         self.ensure_destinations(&compiled)?;
@@ -317,6 +340,7 @@ impl Rules {
     pub fn create_destination(&self, confirmation_url: &str) -> Result<Destination, RulesError> {
         functions::http::parse_url(confirmation_url)
             .map_err(|_| RulesError::Invalid(format!("confirmationUrl {confirmation_url:?} must be an http:// or https:// URL")))?;
+        self.check_https(confirmation_url, "confirmationUrl")?;
         if confirmation_url.contains("${") {
             return Err(RulesError::Invalid("confirmationUrl must not hold a substitution template".into()));
         }

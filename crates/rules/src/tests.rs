@@ -27,7 +27,7 @@ impl Drop for Fixture {
 }
 
 fn config() -> RulesConfig {
-    RulesConfig { http_timeout: std::time::Duration::from_secs(2), http_retry_backoff: std::time::Duration::from_millis(10), ..RulesConfig::default() }
+    RulesConfig { http_timeout: std::time::Duration::from_secs(2), http_retry_backoff: std::time::Duration::from_millis(10), allow_plain_http: true, ..RulesConfig::default() }
 }
 
 fn fixture(name: &str) -> Fixture {
