@@ -123,14 +123,21 @@ def test_inflight_messages_are_resent_only_where_receive_is_still_allowed(tls, t
         again.stop()
 
 
+def will_device(tls, tiot, name):
+    """A provisioned device connected over mutual TLS with a QoS 1 will on dev/NAME/lastwill, and a
+    loopback watcher subscribed to dev/NAME/#. Returns (certificate, device, watcher)."""
+    created, cert, key = provision(tls, tiot, name, thing_policy(), f"{name}-policy")
+    watcher = loopback(tls, f"{name}-watcher")
+    assert watcher.subscribe(f"dev/{name}/#") == [1]
+    d = Device(tls.ports["mqtts"], name, ca=tls.dir / "certs" / "ca.pem", cert=cert, key=key)
+    d.client.will_set(f"dev/{name}/lastwill", b"offline", qos=1)
+    assert connect_ok(d.connect())
+    return created, d, watcher
+
+
 def test_a_will_is_not_sent_for_a_revoked_certificate(tls, tiot):
-    created, cert, key = provision(tls, tiot, "will-dev", thing_policy(), "will-dev-policy")
-    watcher = loopback(tls, "will-watcher")
+    created, d, watcher = will_device(tls, tiot, "will-dev")
     try:
-        assert watcher.subscribe("dev/will-dev/#") == [1]
-        d = Device(tls.ports["mqtts"], "will-dev", ca=tls.dir / "certs" / "ca.pem", cert=cert, key=key)
-        d.client.will_set("dev/will-dev/lastwill", b"offline", qos=1)
-        assert connect_ok(d.connect())
         tiot.update_certificate(certificateId=created["certificateId"], newStatus="REVOKED")
         assert d.disconnected_within(5) is not None
         d.stop()
@@ -144,13 +151,8 @@ def test_a_will_is_not_sent_for_a_revoked_certificate(tls, tiot):
 
 
 def test_an_allowed_will_is_still_published(tls, tiot):
-    _, cert, key = provision(tls, tiot, "will-ok", thing_policy(), "will-ok-policy")
-    watcher = loopback(tls, "will-ok-watcher")
+    _, d, watcher = will_device(tls, tiot, "will-ok")
     try:
-        assert watcher.subscribe("dev/will-ok/#") == [1]
-        d = Device(tls.ports["mqtts"], "will-ok", ca=tls.dir / "certs" / "ca.pem", cert=cert, key=key)
-        d.client.will_set("dev/will-ok/lastwill", b"offline", qos=1)
-        assert connect_ok(d.connect())
         d.client.socket().close()  # vanish without DISCONNECT
         msg = watcher.next_message(timeout=10)
         assert (msg.topic, msg.payload) == ("dev/will-ok/lastwill", b"offline")

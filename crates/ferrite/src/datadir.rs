@@ -68,6 +68,7 @@ pub struct Lock {
 /// this process's pid), or fails with "data directory in use by pid N". The kernel releases the
 /// lock when the process ends however it ends, so a crash never leaves a stale lock.
 pub fn lock(dir: &Path) -> anyhow::Result<Lock> {
+    create_private_dir(dir)?;
     let path = dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
         .read(true)

@@ -283,8 +283,8 @@ fn init_logging(c: &Config) -> Result<(), String> {
 fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
-        datadir::secure(&config.data_dir)?;
         // Held until the process ends: a second `ferrite serve` on this directory refuses to start.
+        // (`platform::documents` below makes the directory private.)
         let _lock = datadir::lock(&config.data_dir)?;
         let docs = platform::documents(&config)?;
         let identity = platform::identity(&config, &docs)?;
