@@ -1,0 +1,290 @@
+//! The state store: documents with revisions, atomic batches checked against expectations,
+//! point reads and paged scans, and a change log per domain in commit order with a wake-up.
+//! One interface ([`Backend`]), two implementations: SQLite (embedded) and PostgreSQL.
+//!
+//! A *domain* is one service's state (`registry`, `authz`, `shadow`, ...). Every commit gets
+//! the next sequence number of its domain, allocated inside the transaction, so the log of a
+//! domain has no holes and follows commit order: a reader that has seen sequence `n` has seen
+//! every commit before it. A document's revision is the sequence of the commit that last
+//! wrote it, so a revision never repeats, even across a delete and a re-create.
+
+mod block;
+pub mod contract;
+mod postgres;
+mod sqlite;
+
+pub use crate::SyncMode;
+pub use block::block_on;
+pub use postgres::{Postgres, connect as connect_postgres};
+pub use sqlite::{Sqlite, open as open_sqlite};
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A boxed future, so that [`Backend`] can be a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of a state store call.
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// Changes kept per domain; a reader further behind than this reloads instead.
+pub const KEPT_CHANGES: u64 = 100_000;
+
+/// The largest batch one commit may carry.
+pub const MAX_WRITES_PER_COMMIT: usize = 10_000;
+
+/// A stored document and its revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub value: String,
+    pub rev: u64,
+}
+
+/// What a write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Anything, including nothing.
+    Any,
+    /// No document under the key.
+    Absent,
+    /// Some document, whatever its revision.
+    Present,
+    /// The document at exactly this revision.
+    Rev(u64),
+}
+
+impl Expect {
+    /// Whether a document at `found` (`None`: absent) meets the expectation.
+    pub fn met_by(self, found: Option<u64>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Absent => found.is_none(),
+            Expect::Present => found.is_some(),
+            Expect::Rev(r) => found == Some(r),
+        }
+    }
+
+    /// The expectation that a document is exactly as seen (`None`: not there).
+    pub fn seen(rev: Option<u64>) -> Expect {
+        rev.map_or(Expect::Absent, Expect::Rev)
+    }
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Any => f.write_str("anything"),
+            Expect::Absent => f.write_str("no document"),
+            Expect::Present => f.write_str("a document"),
+            Expect::Rev(r) => write!(f, "revision {r}"),
+        }
+    }
+}
+
+/// What a write does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Put(String),
+    Delete,
+    /// Only checks the expectation (a precondition on a document the batch does not change).
+    Check,
+}
+
+/// One write of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub kind: String,
+    pub key: String,
+    pub action: Action,
+    pub expect: Expect,
+}
+
+impl Write {
+    pub fn put(kind: &str, key: impl Into<String>, value: impl Into<String>) -> Write {
+        Write { kind: kind.to_string(), key: key.into(), action: Action::Put(value.into()), expect: Expect::Any }
+    }
+
+    pub fn delete(kind: &str, key: impl Into<String>) -> Write {
+        Write { kind: kind.to_string(), key: key.into(), action: Action::Delete, expect: Expect::Any }
+    }
+
+    pub fn check(kind: &str, key: impl Into<String>, expect: Expect) -> Write {
+        Write { kind: kind.to_string(), key: key.into(), action: Action::Check, expect }
+    }
+
+    /// The same write with an expectation.
+    pub fn expect(mut self, expect: Expect) -> Write {
+        self.expect = expect;
+        self
+    }
+}
+
+/// A committed batch: its sequence in the domain (0 when it changed nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub seq: u64,
+}
+
+/// One entry of a domain's change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: u64,
+    pub kind: String,
+    pub key: String,
+    /// The document after the commit; `None`: deleted.
+    pub value: Option<String>,
+}
+
+/// A page of a domain's change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangePage {
+    /// Whole commits after the cursor, in sequence order.
+    pub changes: Vec<Change>,
+    /// The sequence to continue from (the last commit read, or the cursor).
+    pub next: u64,
+    /// The domain's latest sequence when the page was read.
+    pub head: u64,
+    /// True when changes after the cursor are no longer kept: the reader must reload.
+    pub gap: bool,
+}
+
+/// A state store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// An expectation was not met; nothing of the batch was written.
+    #[error("conflict on {kind} {key:?}: expected {expected}, found {}", found.map_or("no document".to_string(), |r| format!("revision {r}")))]
+    Conflict { kind: String, key: String, expected: Expect, found: Option<u64> },
+    /// A batch the store refuses (too large, a key written twice).
+    #[error("invalid batch: {0}")]
+    Invalid(String),
+    /// The database failed.
+    #[error("state store ({backend}) {what}: {detail}")]
+    Backend { backend: &'static str, what: &'static str, detail: String },
+}
+
+impl StateError {
+    /// True for an unmet expectation.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, StateError::Conflict { .. })
+    }
+}
+
+/// A state store implementation.
+pub trait Backend: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn name(&self) -> &'static str;
+    /// One document.
+    fn get<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Doc>>>;
+    /// Up to `limit` documents of a kind whose keys sort after `after`, in key order.
+    fn scan<'a>(&'a self, kind: &'a str, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>>;
+    /// Applies the batch atomically in `domain`, or nothing of it (a conflict names the key).
+    fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>>;
+    /// The commits of `domain` after sequence `after`, at most `max_commits` of them.
+    fn changes<'a>(&'a self, domain: &'a str, after: u64, max_commits: u64) -> BoxFuture<'a, Result<ChangePage>>;
+    /// The latest sequence of `domain` (0 before its first commit).
+    fn head<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<u64>>;
+    /// A counter that moves after every commit seen (local, or notified by the database).
+    fn watch(&self) -> watch::Receiver<u64>;
+}
+
+/// Checks a batch before it reaches a backend: bounded, and each key at most once.
+pub(crate) fn check_batch(writes: &[Write]) -> Result<()> {
+    if writes.len() > MAX_WRITES_PER_COMMIT {
+        return Err(StateError::Invalid(format!("{} writes in one batch (at most {MAX_WRITES_PER_COMMIT})", writes.len())));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(writes.len());
+    for w in writes {
+        if !seen.insert((w.kind.as_str(), w.key.as_str())) {
+            return Err(StateError::Invalid(format!("{} {:?} written twice in one batch", w.kind, w.key)));
+        }
+    }
+    Ok(())
+}
+
+/// The shared handle to the state store.
+#[derive(Clone)]
+pub struct StateStore(Arc<dyn Backend>);
+
+impl fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StateStore({})", self.0.name())
+    }
+}
+
+impl StateStore {
+    pub fn new(backend: Arc<dyn Backend>) -> StateStore {
+        StateStore(backend)
+    }
+
+    /// The backend's name (`sqlite`, `postgres`).
+    pub fn backend(&self) -> &'static str {
+        self.0.name()
+    }
+
+    pub async fn get(&self, kind: &str, key: &str) -> Result<Option<Doc>> {
+        self.0.get(kind, key).await
+    }
+
+    pub async fn scan(&self, kind: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Doc)>> {
+        self.0.scan(kind, after, limit).await
+    }
+
+    /// Every document of a kind, read page by page.
+    pub async fn scan_all(&self, kind: &str) -> Result<Vec<(String, Doc)>> {
+        let mut out: Vec<(String, Doc)> = Vec::new();
+        loop {
+            let after = out.last().map(|(k, _)| k.clone());
+            let page = self.0.scan(kind, after.as_deref(), 1000).await?;
+            let done = page.len() < 1000;
+            out.extend(page);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    pub async fn commit(&self, domain: &str, writes: Vec<Write>) -> Result<Committed> {
+        check_batch(&writes)?;
+        self.0.commit(domain, writes).await
+    }
+
+    pub async fn changes(&self, domain: &str, after: u64, max_commits: u64) -> Result<ChangePage> {
+        self.0.changes(domain, after, max_commits).await
+    }
+
+    pub async fn head(&self, domain: &str) -> Result<u64> {
+        self.0.head(domain).await
+    }
+
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.0.watch()
+    }
+
+    /// [`StateStore::get`] for synchronous callers (not on an async worker thread).
+    pub fn get_blocking(&self, kind: &str, key: &str) -> Result<Option<Doc>> {
+        block_on(self.get(kind, key))
+    }
+
+    /// [`StateStore::scan_all`] for synchronous callers.
+    pub fn scan_all_blocking(&self, kind: &str) -> Result<Vec<(String, Doc)>> {
+        block_on(self.scan_all(kind))
+    }
+
+    /// [`StateStore::commit`] for synchronous callers.
+    pub fn commit_blocking(&self, domain: &str, writes: Vec<Write>) -> Result<Committed> {
+        block_on(self.commit(domain, writes))
+    }
+
+    /// [`StateStore::changes`] for synchronous callers.
+    pub fn changes_blocking(&self, domain: &str, after: u64, max_commits: u64) -> Result<ChangePage> {
+        block_on(self.changes(domain, after, max_commits))
+    }
+
+    /// [`StateStore::head`] for synchronous callers.
+    pub fn head_blocking(&self, domain: &str) -> Result<u64> {
+        block_on(self.head(domain))
+    }
+}

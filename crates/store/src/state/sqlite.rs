@@ -1,0 +1,297 @@
+//! The state store on SQLite (WAL): one writer thread applies the commits waiting for it in one
+//! transaction (group commit, each batch in its own savepoint so a conflict fails only its
+//! batch); reads use their own connection and see only committed data.
+
+use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Write};
+use crate::SyncMode;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::{oneshot, watch};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL, key TEXT NOT NULL, rev INTEGER NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (kind, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (
+    domain TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+    PRIMARY KEY (domain, seq, n)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heads (domain TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+";
+
+/// Batches one writer transaction takes at most.
+const GROUP: usize = 256;
+
+type Job = (String, Vec<Write>, oneshot::Sender<Result<Committed>>);
+
+fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
+    move |e| StateError::Backend { backend: "sqlite", what, detail: e.to_string() }
+}
+
+/// The SQLite state store.
+pub struct Sqlite {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+    writer: Mutex<mpsc::Sender<Job>>,
+    watch: watch::Receiver<u64>,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file; starts the writer thread.
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Sqlite> {
+        let open = |e: crate::StoreError| StateError::Backend { backend: "sqlite", what: "open", detail: e.to_string() };
+        let conn = crate::connect(path, sync).map_err(open)?;
+        conn.execute_batch(SCHEMA).map_err(err("create schema"))?;
+        let reader = crate::connect(path, sync).map_err(open)?;
+        let (wtx, wrx) = watch::channel(0u64);
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("ferrite-state".into())
+            .spawn(move || Writer { conn, heads: HashMap::new(), watch: wtx }.run(rx))
+            .map_err(|e| StateError::Backend { backend: "sqlite", what: "start writer", detail: e.to_string() })?;
+        Ok(Sqlite { path: path.to_path_buf(), reader: Mutex::new(reader), writer: Mutex::new(tx), watch: wrx })
+    }
+
+    /// Moves the documents of a data directory written before the state store (the
+    /// `documents` table of `legacy`) in, at revision 1, and drops that table. Idempotent.
+    pub fn import_legacy(&self, legacy: &Path) -> Result<usize> {
+        let c = self.read();
+        let same = legacy == self.path;
+        if !same {
+            if !legacy.exists() {
+                return Ok(0);
+            }
+            c.execute("ATTACH DATABASE ?1 AS legacy", params![legacy.display().to_string()]).map_err(err("attach legacy"))?;
+        }
+        let schema = if same { "main" } else { "legacy" };
+        let result = (|| {
+            let has: bool = c
+                .query_row(&format!("SELECT COUNT(*) FROM {schema}.sqlite_master WHERE type = 'table' AND name = 'documents'"), [], |r| r.get::<_, i64>(0))
+                .map_err(err("read legacy"))?
+                > 0;
+            if !has {
+                return Ok(0);
+            }
+            c.execute_batch("BEGIN IMMEDIATE").map_err(err("import legacy"))?;
+            let n = c
+                .execute(&format!("INSERT OR IGNORE INTO main.docs (kind, key, rev, value) SELECT kind, key, 1, value FROM {schema}.documents"), [])
+                .map_err(err("import legacy"))?;
+            c.execute_batch("COMMIT").map_err(err("import legacy"))?;
+            c.execute_batch(&format!("DROP TABLE {schema}.documents")).map_err(err("drop legacy documents"))?;
+            Ok(n)
+        })();
+        if !same {
+            let _ = c.execute_batch("DETACH DATABASE legacy");
+        }
+        result
+    }
+
+    fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn head_now(c: &Connection, domain: &str) -> Result<u64> {
+        let h: Option<i64> = c
+            .prepare_cached("SELECT seq FROM heads WHERE domain = ?1")
+            .and_then(|mut s| s.query_row(params![domain], |r| r.get(0)).optional())
+            .map_err(err("read head"))?;
+        Ok(h.unwrap_or(0) as u64)
+    }
+}
+
+impl Backend for Sqlite {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn get<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Doc>>> {
+        Box::pin(async move {
+            let c = self.read();
+            c.prepare_cached("SELECT value, rev FROM docs WHERE kind = ?1 AND key = ?2")
+                .and_then(|mut s| s.query_row(params![kind, key], |r| Ok(Doc { value: r.get(0)?, rev: r.get::<_, i64>(1)? as u64 })).optional())
+                .map_err(err("get"))
+        })
+    }
+
+    fn scan<'a>(&'a self, kind: &'a str, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>> {
+        Box::pin(async move {
+            let c = self.read();
+            let mut st = c.prepare_cached("SELECT key, value, rev FROM docs WHERE kind = ?1 AND key > ?2 ORDER BY key LIMIT ?3").map_err(err("scan"))?;
+            let rows = st
+                .query_map(params![kind, after.unwrap_or(""), limit as i64], |r| Ok((r.get(0)?, Doc { value: r.get(1)?, rev: r.get::<_, i64>(2)? as u64 })))
+                .map_err(err("scan"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err("scan"))
+        })
+    }
+
+    fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.writer.lock().unwrap_or_else(|e| e.into_inner()).send((domain.to_string(), writes, tx));
+        Box::pin(async move {
+            let gone = || StateError::Backend { backend: "sqlite", what: "commit", detail: "the writer thread has stopped".into() };
+            sent.map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())?
+        })
+    }
+
+    fn changes<'a>(&'a self, domain: &'a str, after: u64, max_commits: u64) -> BoxFuture<'a, Result<ChangePage>> {
+        Box::pin(async move {
+            let c = self.read();
+            let head = Self::head_now(&c, domain)?;
+            let upto = head.min(after.saturating_add(max_commits));
+            let mut st = c
+                .prepare_cached("SELECT seq, kind, key, value FROM changes WHERE domain = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq, n")
+                .map_err(err("read changes"))?;
+            let rows = st
+                .query_map(params![domain, after as i64, upto as i64], |r| {
+                    Ok(Change { seq: r.get::<_, i64>(0)? as u64, kind: r.get(1)?, key: r.get(2)?, value: r.get(3)? })
+                })
+                .map_err(err("read changes"))?;
+            let changes = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err("read changes"))?;
+            let gap = after < head && changes.first().is_none_or(|c| c.seq > after + 1);
+            Ok(ChangePage { next: if gap { after } else { upto.max(after) }, changes: if gap { Vec::new() } else { changes }, head, gap })
+        })
+    }
+
+    fn head<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move { Self::head_now(&self.read(), domain) })
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        self.watch.clone()
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    /// The latest committed sequence per domain (read once, then kept).
+    heads: HashMap<String, u64>,
+    watch: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Job>) {
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < GROUP {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            self.group(jobs);
+        }
+    }
+
+    fn group(&mut self, jobs: Vec<Job>) {
+        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+            for (_, _, done) in jobs {
+                let _ = done.send(Err(StateError::Backend { backend: "sqlite", what: "begin", detail: e.to_string() }));
+            }
+            return;
+        }
+        let before = self.heads.clone();
+        let mut results = Vec::with_capacity(jobs.len());
+        for (domain, writes, done) in jobs {
+            let r = self.conn.execute_batch("SAVEPOINT batch").map_err(err("savepoint")).and_then(|()| self.batch(&domain, &writes));
+            match &r {
+                Ok(_) => {
+                    let _ = self.conn.execute_batch("RELEASE batch");
+                }
+                Err(_) => {
+                    let _ = self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch");
+                    // The batch's sequence was not used.
+                    match before.get(&domain) {
+                        Some(h) => self.heads.insert(domain.clone(), *h),
+                        None => self.heads.remove(&domain),
+                    };
+                }
+            }
+            results.push((r, done));
+        }
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.heads.clear();
+            tracing::error!(error = %e, "state store commit failed");
+            for (_, done) in results {
+                let _ = done.send(Err(StateError::Backend { backend: "sqlite", what: "commit", detail: e.to_string() }));
+            }
+            return;
+        }
+        self.watch.send_modify(|v| *v = v.wrapping_add(1));
+        for (r, done) in results {
+            let _ = done.send(r);
+        }
+    }
+
+    fn head(&mut self, domain: &str) -> Result<u64> {
+        if let Some(h) = self.heads.get(domain) {
+            return Ok(*h);
+        }
+        let h = Sqlite::head_now(&self.conn, domain)?;
+        self.heads.insert(domain.to_string(), h);
+        Ok(h)
+    }
+
+    fn batch(&mut self, domain: &str, writes: &[Write]) -> Result<Committed> {
+        for w in writes {
+            let found: Option<i64> = self
+                .conn
+                .prepare_cached("SELECT rev FROM docs WHERE kind = ?1 AND key = ?2")
+                .and_then(|mut s| s.query_row(params![w.kind, w.key], |r| r.get(0)).optional())
+                .map_err(err("check"))?;
+            let found = found.map(|r| r as u64);
+            if !w.expect.met_by(found) {
+                return Err(StateError::Conflict { kind: w.kind.clone(), key: w.key.clone(), expected: w.expect, found });
+            }
+        }
+        if writes.iter().all(|w| w.action == Action::Check) {
+            return Ok(Committed { seq: 0 });
+        }
+        let seq = self.head(domain)? + 1;
+        let c = &self.conn;
+        for (n, w) in writes.iter().enumerate() {
+            let value = match &w.action {
+                Action::Check => continue,
+                Action::Put(v) => {
+                    c.prepare_cached("INSERT OR REPLACE INTO docs (kind, key, rev, value) VALUES (?1, ?2, ?3, ?4)")
+                        .and_then(|mut s| s.execute(params![w.kind, w.key, seq as i64, v]))
+                        .map_err(err("put"))?;
+                    Some(v.as_str())
+                }
+                Action::Delete => {
+                    c.prepare_cached("DELETE FROM docs WHERE kind = ?1 AND key = ?2")
+                        .and_then(|mut s| s.execute(params![w.kind, w.key]))
+                        .map_err(err("delete"))?;
+                    None
+                }
+            };
+            c.prepare_cached("INSERT INTO changes (domain, seq, n, kind, key, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .and_then(|mut s| s.execute(params![domain, seq as i64, n as i64, w.kind, w.key, value]))
+                .map_err(err("log change"))?;
+        }
+        c.prepare_cached("INSERT OR REPLACE INTO heads (domain, seq) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![domain, seq as i64]))
+            .map_err(err("advance head"))?;
+        if seq % 1024 == 0 && seq > KEPT_CHANGES {
+            c.prepare_cached("DELETE FROM changes WHERE domain = ?1 AND seq <= ?2")
+                .and_then(|mut s| s.execute(params![domain, (seq - KEPT_CHANGES) as i64]))
+                .map_err(err("trim changes"))?;
+        }
+        self.heads.insert(domain.to_string(), seq);
+        Ok(Committed { seq })
+    }
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlite").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// Opens a SQLite state store as a shared handle.
+pub fn open(path: &Path, sync: SyncMode) -> Result<super::StateStore> {
+    Ok(super::StateStore::new(Arc::new(Sqlite::open(path, sync)?)))
+}
