@@ -150,6 +150,21 @@ pub struct StoreConfig {
     /// `full`: fsync every commit (survives power loss); `normal`: survives a crash of Ferrite
     /// but not of the machine; `off`: no fsync (tests and benchmarks only).
     pub sync: SyncSetting,
+    /// Where the state (registry, certificates, policies, rules, shadows, keys) lives:
+    /// `sqlite` (`<data_dir>/state.db`) or `postgres` (`postgres_url`).
+    pub backend: BackendSetting,
+    /// `postgres://user:password@host:port/database` (or `host=... user=...`).
+    pub postgres_url: String,
+    /// The most connections Ferrite opens to PostgreSQL.
+    pub postgres_max_connections: usize,
+}
+
+/// See [`StoreConfig::backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendSetting {
+    Sqlite,
+    Postgres,
 }
 
 /// See [`StoreConfig::sync`].
@@ -163,7 +178,7 @@ pub enum SyncSetting {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { sync: SyncSetting::Full }
+        StoreConfig { sync: SyncSetting::Full, backend: BackendSetting::Sqlite, postgres_url: String::new(), postgres_max_connections: 16 }
     }
 }
 
@@ -433,6 +448,14 @@ ca_files = []
 #   "normal" survives a crash or kill -9 of Ferrite, not a power loss;
 #   "off"    never fsync (tests and benchmarks only).
 sync = "full"
+# The state of the services (things, certificates, policies, rules, shadows, functions, access
+# keys, the account id and the CA): "sqlite" keeps it in <data_dir>/state.db; "postgres" in
+# the database at postgres_url, which several Ferrite nodes can share (Ferrite creates its
+# tables there). Retained messages and sessions stay in <data_dir>/ferrite.db either way.
+backend = "sqlite"
+# For backend = "postgres", e.g. "postgres://ferrite:secret@db.example:5432/ferrite".
+postgres_url = ""
+postgres_max_connections = 16
 
 [api]
 # The AWS-compatible HTTP API (SigV4-signed requests; boto3 and the aws CLI with
@@ -628,6 +651,17 @@ impl Config {
         }
         if m.connect_timeout_secs == 0 {
             return bad("mqtt.connect_timeout_secs must be at least 1".into());
+        }
+        if self.store.backend == BackendSetting::Postgres {
+            if self.store.postgres_url.is_empty() {
+                return bad("store.backend = \"postgres\" needs store.postgres_url".into());
+            }
+            if let Err(e) = store::state::check_postgres_url(&self.store.postgres_url) {
+                return bad(format!("store.postgres_url is not a PostgreSQL connection string: {e}"));
+            }
+        }
+        if self.store.postgres_max_connections < 2 {
+            return bad("store.postgres_max_connections must be at least 2".into());
         }
         crate::rules_config::validate(&self.rules, &self.functions)?;
         Ok(())

@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 4;
 
 /// Creates the data directory if needed and makes it and everything in it private: directories
 /// 0700, files 0600. A mode that was looser is fixed and logged with the path and the old mode.
-/// The database file is created 0600 before SQLite opens it, so its `-wal` and `-shm` files,
+/// The database files are created 0600 before SQLite opens it, so its `-wal` and `-shm` files,
 /// which SQLite creates with the database's mode, are private too.
 pub fn secure(dir: &Path) -> anyhow::Result<()> {
     create_private_dir(dir)?;
@@ -34,8 +34,10 @@ pub fn secure(dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    let db = dir.join("ferrite.db");
-    OpenOptions::new().create(true).append(true).mode(0o600).open(&db).with_context(|| format!("creating {}", db.display()))?;
+    for name in ["ferrite.db", "state.db"] {
+        let db = dir.join(name);
+        OpenOptions::new().create(true).append(true).mode(0o600).open(&db).with_context(|| format!("creating {}", db.display()))?;
+    }
     Ok(())
 }
 

@@ -75,10 +75,10 @@ pub fn run(command: FunctionsCommand) -> ExitCode {
 }
 
 fn execute(config: &crate::config::Config, command: FunctionsCommand) -> anyhow::Result<ExitCode> {
-    let docs = crate::platform::documents(config)?;
-    let identity = crate::platform::identity(config, &docs)?;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let _guard = runtime.enter();
+    let docs = runtime.block_on(crate::platform::documents(config))?;
+    let identity = crate::platform::identity(config, &docs)?;
     let functions = crate::platform::functions(config, docs, &identity);
     match command {
         FunctionsCommand::Create { name, url, command, timeout_secs, description, .. } => {

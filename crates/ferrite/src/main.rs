@@ -219,7 +219,8 @@ fn keys_command(command: KeysCommand) -> ExitCode {
         Err(e) => return config_error(&e),
     };
     let run = || -> anyhow::Result<()> {
-        let keys = api::Keys::new(platform::documents(&config)?);
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let keys = api::Keys::new(runtime.block_on(platform::documents(&config))?);
         match &command {
             KeysCommand::Create { description, .. } => {
                 let k = keys.create(description)?;
@@ -286,7 +287,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         // Held until the process ends: a second `ferrite serve` on this directory refuses to start.
         // (`platform::documents` below makes the directory private.)
         let _lock = datadir::lock(&config.data_dir)?;
-        let docs = platform::documents(&config)?;
+        let docs = platform::documents(&config).await?;
         let identity = platform::identity(&config, &docs)?;
         let pki = platform::pki(&config)?;
         let db = config.data_dir.join("ferrite.db");

@@ -2,7 +2,7 @@
 //! Ferrite's CA, access keys, the thing registry, the certificate and policy service, and the
 //! API services over the broker.
 
-use crate::config::Config;
+use crate::config::{BackendSetting, Config};
 use anyhow::Context;
 use api::{Api, Keys};
 use registry::{Registry, RegistryConfig};
@@ -18,11 +18,28 @@ pub struct Identity {
     pub endpoint_host: String,
 }
 
-/// Opens the documents table of the data directory's database.
-pub fn documents(config: &Config) -> anyhow::Result<Arc<Documents>> {
+/// Opens the state store: `<data_dir>/state.db` (moving in the documents an earlier Ferrite
+/// kept in `ferrite.db`), or the PostgreSQL database of `store.postgres_url`. Call inside a
+/// multi-threaded Tokio runtime (the PostgreSQL connections are its tasks).
+pub async fn documents(config: &Config) -> anyhow::Result<Arc<Documents>> {
     crate::datadir::secure(&config.data_dir)?;
-    let db = config.data_dir.join("ferrite.db");
-    Ok(Arc::new(Documents::open(&db, config.store.sync.mode()).with_context(|| format!("opening {}", db.display()))?))
+    let state = match config.store.backend {
+        BackendSetting::Sqlite => {
+            let db = config.data_dir.join("state.db");
+            let sqlite = store::state::Sqlite::open(&db, config.store.sync.mode()).with_context(|| format!("opening {}", db.display()))?;
+            let legacy = config.data_dir.join("ferrite.db");
+            let moved = sqlite.import_legacy(&legacy).with_context(|| format!("moving the documents of {} into {}", legacy.display(), db.display()))?;
+            if moved > 0 {
+                tracing::info!(documents = moved, from = %legacy.display(), to = %db.display(), "moved the documents into the state store");
+            }
+            store::state::StateStore::new(Arc::new(sqlite))
+        }
+        BackendSetting::Postgres => store::state::connect_postgres(&config.store.postgres_url, config.store.postgres_max_connections)
+            .await
+            .context("connecting to store.postgres_url")?,
+    };
+    tracing::info!(backend = state.backend(), "state store open");
+    Ok(Arc::new(Documents::new(state)))
 }
 
 /// The region and account: the configured account id, or the one generated on first start.

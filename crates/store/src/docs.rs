@@ -1,10 +1,14 @@
-//! Documents: a small key-value table of JSON documents by kind, for control-plane state
-//! (registry entities, access keys, settings). Every `apply` is one committed transaction.
+//! Documents: the state store seen as a plain key-value table of JSON documents by kind, for
+//! services not yet moved onto replicas of their own domain (they write with no expectations,
+//! in the domain `documents`). Synchronous: call from blocking threads, not async tasks.
 
-use crate::{StoreError, SyncMode, sql};
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::StoreError;
+use crate::state::{StateStore, Write};
+use crate::SyncMode;
 use std::path::Path;
-use std::sync::Mutex;
+
+/// The domain the plain documents are logged in.
+pub const DOMAIN: &str = "documents";
 
 /// One change to the documents table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,58 +17,51 @@ pub enum DocOp {
     Delete { kind: &'static str, key: String },
 }
 
-/// A connection to the documents table (the same database file as the broker's tables).
-#[derive(Debug)]
+impl DocOp {
+    /// The state store write (no expectation).
+    pub fn write(&self) -> Write {
+        match self {
+            DocOp::Put { kind, key, value } => Write::put(kind, key.clone(), value.clone()),
+            DocOp::Delete { kind, key } => Write::delete(kind, key.clone()),
+        }
+    }
+}
+
+/// Documents over a state store.
+#[derive(Debug, Clone)]
 pub struct Documents {
-    conn: Mutex<Connection>,
+    state: StateStore,
 }
 
 impl Documents {
-    /// Opens the database file (creating the table if needed).
+    /// A SQLite state store at `path` (tests and tools).
     pub fn open(path: &Path, sync: SyncMode) -> Result<Documents, StoreError> {
-        let conn = crate::connect(path, sync)?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key));")
-            .map_err(sql("create documents"))?;
-        Ok(Documents { conn: Mutex::new(conn) })
+        Ok(Documents { state: crate::state::open_sqlite(path, sync)? })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn new(state: StateStore) -> Documents {
+        Documents { state }
+    }
+
+    /// The state store underneath.
+    pub fn state(&self) -> &StateStore {
+        &self.state
     }
 
     /// Every document of a kind, ordered by key.
     pub fn load(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let c = self.lock();
-        let mut st = c.prepare_cached("SELECT key, value FROM documents WHERE kind = ?1 ORDER BY key").map_err(sql("load documents"))?;
-        let rows = st.query_map(params![kind], |r| Ok((r.get(0)?, r.get(1)?))).map_err(sql("load documents"))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(sql("load documents"))
+        Ok(self.state.scan_all_blocking(kind)?.into_iter().map(|(k, d)| (k, d.value)).collect())
     }
 
     /// One document.
     pub fn get(&self, kind: &str, key: &str) -> Result<Option<String>, StoreError> {
-        let c = self.lock();
-        c.query_row("SELECT value FROM documents WHERE kind = ?1 AND key = ?2", params![kind, key], |r| r.get(0))
-            .optional()
-            .map_err(sql("get document"))
+        Ok(self.state.get_blocking(kind, key)?.map(|d| d.value))
     }
 
     /// Applies the changes in one transaction.
     pub fn apply(&self, ops: &[DocOp]) -> Result<(), StoreError> {
-        let mut c = self.lock();
-        let tx = c.transaction().map_err(sql("begin"))?;
-        for op in ops {
-            match op {
-                DocOp::Put { kind, key, value } => tx
-                    .prepare_cached("INSERT OR REPLACE INTO documents VALUES (?1, ?2, ?3)")
-                    .and_then(|mut s| s.execute(params![kind, key, value]))
-                    .map_err(sql("put document"))?,
-                DocOp::Delete { kind, key } => tx
-                    .prepare_cached("DELETE FROM documents WHERE kind = ?1 AND key = ?2")
-                    .and_then(|mut s| s.execute(params![kind, key]))
-                    .map_err(sql("delete document"))?,
-            };
-        }
-        tx.commit().map_err(sql("commit"))
+        self.state.commit_blocking(DOMAIN, ops.iter().map(DocOp::write).collect())?;
+        Ok(())
     }
 }
 

@@ -24,6 +24,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("store {what}: {source}")]
     Sql { what: &'static str, source: rusqlite::Error },
+    #[error(transparent)]
+    State(#[from] state::StateError),
 }
 
 /// Opens a connection with Ferrite's settings: WAL, the sync mode, and a busy timeout so that

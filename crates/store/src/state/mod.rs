@@ -15,7 +15,7 @@ mod sqlite;
 
 pub use crate::SyncMode;
 pub use block::block_on;
-pub use postgres::{Postgres, connect as connect_postgres};
+pub use postgres::{Postgres, check_postgres_url, connect as connect_postgres};
 pub use sqlite::{Sqlite, open as open_sqlite};
 
 use std::fmt;

@@ -35,6 +35,9 @@ fn pool_err(what: &'static str) -> impl FnOnce(deadpool_postgres::PoolError) -> 
 /// The PostgreSQL state store.
 pub struct Postgres {
     pool: Pool,
+    /// Every call runs as a task on this runtime, so callers without one (blocking threads)
+    /// still reach the pool's connections.
+    runtime: tokio::runtime::Handle,
     watch: watch::Receiver<u64>,
     local: watch::Sender<u64>,
 }
@@ -83,7 +86,20 @@ impl Postgres {
         }
         let (local, watch) = watch::channel(0u64);
         tokio::spawn(listen(config, local.clone()));
-        Ok(Postgres { pool, watch, local })
+        Ok(Postgres { pool, runtime: tokio::runtime::Handle::current(), watch, local })
+    }
+
+    /// Runs `f` over the pool as a task of the store's runtime.
+    fn run<T, F, Fut>(&self, f: F) -> BoxFuture<'static, Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let task = self.runtime.spawn(f(self.pool.clone()));
+        Box::pin(async move {
+            task.await.map_err(|e| StateError::Backend { backend: "postgres", what: "run", detail: e.to_string() })?
+        })
     }
 
     async fn head_now(c: &deadpool_postgres::Client, domain: &str) -> Result<u64> {
@@ -136,18 +152,20 @@ impl Backend for Postgres {
     }
 
     fn get<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Doc>>> {
-        Box::pin(async move {
-            let c = self.pool.get().await.map_err(pool_err("get"))?;
+        let (kind, key) = (kind.to_string(), key.to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err("get"))?;
             let row = c.query_opt("SELECT value, rev FROM ferrite_docs WHERE kind = $1 AND key = $2", &[&kind, &key]).await.map_err(err("get"))?;
             Ok(row.map(|r| Doc { value: r.get(0), rev: r.get::<_, i64>(1) as u64 }))
         })
     }
 
     fn scan<'a>(&'a self, kind: &'a str, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>> {
-        Box::pin(async move {
-            let c = self.pool.get().await.map_err(pool_err("scan"))?;
+        let (kind, after) = (kind.to_string(), after.unwrap_or("").to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err("scan"))?;
             let rows = c
-                .query("SELECT key, value, rev FROM ferrite_docs WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3", &[&kind, &after.unwrap_or(""), &(limit as i64)])
+                .query("SELECT key, value, rev FROM ferrite_docs WHERE kind = $1 AND key > $2 ORDER BY key LIMIT $3", &[&kind, &after, &(limit as i64)])
                 .await
                 .map_err(err("scan"))?;
             Ok(rows.into_iter().map(|r| (r.get(0), Doc { value: r.get(1), rev: r.get::<_, i64>(2) as u64 })).collect())
@@ -155,8 +173,10 @@ impl Backend for Postgres {
     }
 
     fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>> {
-        Box::pin(async move {
-            let mut c = self.pool.get().await.map_err(pool_err("commit"))?;
+        let domain = domain.to_string();
+        let local = self.local.clone();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await.map_err(pool_err("commit"))?;
             let tx = c.transaction().await.map_err(err("begin"))?;
             let changing = writes.iter().any(|w| w.action != Action::Check);
             let head: i64 = if changing {
@@ -238,15 +258,16 @@ impl Backend for Postgres {
             }
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &domain]).await.map_err(err("notify"))?;
             tx.commit().await.map_err(err("commit"))?;
-            self.local.send_modify(|v| *v = v.wrapping_add(1));
+            local.send_modify(|v| *v = v.wrapping_add(1));
             Ok(Committed { seq: seq as u64 })
         })
     }
 
     fn changes<'a>(&'a self, domain: &'a str, after: u64, max_commits: u64) -> BoxFuture<'a, Result<ChangePage>> {
-        Box::pin(async move {
-            let c = self.pool.get().await.map_err(pool_err("read changes"))?;
-            let head = Self::head_now(&c, domain).await?;
+        let domain = domain.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err("read changes"))?;
+            let head = Self::head_now(&c, &domain).await?;
             let upto = head.min(after.saturating_add(max_commits));
             let rows = c
                 .query(
@@ -262,15 +283,21 @@ impl Backend for Postgres {
     }
 
     fn head<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<u64>> {
-        Box::pin(async move {
-            let c = self.pool.get().await.map_err(pool_err("read head"))?;
-            Self::head_now(&c, domain).await
+        let domain = domain.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err("read head"))?;
+            Self::head_now(&c, &domain).await
         })
     }
 
     fn watch(&self) -> watch::Receiver<u64> {
         self.watch.clone()
     }
+}
+
+/// Checks a connection string without connecting.
+pub fn check_postgres_url(url: &str) -> std::result::Result<(), String> {
+    url.parse::<tokio_postgres::Config>().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Connects a PostgreSQL state store as a shared handle.

@@ -48,8 +48,16 @@ impl Sqlite {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("ferrite-state".into())
-            .spawn(move || Writer { conn, heads: HashMap::new(), watch: wtx }.run(rx))
+            .spawn({
+                let wtx = wtx.clone();
+                move || Writer { conn, heads: HashMap::new(), watch: wtx }.run(rx)
+            })
             .map_err(|e| StateError::Backend { backend: "sqlite", what: "start writer", detail: e.to_string() })?;
+        let poller = crate::connect(path, sync).map_err(open)?;
+        std::thread::Builder::new()
+            .name("ferrite-state-poll".into())
+            .spawn(move || poll_other_writers(poller, wtx))
+            .map_err(|e| StateError::Backend { backend: "sqlite", what: "start poller", detail: e.to_string() })?;
         Ok(Sqlite { path: path.to_path_buf(), reader: Mutex::new(reader), writer: Mutex::new(tx), watch: wrx })
     }
 
@@ -163,10 +171,26 @@ impl Backend for Sqlite {
     }
 }
 
+/// Wakes readers when another process (`ferrite keys`, `ferrite functions`) commits to the
+/// file: SQLite's `data_version` moves on every commit by another connection.
+fn poll_other_writers(conn: Connection, wake: watch::Sender<u64>) {
+    let version = |c: &Connection| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).ok();
+    let mut last = version(&conn);
+    while !wake.is_closed() {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let now = version(&conn);
+        if now != last {
+            last = now;
+            wake.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+}
+
 /// The writer thread's state.
 struct Writer {
     conn: Connection,
-    /// The latest committed sequence per domain (read once, then kept).
+    /// The sequence per domain within the open transaction (read from `heads` in it: another
+    /// process may have committed since the last one).
     heads: HashMap<String, u64>,
     watch: watch::Sender<u64>,
 }
@@ -192,7 +216,7 @@ impl Writer {
             }
             return;
         }
-        let before = self.heads.clone();
+        self.heads.clear();
         let mut results = Vec::with_capacity(jobs.len());
         for (domain, writes, done) in jobs {
             let r = self.conn.execute_batch("SAVEPOINT batch").map_err(err("savepoint")).and_then(|()| self.batch(&domain, &writes));
@@ -202,11 +226,8 @@ impl Writer {
                 }
                 Err(_) => {
                     let _ = self.conn.execute_batch("ROLLBACK TO batch; RELEASE batch");
-                    // The batch's sequence was not used.
-                    match before.get(&domain) {
-                        Some(h) => self.heads.insert(domain.clone(), *h),
-                        None => self.heads.remove(&domain),
-                    };
+                    // The batch's sequence was not used: read the head again, as rolled back.
+                    self.heads.remove(&domain);
                 }
             }
             results.push((r, done));
