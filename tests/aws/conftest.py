@@ -2,6 +2,8 @@
 and the aws CLI over its real HTTP port.
 
 The binary is target/debug/ferrite (scripts/test builds it first); FERRITE_BIN overrides it.
+With FERRITE_TEST_BACKEND=postgres every server keeps its state in a fresh database on the
+cluster at FERRITE_TEST_POSTGRES_URL (scripts/test starts one).
 """
 import json
 import os
@@ -20,14 +22,32 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
+_DATABASES = iter(range(1_000_000))
+
+
+def new_database():
+    """A new, empty database on the run's PostgreSQL cluster: (url, drop)."""
+    admin = os.environ.get("FERRITE_TEST_POSTGRES_URL")
+    if not admin:
+        raise RuntimeError("FERRITE_TEST_POSTGRES_URL is not set (scripts/test starts a cluster and sets it)")
+    name = f"ferrite_py_{os.getpid()}_{next(_DATABASES)}"
+    subprocess.run(["psql", admin, "-qtAc", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    drop = lambda: subprocess.run(["psql", admin, "-qtAc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)
+    return admin.rsplit("/", 1)[0] + "/" + name, drop
 
 
 class Ferrite:
     """A running Ferrite: its ports, its root credentials, and helpers to reach it."""
 
-    def __init__(self, extra_sets=()):
+    def __init__(self, extra_sets=(), database=None):
+        """`database`: a PostgreSQL URL to keep the state in (two nodes can share one)."""
         self.dir = Path(tempfile.mkdtemp(prefix="ferrite-aws-"))
         self.extra_sets = list(extra_sets)
+        self._drop_database = None
+        if database is None and os.environ.get("FERRITE_TEST_BACKEND") == "postgres":
+            database, self._drop_database = new_database()
+        if database is not None:
+            self.extra_sets = ["store.backend=postgres", f"store.postgres_url={database}", *self.extra_sets]
         self.key_id = self.secret = None
         self._start()
 
@@ -119,6 +139,8 @@ class Ferrite:
     def stop(self):
         self._terminate()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._drop_database:
+            self._drop_database()
 
 
 @pytest.fixture(scope="session")

@@ -210,6 +210,10 @@ def test_lambda_action_and_aws_lambda_in_sql(server, iot, lam):
 def test_functions_cli(server):
     binary = os.environ.get("FERRITE_BIN", str(ROOT / "target" / "debug" / "ferrite"))
     data = ["--data-dir", str(server.dir), "--set", f'functions.allowed_command_dirs=["{FUNCTIONS_DIR}"]']
+    # The same state store as the server (its PostgreSQL database, when it has one).
+    for s in server.extra_sets:
+        if s.startswith("store."):
+            data += ["--set", s]
 
     def run(*args, check=True):
         out = subprocess.run([binary, "functions", *args, *data], capture_output=True, text=True, timeout=60)

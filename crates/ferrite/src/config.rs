@@ -328,6 +328,7 @@ impl Default for MqttConfig {
 pub const EXAMPLE: &str = r#"# Ferrite configuration. Every key is optional; shown are the defaults.
 # Environment variables override the file: FERRITE_<KEY> for top-level keys and
 # FERRITE_<SECTION>__<KEY> inside a section (for example FERRITE_MQTT__LISTEN=0.0.0.0:1883).
+# FERRITE_TEST_* variables are the test harnesses' own and are ignored.
 # Command-line flags override both.
 
 # Directory for Ferrite's files (created on start).
@@ -555,6 +556,10 @@ impl Config {
         };
         for (name, value) in env {
             let Some(key) = name.strip_prefix("FERRITE_") else { continue };
+            // FERRITE_TEST_* belong to the test harnesses (FERRITE_TEST_LOG, FERRITE_TEST_BACKEND, ...).
+            if key.starts_with("TEST_") {
+                continue;
+            }
             if key == "CONFIG" {
                 continue;
             }

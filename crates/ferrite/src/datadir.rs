@@ -16,7 +16,7 @@ const MAX_DEPTH: usize = 4;
 
 /// Creates the data directory if needed and makes it and everything in it private: directories
 /// 0700, files 0600. A mode that was looser is fixed and logged with the path and the old mode.
-/// The database files are created 0600 before SQLite opens it, so its `-wal` and `-shm` files,
+/// The database file is created 0600 before SQLite opens it, so its `-wal` and `-shm` files,
 /// which SQLite creates with the database's mode, are private too.
 pub fn secure(dir: &Path) -> anyhow::Result<()> {
     create_private_dir(dir)?;
@@ -34,10 +34,13 @@ pub fn secure(dir: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    for name in ["ferrite.db", "state.db"] {
-        let db = dir.join(name);
-        OpenOptions::new().create(true).append(true).mode(0o600).open(&db).with_context(|| format!("creating {}", db.display()))?;
-    }
+    create_private_file(&dir.join("ferrite.db"))
+}
+
+/// Creates an empty file with mode 0600 where it does not exist yet (a database file before
+/// SQLite opens it, so that its `-wal` and `-shm` files are private too).
+pub fn create_private_file(path: &Path) -> anyhow::Result<()> {
+    OpenOptions::new().create(true).append(true).mode(0o600).open(path).with_context(|| format!("creating {}", path.display()))?;
     Ok(())
 }
 

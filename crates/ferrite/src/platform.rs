@@ -26,6 +26,7 @@ pub async fn documents(config: &Config) -> anyhow::Result<Arc<Documents>> {
     let state = match config.store.backend {
         BackendSetting::Sqlite => {
             let db = config.data_dir.join("state.db");
+            crate::datadir::create_private_file(&db)?;
             let sqlite = store::state::Sqlite::open(&db, config.store.sync.mode()).with_context(|| format!("opening {}", db.display()))?;
             let legacy = config.data_dir.join("ferrite.db");
             let moved = sqlite.import_legacy(&legacy).with_context(|| format!("moving the documents of {} into {}", legacy.display(), db.display()))?;

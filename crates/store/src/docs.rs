@@ -58,9 +58,21 @@ impl Documents {
         Ok(self.state.get_blocking(kind, key)?.map(|d| d.value))
     }
 
-    /// Applies the changes in one transaction.
+    /// Applies the changes in one transaction, in order (of two writes to one document, the
+    /// later one counts).
     pub fn apply(&self, ops: &[DocOp]) -> Result<(), StoreError> {
-        self.state.commit_blocking(DOMAIN, ops.iter().map(DocOp::write).collect())?;
+        let mut last = std::collections::HashMap::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let (DocOp::Put { kind, key, .. } | DocOp::Delete { kind, key }) = op;
+            last.insert((*kind, key.as_str()), i);
+        }
+        let writes = ops.iter().enumerate().filter(|(i, op)| {
+            let (DocOp::Put { kind, key, .. } | DocOp::Delete { kind, key }) = op;
+            last.get(&(*kind, key.as_str())) == Some(i)
+        });
+        for chunk in writes.map(|(_, op)| op.write()).collect::<Vec<_>>().chunks(crate::state::MAX_WRITES_PER_COMMIT) {
+            self.state.commit_blocking(DOMAIN, chunk.to_vec())?;
+        }
         Ok(())
     }
 }
@@ -84,6 +96,7 @@ mod tests {
         ])
         .unwrap();
         d.apply(&[DocOp::Delete { kind: "thing", key: "b".into() }]).unwrap();
+        d.apply(&[DocOp::Put { kind: "other", key: "b".into(), value: "1".into() }, DocOp::Delete { kind: "other", key: "b".into() }]).unwrap();
         let again = Documents::open(&path, SyncMode::Off).unwrap();
         assert_eq!(again.load("thing").unwrap(), vec![("a".to_string(), "{\"n\":1}".to_string())]);
         assert_eq!(again.get("other", "a").unwrap().as_deref(), Some("x"));

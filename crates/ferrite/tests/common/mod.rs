@@ -25,6 +25,8 @@ pub struct Server {
     pub ports: std::collections::HashMap<String, u16>,
     /// The root access key printed on first start (id, secret).
     pub creds: Option<(String, String)>,
+    /// The database the state is kept in, with FERRITE_TEST_BACKEND=postgres.
+    _database: Option<testpg::Database>,
 }
 
 impl Server {
@@ -43,10 +45,18 @@ impl Server {
     }
 
     /// Starts Ferrite on the data directory `dir` (removed when the server is dropped).
+    /// With FERRITE_TEST_BACKEND=postgres (and no `store.backend` setting of the test's own)
+    /// the state is kept in a fresh PostgreSQL database.
     pub fn start_in(dir: PathBuf, sets: &[&str]) -> Server {
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let mut sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let database = (std::env::var("FERRITE_TEST_BACKEND").as_deref() == Ok("postgres") && !sets.iter().any(|s| s.starts_with("store.backend")))
+            .then(testpg::Database::create);
+        if let Some(db) = &database {
+            sets.insert(0, "store.backend=postgres".into());
+            sets.insert(1, format!("store.postgres_url={}", db.url()));
+        }
         let (child, ports, creds) = Server::spawn(&dir, &sets);
-        Server { child, port: ports["mqtt"], dir, sets, ports, creds }
+        Server { child, port: ports["mqtt"], dir, sets, ports, creds, _database: database }
     }
 
     /// Kills the process with SIGKILL (no chance to flush anything) and starts a new one on the
