@@ -78,8 +78,18 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The error type of a write that lost a race with another writer (another node): the
+/// service catches up and runs the call again; after [`CONFLICT_RETRIES`] the caller gets it.
+pub const CONFLICT: &str = "ConflictingResourceUpdateException";
+
+/// How often a call that lost a race is run again.
+pub const CONFLICT_RETRIES: usize = 5;
+
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> ApiError {
+        if let store::StoreError::State(store::state::StateError::Conflict { kind, key, .. }) = &e {
+            return ApiError::new(409, CONFLICT, format!("The {kind} {key} was changed by another request at the same time; try again."));
+        }
         tracing::error!(error = %e, "store failure in an API call");
         ApiError::internal("An internal error occurred while writing to the store.")
     }

@@ -66,7 +66,7 @@ impl Authz {
     pub fn parse_target(&self, target: &str) -> Result<Target> {
         let cert_prefix = format!("{}cert/", self.resource_prefix());
         if let Some(id) = target.strip_prefix(&cert_prefix) {
-            if !self.lock().certs.contains_key(id) {
+            if !self.read().certs.contains_key(id) {
                 return Err(not_found(format!("Certificate {id} does not exist.")));
             }
             return Ok(Target::Cert(id.to_string()));
@@ -84,7 +84,7 @@ impl Authz {
     pub fn attach_policy(&self, name: &str, target: &str) -> Result<()> {
         crate::policies::check_name(name)?;
         self.parse_target(target)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if !st.policies.contains_key(name) {
             return Err(not_found(format!("Policy {name} does not exist.")));
         }
@@ -102,7 +102,7 @@ impl Authz {
     /// DetachPolicy (detaching what is not attached is fine).
     pub fn detach_policy(&self, name: &str, target: &str) -> Result<()> {
         crate::policies::check_name(name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let Some(mut set) = st.targets.get(target).cloned() else { return Ok(()) };
         if !set.remove(name) {
             return Ok(());
@@ -112,7 +112,7 @@ impl Authz {
 
     /// Forgets every attachment of a target that no longer exists (a deleted thing group).
     pub fn forget_target(&self, target: &str) -> Result<()> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if !st.targets.contains_key(target) {
             return Ok(());
         }
@@ -136,7 +136,7 @@ impl Authz {
     pub fn list_attached_policies(&self, target: &str, recursive: bool, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         let parsed = self.parse_target(target)?;
         let targets = if recursive { self.with_ancestors(target, &parsed) } else { vec![target.to_string()] };
-        let st = self.lock();
+        let st = self.read();
         let names: BTreeSet<String> = targets.iter().filter_map(|t| st.targets.get(t)).flatten().cloned().collect();
         Ok(page(names.into_iter().collect(), |n| n.clone(), true, after, limit))
     }
@@ -144,7 +144,7 @@ impl Authz {
     /// ListTargetsForPolicy.
     pub fn list_targets_for_policy(&self, name: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         crate::policies::check_name(name)?;
-        let st = self.lock();
+        let st = self.read();
         if !st.policies.contains_key(name) {
             return Err(not_found(format!("Policy {name} does not exist.")));
         }
@@ -190,7 +190,7 @@ impl Authz {
     /// GetEffectivePolicies.
     pub fn effective_policies(&self, principal: Option<&str>, thing: Option<&str>) -> Result<Vec<EffectivePolicy>> {
         let targets = self.effective_targets(principal, thing)?;
-        let st = self.lock();
+        let st = self.read();
         let names: BTreeSet<&String> = targets.iter().filter_map(|t| st.targets.get(t)).flatten().collect();
         Ok(names
             .into_iter()
@@ -216,7 +216,7 @@ impl Authz {
             let parsed = self.parse_target(p)?;
             targets.extend(self.with_ancestors(p, &parsed));
             if let Target::Cert(id) = &parsed {
-                let pem = self.lock().certs.get(id).map(|c| c.pem.clone()).unwrap_or_default();
+                let pem = self.read().certs.get(id).map(|c| c.pem.clone()).unwrap_or_default();
                 if let Ok(der) = identity::x509::pem_to_der(&pem) {
                     vars.extend(identity::x509::policy_variables(&der));
                 }
@@ -232,7 +232,7 @@ impl Authz {
                 targets.extend(self.group_arns_of_thing(c));
             }
         }
-        let st = self.lock();
+        let st = self.read();
         let mut policies = Self::policies_of(&st, &targets);
         for n in add {
             let p = st.parsed.get(n).ok_or_else(|| not_found(format!("Policy {n} does not exist.")))?;

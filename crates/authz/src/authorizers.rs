@@ -132,7 +132,7 @@ impl Authz {
             tags: new.tags.into_iter().collect(),
         };
         validate(&a)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if st.authorizers.contains_key(&a.name) {
             let arn = self.authorizer_arn(&a.name);
             return Err(AuthzError::AlreadyExists { message: format!("Authorizer {} already exists", a.name), resource_id: a.name.clone(), resource_arn: arn });
@@ -143,19 +143,19 @@ impl Authz {
 
     /// DescribeAuthorizer.
     pub fn describe_authorizer(&self, name: &str) -> Result<Authorizer> {
-        self.lock().authorizers.get(name).cloned().ok_or_else(|| not_found(format!("Authorizer {name} does not exist")))
+        self.read().authorizers.get(name).cloned().ok_or_else(|| not_found(format!("Authorizer {name} does not exist")))
     }
 
     /// ListAuthorizers, optionally only those of one status.
     pub fn list_authorizers(&self, status: Option<&str>, ascending: bool, after: Option<&str>, limit: usize) -> Result<Page<Authorizer>> {
         let want = parse_status(status)?;
-        let items: Vec<Authorizer> = self.lock().authorizers.values().filter(|a| want.is_none_or(|w| a.active == w)).cloned().collect();
+        let items: Vec<Authorizer> = self.read().authorizers.values().filter(|a| want.is_none_or(|w| a.active == w)).cloned().collect();
         Ok(page(items, |a| a.name.clone(), ascending, after, limit))
     }
 
     /// UpdateAuthorizer.
     pub fn update_authorizer(&self, u: AuthorizerUpdate) -> Result<Authorizer> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut a = st.authorizers.get(&u.name).cloned().ok_or_else(|| not_found(format!("Authorizer {} does not exist", u.name)))?;
         if let Some(f) = u.function_arn {
             a.function_arn = f;
@@ -180,7 +180,7 @@ impl Authz {
 
     /// DeleteAuthorizer: only an INACTIVE authorizer that is not the default may be deleted.
     pub fn delete_authorizer(&self, name: &str) -> Result<()> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let a = st.authorizers.get(name).ok_or_else(|| not_found(format!("Authorizer {name} does not exist")))?;
         if a.active {
             return Err(AuthzError::DeleteConflict(format!("Authorizer {name} is ACTIVE: set it INACTIVE before deleting it")));
@@ -193,7 +193,7 @@ impl Authz {
 
     /// SetDefaultAuthorizer.
     pub fn set_default_authorizer(&self, name: &str) -> Result<Authorizer> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let a = st.authorizers.get(name).cloned().ok_or_else(|| not_found(format!("Authorizer {name} does not exist")))?;
         self.commit(&mut st, vec![Change::DefaultAuthorizer(Some(name.to_string()))])?;
         Ok(a)
@@ -201,13 +201,13 @@ impl Authz {
 
     /// DescribeDefaultAuthorizer.
     pub fn describe_default_authorizer(&self) -> Result<Authorizer> {
-        let st = self.lock();
+        let st = self.read();
         st.default_authorizer.as_ref().and_then(|n| st.authorizers.get(n)).cloned().ok_or_else(|| not_found("No default authorizer is set"))
     }
 
     /// ClearDefaultAuthorizer.
     pub fn clear_default_authorizer(&self) -> Result<()> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if st.default_authorizer.is_none() {
             return Err(not_found("No default authorizer is set"));
         }
@@ -217,7 +217,7 @@ impl Authz {
     /// The authorizer a connection uses: the named one, else the default; `Err` when it is
     /// named but missing or INACTIVE, `Ok(None)` when none applies.
     pub(crate) fn authorizer_for(&self, named: Option<&str>) -> std::result::Result<Option<Authorizer>, String> {
-        let st = self.lock();
+        let st = self.read();
         match named {
             Some(n) => match st.authorizers.get(n) {
                 Some(a) if a.active => Ok(Some(a.clone())),

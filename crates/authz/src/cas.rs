@@ -37,7 +37,7 @@ pub struct CaUpdate {
 impl Authz {
     /// GetRegistrationCode: the account's code, created on first use.
     pub fn registration_code(&self) -> Result<String> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if let Some(c) = &st.registration_code {
             return Ok(c.clone());
         }
@@ -48,7 +48,7 @@ impl Authz {
 
     /// DeleteRegistrationCode.
     pub fn delete_registration_code(&self) -> Result<()> {
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if st.registration_code.is_none() {
             return Err(not_found("There is no registration code."));
         }
@@ -70,7 +70,7 @@ impl Authz {
             (None, "DEFAULT") => return invalid("verificationCertificate is required when certificateMode is DEFAULT."),
             _ => {}
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if let Some(v) = &req.verification_pem {
             let verification = read_pem(v, "verification certificate")?;
             if !x509::signed_by(&verification.der, &ca.der) {
@@ -119,13 +119,13 @@ impl Authz {
     /// DescribeCACertificate.
     pub fn describe_ca_certificate(&self, id: &str) -> Result<CaCertificate> {
         check_id(id)?;
-        self.lock().cas.get(id).cloned().ok_or_else(|| not_found(format!("CA certificate {id} does not exist.")))
+        self.read().cas.get(id).cloned().ok_or_else(|| not_found(format!("CA certificate {id} does not exist.")))
     }
 
     /// ListCACertificates, by creation date; `template` keeps those whose registration
     /// configuration names that provisioning template.
     pub fn list_ca_certificates(&self, template: Option<&str>, ascending: bool, after: Option<&str>, limit: usize) -> Result<Page<CaCertificate>> {
-        let st = self.lock();
+        let st = self.read();
         let items: Vec<CaCertificate> = st
             .cas
             .values()
@@ -150,10 +150,9 @@ impl Authz {
             Some("DISABLE") => Some(false),
             Some(s) => return invalid(format!("newAutoRegistrationStatus must be ENABLE or DISABLE, not {s:?}")),
         };
-        let deactivated: Vec<String> = {
-            let mut st = self.lock();
+        let deactivated: Result<()> = {
+            let mut st = self.lock()?;
             let mut ca = st.cas.get(id).cloned().ok_or_else(|| not_found(format!("CA certificate {id} does not exist.")))?;
-            let was_active = ca.active;
             if let Some(a) = active {
                 ca.active = a;
             }
@@ -168,18 +167,17 @@ impl Authz {
             ca.modified_ms = now_ms();
             ca.customer_version += 1;
             ca.generation_id = random_hex(16);
-            let now_inactive = was_active && !ca.active;
-            self.commit(&mut st, vec![Change::Ca(ca)])?;
-            if now_inactive { st.certs.values().filter(|c| c.ca_id.as_deref() == Some(id)).map(|c| c.id.clone()).collect() } else { Vec::new() }
+            // A CA going INACTIVE disconnects its certificates' connections on every node
+            // (`Reactions::applied`).
+            self.commit(&mut st, vec![Change::Ca(ca)])
         };
-        self.disconnect(deactivated);
-        Ok(())
+        deactivated
     }
 
     /// DeleteCACertificate: only an INACTIVE one.
     pub fn delete_ca_certificate(&self, id: &str) -> Result<()> {
         check_id(id)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let ca = st.cas.get(id).ok_or_else(|| not_found(format!("CA certificate {id} does not exist.")))?;
         if ca.active {
             return Err(AuthzError::CertificateState(format!("The CA certificate must be deactivated (INACTIVE) before deletion. Id: {id}")));
@@ -189,7 +187,7 @@ impl Authz {
 
     /// The DER of every ACTIVE registered CA certificate (the TLS verifier's extra roots).
     pub fn active_ca_ders(&self) -> Vec<Vec<u8>> {
-        self.lock().cas.values().filter(|c| c.active).filter_map(|c| x509::pem_to_der(&c.pem).ok()).collect()
+        self.read().cas.values().filter(|c| c.active).filter_map(|c| x509::pem_to_der(&c.pem).ok()).collect()
     }
 }
 

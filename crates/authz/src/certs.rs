@@ -4,7 +4,7 @@
 //! UpdateCertificate and DeleteCertificate with AWS's status and conflict rules.
 
 use crate::error::{AuthzError, Result, invalid, not_found};
-use crate::state::{CertStatus, Certificate, Change, State};
+use crate::state::{CertStatus, Certificate, Change};
 use crate::{Authz, Page, now_ms, page, random_hex};
 use identity::x509::{self, CertInfo, KeyPairPem, X509Error};
 
@@ -62,7 +62,7 @@ impl Authz {
         }
     }
 
-    fn store_new(&self, st: &mut State, cert: Certificate) -> Result<Certificate> {
+    fn store_new(&self, st: &mut crate::Writer<'_>, cert: Certificate) -> Result<Certificate> {
         if st.certs.contains_key(&cert.id) {
             return Err(AuthzError::AlreadyExists {
                 message: "The certificate is already provisioned or registered".into(),
@@ -84,7 +84,7 @@ impl Authz {
         let issued = self.pki.issue_for_key(&pair).map_err(x509_err)?;
         let info = x509::cert_info(&issued.der).map_err(x509_err)?;
         let cert = self.new_cert(&info, Self::status(set_as_active), None, false);
-        let certificate = self.store_new(&mut self.lock(), cert)?;
+        let certificate = self.store_new(&mut self.lock()?, cert)?;
         Ok(CreatedKeys { certificate, keys })
     }
 
@@ -93,7 +93,7 @@ impl Authz {
         let issued = self.pki.issue_from_csr(csr_pem).map_err(x509_err)?;
         let info = x509::cert_info(&issued.der).map_err(x509_err)?;
         let cert = self.new_cert(&info, Self::status(set_as_active), None, false);
-        self.store_new(&mut self.lock(), cert)
+        self.store_new(&mut self.lock()?, cert)
     }
 
     /// The status a registration asks for (`status`, or the deprecated `setAsActive`).
@@ -113,7 +113,7 @@ impl Authz {
     pub fn register_certificate(&self, pem: &str, ca_pem: Option<&str>, set_as_active: bool, status: Option<&str>) -> Result<Certificate> {
         let status = Self::registration_status(set_as_active, status)?;
         let info = read_pem(pem, "certificate")?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let ca_id = match ca_pem {
             Some(ca_pem) => {
                 let ca = x509::cert_info(&x509::pem_to_der(ca_pem).map_err(|e| AuthzError::CertificateValidation(e.to_string()))?)
@@ -170,13 +170,13 @@ impl Authz {
         let status = Self::registration_status(false, status)?;
         let info = read_pem(pem, "certificate")?;
         let cert = self.new_cert(&info, status, None, true);
-        self.store_new(&mut self.lock(), cert)
+        self.store_new(&mut self.lock()?, cert)
     }
 
     /// DescribeCertificate.
     pub fn describe_certificate(&self, id: &str) -> Result<Certificate> {
         check_id(id)?;
-        self.lock().certs.get(id).cloned().ok_or_else(|| not_found(format!("Certificate {id} does not exist.")))
+        self.read().certs.get(id).cloned().ok_or_else(|| not_found(format!("Certificate {id} does not exist.")))
     }
 
     /// ListCertificates / ListCertificatesByCA: by creation date.
@@ -184,7 +184,7 @@ impl Authz {
         if let Some(ca) = ca_id {
             check_id(ca)?;
         }
-        let st = self.lock();
+        let st = self.read();
         let items: Vec<Certificate> = st.certs.values().filter(|c| ca_id.is_none_or(|ca| c.ca_id.as_deref() == Some(ca))).cloned().collect();
         Ok(page(items, |c| format!("{:020}/{}", c.created_ms, c.id), ascending, after, limit))
     }
@@ -197,8 +197,10 @@ impl Authz {
         if matches!(new, CertStatus::PendingTransfer | CertStatus::PendingActivation | CertStatus::RegisterInactive) {
             return invalid(format!("A certificate cannot be set to {new_status}: the status is used internally."));
         }
-        let was_active = {
-            let mut st = self.lock();
+        // A certificate leaving ACTIVE disconnects its connections on every node
+        // (`Reactions::applied`).
+        {
+            let mut st = self.lock()?;
             let mut cert = st.certs.get(id).cloned().ok_or_else(|| not_found(format!("Certificate {id} does not exist.")))?;
             if cert.status == new {
                 return Ok(());
@@ -210,18 +212,12 @@ impl Authz {
                 CertStatus::PendingTransfer => return Err(AuthzError::CertificateState(format!("Certificate {id} is being transferred."))),
                 _ => {}
             }
-            let was_active = cert.status == CertStatus::Active;
             cert.status = new;
             cert.modified_ms = now_ms();
             cert.customer_version += 1;
             cert.generation_id = random_hex(16);
-            self.commit(&mut st, vec![Change::Cert(cert)])?;
-            was_active
-        };
-        if was_active {
-            self.disconnect(vec![id.to_string()]);
+            self.commit(&mut st, vec![Change::Cert(cert)])
         }
-        Ok(())
     }
 
     /// DeleteCertificate: not while ACTIVE, nor while attached to a thing, nor (without
@@ -229,7 +225,7 @@ impl Authz {
     pub fn delete_certificate(&self, id: &str, force: bool) -> Result<()> {
         check_id(id)?;
         let arn = self.cert_arn(id);
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let cert = st.certs.get(id).ok_or_else(|| not_found(format!("Certificate {id} does not exist.")))?;
         match cert.status {
             CertStatus::Active => return Err(AuthzError::CertificateState(format!("Certificate must be deactivated (not ACTIVE) before deletion. Id: {id}"))),
@@ -254,7 +250,7 @@ impl Authz {
     /// exact-match rule).
     pub fn is_registered_active(&self, id: &str) -> bool {
         let now = now_ms();
-        self.lock().certs.get(id).is_some_and(|c| c.status == CertStatus::Active && c.not_before_ms <= now && now <= c.not_after_ms)
+        self.read().certs.get(id).is_some_and(|c| c.status == CertStatus::Active && c.not_before_ms <= now && now <= c.not_after_ms)
     }
 }
 

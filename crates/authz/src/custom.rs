@@ -262,7 +262,7 @@ impl CustomAuthenticator {
         if !conn.may_connect() {
             return refuse(ReasonCode::NOT_AUTHORIZED, "iot:Connect is not allowed by the returned policies");
         }
-        if let (Some(secs), Some(broker)) = (ans.disconnect_after_secs, self.authz.broker.get().cloned()) {
+        if let (Some(secs), Some(broker)) = (ans.disconnect_after_secs, self.authz.reactions.broker.get().cloned()) {
             let weak = Arc::downgrade(&conn);
             let client_id = info.client_id.to_string();
             tokio::spawn(async move {

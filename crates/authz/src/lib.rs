@@ -39,9 +39,13 @@ use identity::Pki;
 use registry::Registry;
 use state::{Change, State};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::Documents;
+use store::replica::{ReadGuard, Replica, WriteGuard};
+
+/// The service's writer (its replica's, caught up).
+pub(crate) type Writer<'a> = WriteGuard<'a, State>;
 
 /// Settings the service needs.
 #[derive(Debug, Clone)]
@@ -90,19 +94,80 @@ pub(crate) fn random_hex(n: usize) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// The certificate and policy service.
-pub struct Authz {
-    docs: Arc<Documents>,
-    config: AuthzConfig,
-    registry: Arc<Registry>,
-    pki: Arc<Pki>,
-    state: Mutex<State>,
+/// What every applied change — committed here or on another node — sets off: decisions
+/// recomputed, the TLS verifier rebuilt, connections of certificates that stopped being ACTIVE
+/// dropped.
+struct Reactions {
     /// Bumped by every change that may change a decision (policies, attachments, certificate
-    /// status, thing attributes and groups through [`Authz::invalidate`]).
+    /// status; thing attributes, groups and principals from the registry's changes).
     generation: AtomicU64,
     /// Bumped when the set of ACTIVE CA certificates changes (the TLS verifier rebuilds).
     trust_generation: AtomicU64,
     broker: OnceLock<broker::Broker>,
+}
+
+impl Reactions {
+    fn applied(&self, replica: &Replica<State>, changes: &[store::state::Change]) {
+        let mut trust = false;
+        let mut gone: Vec<String> = Vec::new();
+        for c in changes {
+            match (c.kind.as_str(), c.value.as_deref()) {
+                (state::CERT, value) => {
+                    trust = true;
+                    let active = value.and_then(|v| serde_json::from_str::<Certificate>(v).ok()).is_some_and(|cert| cert.status == CertStatus::Active);
+                    if !active {
+                        gone.push(c.key.clone());
+                    }
+                }
+                (state::CA, value) => {
+                    trust = true;
+                    let active = value.and_then(|v| serde_json::from_str::<CaCertificate>(v).ok()).is_some_and(|ca| ca.active);
+                    if !active {
+                        gone.extend(replica.read().certs.values().filter(|cert| cert.ca_id.as_deref() == Some(c.key.as_str())).map(|cert| cert.id.clone()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if trust {
+            self.trust_generation.fetch_add(1, Ordering::AcqRel);
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.disconnect(gone);
+    }
+
+    /// Disconnects the live connections of these certificates (MQTT 5: DISCONNECT 0x87), now
+    /// and once more shortly after, for a connection that passed its CONNECT check while the
+    /// status was changing.
+    fn disconnect(&self, cert_ids: Vec<String>) {
+        let Some(broker) = self.broker.get().cloned() else { return };
+        if cert_ids.is_empty() {
+            return;
+        }
+        for id in &cert_ids {
+            let n = broker.disconnect_principal(id);
+            if n > 0 {
+                tracing::info!(certificate = %id, connections = n, "certificate no longer active: disconnected");
+            }
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                for id in &cert_ids {
+                    broker.disconnect_principal(id);
+                }
+            });
+        }
+    }
+}
+
+/// The certificate and policy service.
+pub struct Authz {
+    config: AuthzConfig,
+    registry: Arc<Registry>,
+    pki: Arc<Pki>,
+    replica: Arc<Replica<State>>,
+    reactions: Arc<Reactions>,
     /// The functions custom authorizers invoke.
     functions: OnceLock<Arc<functions::Functions>>,
     denials: Arc<Denials>,
@@ -115,24 +180,37 @@ impl std::fmt::Debug for Authz {
 }
 
 impl Authz {
-    /// Loads certificates, CA certificates, policies and attachments from the documents table.
+    /// Loads certificates, CA certificates, policies and attachments: a replica of the state
+    /// store's `authz` domain, reacting to its changes and to the registry's. Blocking.
     pub fn open(docs: Arc<Documents>, config: AuthzConfig, registry: Arc<Registry>, pki: Arc<Pki>) -> Result<Authz> {
-        let state = State::load(&docs)?;
-        tracing::info!(
-            certificates = state.certs.len(),
-            ca_certificates = state.cas.len(),
-            policies = state.policies.len(),
-            "certificates and policies loaded"
-        );
+        let replica = Replica::<State>::open(docs.state().clone()).map_err(store::StoreError::from)?;
+        {
+            let state = replica.read();
+            tracing::info!(
+                certificates = state.certs.len(),
+                ca_certificates = state.cas.len(),
+                policies = state.policies.len(),
+                "certificates and policies loaded"
+            );
+        }
+        let reactions = Arc::new(Reactions { generation: AtomicU64::new(1), trust_generation: AtomicU64::new(1), broker: OnceLock::new() });
+        let (r, weak) = (reactions.clone(), Arc::downgrade(&replica));
+        replica.subscribe(Box::new(move |changes| {
+            if let Some(replica) = weak.upgrade() {
+                r.applied(&replica, changes);
+            }
+        }));
+        // Thing attributes, groups and principals enter decisions.
+        let r = reactions.clone();
+        registry.replica().subscribe(Box::new(move |_| {
+            r.generation.fetch_add(1, Ordering::AcqRel);
+        }));
         Ok(Authz {
-            docs,
             config,
             registry,
             pki,
-            state: Mutex::new(state),
-            generation: AtomicU64::new(1),
-            trust_generation: AtomicU64::new(1),
-            broker: OnceLock::new(),
+            replica,
+            reactions,
             functions: OnceLock::new(),
             denials: Arc::new(Denials::default()),
         })
@@ -141,7 +219,14 @@ impl Authz {
     /// Lets the service disconnect the live connections of a certificate that stops being
     /// ACTIVE (or whose CA does).
     pub fn set_broker(&self, broker: broker::Broker) {
-        let _ = self.broker.set(broker);
+        let _ = self.reactions.broker.set(broker);
+    }
+
+    /// Applies what other nodes commit (certificates, policies, attachments, and the registry's
+    /// things and groups) as it is committed. Call inside a Tokio runtime.
+    pub fn follow(&self) {
+        self.replica.follow();
+        self.registry.replica().follow();
     }
 
     /// The denial counters.
@@ -156,37 +241,35 @@ impl Authz {
 
     /// The current decision generation.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Tells every connection to recompute its decisions (a thing, its attributes, its groups
-    /// or its principals changed).
-    pub fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.reactions.generation.load(Ordering::Acquire)
     }
 
     pub(crate) fn trust_generation(&self) -> u64 {
-        self.trust_generation.load(Ordering::Acquire)
+        self.reactions.trust_generation.load(Ordering::Acquire)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The service's state as of now, for reading.
+    pub(crate) fn read(&self) -> ReadGuard<'_, State> {
+        self.replica.read()
     }
 
-    /// Writes the changes in one transaction, then applies them and bumps the generation.
-    fn commit(&self, st: &mut State, changes: Vec<Change>) -> Result<()> {
+    /// This process's writer, caught up with every node's commits.
+    fn lock(&self) -> Result<Writer<'_>> {
+        Ok(self.replica.write().map_err(store::StoreError::from)?)
+    }
+
+    /// Commits the changes with the revisions the writer saw (a conflict: another node changed
+    /// them first; the caller runs again) and applies them; the reactions follow.
+    fn commit(&self, st: &mut Writer<'_>, changes: Vec<Change>) -> Result<()> {
         let ops = changes.iter().map(Change::doc_op).collect::<Result<Vec<_>>>()?;
-        if !ops.is_empty() {
-            self.docs.apply(&ops)?;
-        }
-        let trust = changes.iter().any(|c| matches!(c, Change::Ca(_) | Change::DropCa(_) | Change::Cert(_) | Change::DropCert(_)));
-        for c in changes {
-            st.apply(c);
-        }
-        if trust {
-            self.trust_generation.fetch_add(1, Ordering::AcqRel);
-        }
-        self.invalidate();
+        let writes = ops
+            .iter()
+            .map(|op| {
+                let (store::DocOp::Put { kind, key, .. } | store::DocOp::Delete { kind, key }) = op;
+                op.write().expect(st.seen(kind, key))
+            })
+            .collect::<Vec<_>>();
+        st.commit(writes).map_err(store::StoreError::from)?;
         Ok(())
     }
 
@@ -217,30 +300,6 @@ impl Authz {
     /// The ARN prefix of data-plane resources (`arn:aws:iot:{region}:{account}:`).
     pub(crate) fn resource_prefix(&self) -> String {
         format!("arn:aws:iot:{}:{}:", self.config.region, self.config.account_id)
-    }
-
-    /// Disconnects the live connections of these certificates (MQTT 5: DISCONNECT 0x87), now
-    /// and once more shortly after, for a connection that passed its CONNECT check while the
-    /// status was changing.
-    fn disconnect(&self, cert_ids: Vec<String>) {
-        let Some(broker) = self.broker.get().cloned() else { return };
-        if cert_ids.is_empty() {
-            return;
-        }
-        for id in &cert_ids {
-            let n = broker.disconnect_principal(id);
-            if n > 0 {
-                tracing::info!(certificate = %id, connections = n, "certificate no longer active: disconnected");
-            }
-        }
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                for id in &cert_ids {
-                    broker.disconnect_principal(id);
-                }
-            });
-        }
     }
 }
 

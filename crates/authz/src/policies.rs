@@ -43,7 +43,7 @@ impl Authz {
         check_name(name)?;
         check_document(document)?;
         crate::attach::check_tags(tags)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if st.policies.contains_key(name) {
             return Err(AuthzError::AlreadyExists {
                 message: format!("Policy cannot be created - name already exists (name={name})"),
@@ -69,12 +69,12 @@ impl Authz {
     /// GetPolicy.
     pub fn get_policy(&self, name: &str) -> Result<Policy> {
         check_name(name)?;
-        self.lock().policies.get(name).cloned().ok_or_else(|| Self::policy_not_found(name))
+        self.read().policies.get(name).cloned().ok_or_else(|| Self::policy_not_found(name))
     }
 
     /// ListPolicies, in creation order (ascending or not).
     pub fn list_policies(&self, ascending: bool, after: Option<&str>, limit: usize) -> Result<Page<String>> {
-        let items: Vec<(i64, String)> = self.lock().policies.values().map(|p| (p.created_ms, p.name.clone())).collect();
+        let items: Vec<(i64, String)> = self.read().policies.values().map(|p| (p.created_ms, p.name.clone())).collect();
         let p = page(items, |(t, n)| format!("{t:020}/{n}"), ascending, after, limit);
         Ok(Page { items: p.items.into_iter().map(|(_, n)| n).collect(), next: p.next })
     }
@@ -82,7 +82,7 @@ impl Authz {
     /// DeletePolicy: not while attached, nor while it has versions other than the default.
     pub fn delete_policy(&self, name: &str) -> Result<()> {
         check_name(name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let p = st.policies.get(name).ok_or_else(|| Self::policy_not_found(name))?;
         if st.by_policy.get(name).is_some_and(|t| !t.is_empty()) {
             return Err(AuthzError::DeleteConflict(format!("The policy cannot be deleted as the policy is attached to one or more principals (name={name})")));
@@ -99,7 +99,7 @@ impl Authz {
     pub fn create_policy_version(&self, name: &str, document: &str, set_as_default: bool) -> Result<(Policy, u64)> {
         check_name(name)?;
         check_document(document)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut p = st.policies.get(name).cloned().ok_or_else(|| Self::policy_not_found(name))?;
         if p.versions.len() >= MAX_VERSIONS {
             return Err(AuthzError::VersionsLimitExceeded(format!("The policy {name} already has the maximum number of versions ({MAX_VERSIONS})")));
@@ -132,7 +132,7 @@ impl Authz {
     pub fn set_default_policy_version(&self, name: &str, version: &str) -> Result<()> {
         check_name(name)?;
         let id = version_id(version)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut p = st.policies.get(name).cloned().ok_or_else(|| Self::policy_not_found(name))?;
         if !p.versions.contains_key(&id) {
             return Err(not_found(format!("Policy {name} has no version {id}.")));
@@ -150,7 +150,7 @@ impl Authz {
     pub fn delete_policy_version(&self, name: &str, version: &str) -> Result<()> {
         check_name(name)?;
         let id = version_id(version)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut p = st.policies.get(name).cloned().ok_or_else(|| Self::policy_not_found(name))?;
         if !p.versions.contains_key(&id) {
             return Err(not_found(format!("Policy {name} has no version {id}.")));

@@ -8,10 +8,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use store::{DocOp, Documents};
+use store::DocOp;
+use store::replica::Replicated;
 
-const CERT: &str = "certificate";
-const CA: &str = "ca-certificate";
+pub(crate) const CERT: &str = "certificate";
+pub(crate) const CA: &str = "ca-certificate";
 const POLICY: &str = "policy";
 const TARGET: &str = "policy-target";
 const SETTING: &str = "authz-setting";
@@ -137,7 +138,8 @@ impl Policy {
 
 /// Everything in memory.
 #[derive(Debug, Default)]
-pub(crate) struct State {
+/// (Public only as the replica's type; its contents are the service's own.)
+pub struct State {
     pub certs: BTreeMap<String, Certificate>,
     pub cas: BTreeMap<String, CaCertificate>,
     pub policies: BTreeMap<String, Policy>,
@@ -199,42 +201,39 @@ impl Change {
     }
 }
 
-fn load_kind<T: DeserializeOwned>(docs: &Documents, kind: &'static str) -> Result<Vec<(String, T)>> {
-    docs.load(kind)?
-        .into_iter()
-        .map(|(key, value)| match serde_json::from_str(&value) {
-            Ok(v) => Ok((key, v)),
-            Err(e) => Err(AuthzError::Corrupt { kind, key, error: e.to_string() }),
-        })
-        .collect()
+fn parse<T: DeserializeOwned>(value: &str) -> std::result::Result<T, String> {
+    serde_json::from_str(value).map_err(|e| e.to_string())
+}
+
+impl Replicated for State {
+    const DOMAIN: &'static str = "authz";
+    const KINDS: &'static [&'static str] = &[CERT, CA, POLICY, TARGET, SETTING, AUTHORIZER];
+
+    fn apply_doc(&mut self, kind: &str, key: &str, value: Option<&str>) -> std::result::Result<(), String> {
+        let change = match (kind, value) {
+            (CERT, Some(v)) => Change::Cert(parse(v)?),
+            (CERT, None) => Change::DropCert(key.to_string()),
+            (CA, Some(v)) => Change::Ca(parse(v)?),
+            (CA, None) => Change::DropCa(key.to_string()),
+            (POLICY, Some(v)) => Change::Policy(parse(v)?),
+            (POLICY, None) => Change::DropPolicy(key.to_string()),
+            (TARGET, Some(v)) => Change::Target(key.to_string(), parse(v)?),
+            (TARGET, None) => Change::Target(key.to_string(), BTreeSet::new()),
+            (AUTHORIZER, Some(v)) => Change::Authorizer(parse(v)?),
+            (AUTHORIZER, None) => Change::DropAuthorizer(key.to_string()),
+            (SETTING, v) if key == REGISTRATION_CODE => Change::RegistrationCode(v.map(str::to_string)),
+            (SETTING, v) if key == DEFAULT_AUTHORIZER => Change::DefaultAuthorizer(v.map(str::to_string)),
+            (SETTING, _) => return Ok(()),
+            (other, _) => return Err(format!("the certificate and policy service keeps no {other} documents")),
+        };
+        self.apply(change);
+        Ok(())
+    }
 }
 
 impl State {
-    /// Reads every document.
-    pub fn load(docs: &Documents) -> Result<State> {
-        let mut st = State::default();
-        for (_, c) in load_kind::<Certificate>(docs, CERT)? {
-            st.apply(Change::Cert(c));
-        }
-        for (_, c) in load_kind::<CaCertificate>(docs, CA)? {
-            st.apply(Change::Ca(c));
-        }
-        for (_, p) in load_kind::<Policy>(docs, POLICY)? {
-            st.apply(Change::Policy(p));
-        }
-        for (t, set) in load_kind::<BTreeSet<String>>(docs, TARGET)? {
-            st.apply(Change::Target(t, set));
-        }
-        st.registration_code = docs.get(SETTING, REGISTRATION_CODE)?;
-        for (_, a) in load_kind::<crate::Authorizer>(docs, AUTHORIZER)? {
-            st.apply(Change::Authorizer(a));
-        }
-        st.default_authorizer = docs.get(SETTING, DEFAULT_AUTHORIZER)?;
-        Ok(st)
-    }
-
     /// Applies a committed change.
-    pub fn apply(&mut self, change: Change) {
+    pub(crate) fn apply(&mut self, change: Change) {
         match change {
             Change::Cert(c) => {
                 self.certs.insert(c.id.clone(), c);

@@ -32,7 +32,7 @@ impl Registry {
         if tags.len() > MAX_TAGS {
             return invalid(format!("A resource can have at most {MAX_TAGS} tags; {} were given.", tags.len()));
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if let Some(existing) = st.billing.get(&req.name) {
             if existing.description == req.description {
                 return Ok(existing.clone());
@@ -51,7 +51,7 @@ impl Registry {
     /// DescribeBillingGroup.
     pub fn describe_billing_group(&self, name: &str) -> Result<BillingGroup> {
         validate::name("billingGroupName", name)?;
-        let st = self.lock();
+        let st = self.read();
         self.billing_in(&st, name).cloned()
     }
 
@@ -61,7 +61,7 @@ impl Registry {
         if let Some(d) = &description {
             validate::description("billingGroupProperties.billingGroupDescription", d)?;
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut b = self.billing_in(&st, name)?.clone();
         if let Some(v) = expected_version
             && v != b.version
@@ -80,7 +80,7 @@ impl Registry {
     /// DeleteBillingGroup: succeeds when there is no such group; its things leave it.
     pub fn delete_billing_group(&self, name: &str, expected_version: Option<i64>) -> Result<()> {
         validate::name("billingGroupName", name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let Some(b) = st.billing.get(name) else { return Ok(()) };
         if let Some(v) = expected_version
             && v != b.version
@@ -111,7 +111,7 @@ impl Registry {
         if let Some(p) = prefix {
             validate::name("namePrefixFilter", p)?;
         }
-        let st = self.lock();
+        let st = self.read();
         let iter = map_after(&st.billing, after).map(|(_, b)| b).filter(|b| prefix.is_none_or(|p| b.name.starts_with(p)));
         Ok(Page::take(iter.cloned(), limit))
     }
@@ -120,7 +120,7 @@ impl Registry {
     pub fn add_thing_to_billing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::BillingGroup, "billingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         self.billing_in(&st, &g)?;
         let mut thing = self.thing_in(&st, &t)?.clone();
         match &thing.billing_group {
@@ -140,7 +140,7 @@ impl Registry {
     pub fn remove_thing_from_billing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::BillingGroup, "billingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         self.billing_in(&st, &g)?;
         let mut thing = self.thing_in(&st, &t)?.clone();
         if thing.billing_group.as_ref() != Some(&g) {
@@ -153,7 +153,7 @@ impl Registry {
     /// ListThingsInBillingGroup.
     pub fn list_things_in_billing_group(&self, name: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         validate::name("billingGroupName", name)?;
-        let st = self.lock();
+        let st = self.read();
         self.billing_in(&st, name)?;
         Ok(Page::take(crate::state::after(st.by_billing.get(name), after).cloned(), limit))
     }

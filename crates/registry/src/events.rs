@@ -40,13 +40,13 @@ fn event(event_type: &'static str, topic: String, payload: Value) -> Event {
 impl Registry {
     /// The event configuration (every type off until changed).
     pub fn event_configurations(&self) -> EventConfig {
-        let st = self.lock();
+        let st = self.read();
         st.events.clone().unwrap_or_else(|| EventConfig::new(self.opened_ms))
     }
 
     /// Whether events of a type are published (for other services: jobs, certificates, ...).
     pub fn event_enabled(&self, event_type: &str) -> bool {
-        self.lock().events.as_ref().is_some_and(|c| c.is_enabled(event_type))
+        self.read().events.as_ref().is_some_and(|c| c.is_enabled(event_type))
     }
 
     /// Turns event types on or off; types not named keep their setting.
@@ -56,7 +56,7 @@ impl Registry {
                 return invalid(format!("{k} is not an event type; valid types are {}.", EVENT_TYPES.join(", ")));
             }
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut config = st.events.clone().unwrap_or_else(|| EventConfig::new(self.opened_ms));
         for (k, v) in changes {
             config.enabled.insert(k.clone(), *v);

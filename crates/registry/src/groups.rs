@@ -4,6 +4,7 @@
 
 use crate::error::{RegistryError, Result, invalid, not_found};
 use crate::model::{AttributePayload, Attributes, NameOrArn, NewThingGroup, Page, Thing, ThingGroup, ThingGroupUpdate};
+use crate::Writer;
 use crate::state::{Change, State};
 use crate::validate::{self, MAX_GROUP_ATTRIBUTES, MAX_TAGS};
 use crate::{Event, Registry, ResourceKind, now_ms, uuid};
@@ -74,7 +75,7 @@ impl Registry {
         if tags.len() > MAX_TAGS {
             return invalid(format!("A resource can have at most {MAX_TAGS} tags; {} were given.", tags.len()));
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if let Some(existing) = st.groups.get(&req.name) {
             if existing.parent == req.parent && existing.description == req.description && existing.attributes == attributes {
                 return Ok(existing.clone());
@@ -109,7 +110,7 @@ impl Registry {
     /// DescribeThingGroup: the group and its ancestors' names, root first.
     pub fn describe_thing_group(&self, name: &str) -> Result<(ThingGroup, Vec<String>)> {
         validate::name("thingGroupName", name)?;
-        let st = self.lock();
+        let st = self.read();
         let g = self.group_in(&st, name)?.clone();
         let ancestors = st.ancestors(name).into_iter().map(|a| a.name.clone()).collect();
         Ok((g, ancestors))
@@ -122,7 +123,7 @@ impl Registry {
             validate::description("thingGroupProperties.thingGroupDescription", d)?;
         }
         let given = given_attributes(req.attributes.as_ref())?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut g = self.group_in(&st, &req.name)?.clone();
         if let Some(v) = req.expected_version
             && v != g.version
@@ -159,7 +160,7 @@ impl Registry {
     /// groups. Its things leave it.
     pub fn delete_thing_group(&self, name: &str, expected_version: Option<i64>) -> Result<()> {
         validate::name("thingGroupName", name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let Some(g) = st.groups.get(name).cloned() else { return Ok(()) };
         if let Some(v) = expected_version
             && v != g.version
@@ -206,7 +207,7 @@ impl Registry {
         if let Some(p) = prefix {
             validate::name("namePrefixFilter", p)?;
         }
-        let st = self.lock();
+        let st = self.read();
         let names: BTreeSet<String> = match parent {
             Some(p) => {
                 self.group_in(&st, p)?;
@@ -241,7 +242,7 @@ impl Registry {
     }
 
     /// Moves a thing into and out of groups in one commit (the groups are known to exist).
-    fn change_memberships(&self, st: &mut State, thing: &Thing, add: &BTreeSet<String>, remove: &BTreeSet<String>) -> Result<()> {
+    fn change_memberships(&self, st: &mut Writer<'_>, thing: &Thing, add: &BTreeSet<String>, remove: &BTreeSet<String>) -> Result<()> {
         let mut t = thing.clone();
         let mut events: Vec<Event> = Vec::new();
         for g in remove {
@@ -272,7 +273,7 @@ impl Registry {
     pub fn add_thing_to_thing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::ThingGroup, "thingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         self.group_in(&st, &g)?;
         let thing = self.thing_in(&st, &t)?.clone();
         self.change_memberships(&mut st, &thing, &BTreeSet::from([g]), &BTreeSet::new())
@@ -282,7 +283,7 @@ impl Registry {
     pub fn remove_thing_from_thing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::ThingGroup, "thingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         self.group_in(&st, &g)?;
         let thing = self.thing_in(&st, &t)?.clone();
         self.change_memberships(&mut st, &thing, &BTreeSet::new(), &BTreeSet::from([g]))
@@ -297,7 +298,7 @@ impl Registry {
         for g in remove {
             validate::name("thingGroupsToRemove.member", g)?;
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let t = self.thing_in(&st, thing)?.clone();
         for g in add.iter().chain(remove) {
             self.group_in(&st, g)?;
@@ -311,7 +312,7 @@ impl Registry {
     /// every descendant group.
     pub fn list_things_in_thing_group(&self, group: &str, recursive: bool, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         validate::name("thingGroupName", group)?;
-        let st = self.lock();
+        let st = self.read();
         self.group_in(&st, group)?;
         if !recursive {
             return Ok(Page::take(crate::state::after(st.by_group.get(group), after).cloned(), limit));
@@ -326,7 +327,7 @@ impl Registry {
     /// ListThingGroupsForThing: the groups the thing is in and their ancestors, by name.
     pub fn list_thing_groups_for_thing(&self, thing: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         validate::name("thingName", thing)?;
-        let st = self.lock();
+        let st = self.read();
         let t = self.thing_in(&st, thing)?;
         let mut names = BTreeSet::new();
         for g in t.groups.keys() {

@@ -26,9 +26,13 @@ pub use model::*;
 pub use types::ThingTypeUpdate;
 
 use state::{Change, State};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::Documents;
+use store::replica::{ReadGuard, Replica, WriteGuard};
+
+/// The registry's writer (its replica's, caught up).
+pub(crate) type Writer<'a> = WriteGuard<'a, State>;
 
 /// Settings the registry needs.
 #[derive(Debug, Clone)]
@@ -63,10 +67,9 @@ impl ResourceKind {
 
 /// The registry.
 pub struct Registry {
-    docs: Arc<Documents>,
+    replica: Arc<Replica<State>>,
     config: RegistryConfig,
     sink: Arc<dyn EventSink>,
-    state: Mutex<State>,
     opened_ms: i64,
 }
 
@@ -93,33 +96,51 @@ pub(crate) fn uuid() -> String {
 }
 
 impl Registry {
-    /// Loads the registry from the documents table.
+    /// Loads the registry: a replica of the state store's `registry` domain. Blocking.
     pub fn open(docs: Arc<Documents>, config: RegistryConfig, sink: Arc<dyn EventSink>) -> Result<Registry> {
-        let state = State::load(&docs)?;
-        tracing::info!(
-            things = state.things.len(),
-            thing_types = state.types.len(),
-            thing_groups = state.groups.len(),
-            billing_groups = state.billing.len(),
-            "registry loaded"
-        );
-        Ok(Registry { docs, config, sink, state: Mutex::new(state), opened_ms: now_ms() })
+        let replica = Replica::<State>::open(docs.state().clone()).map_err(store::StoreError::from)?;
+        {
+            let state = replica.read();
+            tracing::info!(
+                things = state.things.len(),
+                thing_types = state.types.len(),
+                thing_groups = state.groups.len(),
+                billing_groups = state.billing.len(),
+                "registry loaded"
+            );
+        }
+        Ok(Registry { replica, config, sink, opened_ms: now_ms() })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The replica underneath: [`Replica::follow`] it to see other nodes' changes,
+    /// [`Replica::subscribe`] to react to changes.
+    pub fn replica(&self) -> &Arc<Replica<State>> {
+        &self.replica
     }
 
-    /// Writes the changes in one transaction, then applies them to memory and publishes the
-    /// events whose type is enabled.
-    fn commit(&self, st: &mut State, changes: Vec<Change>, events: Vec<events::Event>) -> Result<()> {
+    /// The registry as of now, for reading.
+    fn read(&self) -> ReadGuard<'_, State> {
+        self.replica.read()
+    }
+
+    /// This process's writer, caught up with every node's commits.
+    fn lock(&self) -> Result<Writer<'_>> {
+        Ok(self.replica.write().map_err(store::StoreError::from)?)
+    }
+
+    /// Commits the changes with the revisions the writer saw (a conflict: another node changed
+    /// them first; the caller runs again), applies them, then publishes the events whose type
+    /// is enabled.
+    fn commit(&self, st: &mut Writer<'_>, changes: Vec<Change>, events: Vec<events::Event>) -> Result<()> {
         let ops = changes.iter().map(Change::doc_op).collect::<Result<Vec<_>>>()?;
-        if !ops.is_empty() {
-            self.docs.apply(&ops)?;
-        }
-        for c in changes {
-            st.apply(c);
-        }
+        let writes = ops
+            .iter()
+            .map(|op| {
+                let (store::DocOp::Put { kind, key, .. } | store::DocOp::Delete { kind, key }) = op;
+                op.write().expect(st.seen(kind, key))
+            })
+            .collect::<Vec<_>>();
+        st.commit(writes).map_err(store::StoreError::from)?;
         for e in events {
             if st.events.as_ref().is_some_and(|c| c.is_enabled(e.event_type)) {
                 self.sink.publish(e);
@@ -161,6 +182,7 @@ pub(crate) mod testing {
     //! A registry over a fresh database file, recording the events it publishes.
 
     use super::*;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[derive(Default)]

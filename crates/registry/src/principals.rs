@@ -11,7 +11,7 @@ impl Registry {
     pub fn attach_thing_principal(&self, thing: &str, principal: &str, ty: PrincipalType) -> Result<()> {
         validate::name("thingName", thing)?;
         validate::principal(principal)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut t = self.thing_in(&st, thing)?.clone();
         if t.principals.get(principal) == Some(&ty) {
             return Ok(());
@@ -33,7 +33,7 @@ impl Registry {
     pub fn detach_thing_principal(&self, thing: &str, principal: &str) -> Result<()> {
         validate::name("thingName", thing)?;
         validate::principal(principal)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut t = self.thing_in(&st, thing)?.clone();
         if t.principals.remove(principal).is_none() {
             return Ok(());
@@ -50,7 +50,7 @@ impl Registry {
         limit: usize,
     ) -> Result<Page<(String, PrincipalType)>> {
         validate::name("thingName", thing)?;
-        let st = self.lock();
+        let st = self.read();
         let t = self.thing_in(&st, thing)?;
         let iter = crate::state::map_after(&t.principals, after_principal).filter(|(_, k)| ty.is_none_or(|want| **k == want)).map(|(p, k)| (p.clone(), *k));
         Ok(Page::take(iter, limit))
@@ -65,7 +65,7 @@ impl Registry {
         limit: usize,
     ) -> Result<Page<(String, PrincipalType)>> {
         validate::principal(principal)?;
-        let st = self.lock();
+        let st = self.read();
         let iter = after(st.by_principal.get(principal), after_thing)
             .filter_map(|n| st.things.get(n).and_then(|t| t.principals.get(principal)).map(|k| (n.clone(), *k)))
             .filter(|(_, k)| ty.is_none_or(|want| *k == want));

@@ -7,7 +7,8 @@ use crate::model::{BillingGroup, EventConfig, Thing, ThingGroup, ThingType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
-use store::{DocOp, Documents};
+use store::DocOp;
+use store::replica::Replicated;
 
 pub(crate) const THING: &str = "thing";
 pub(crate) const THING_TYPE: &str = "thing-type";
@@ -34,7 +35,8 @@ fn index_remove(index: &mut Index, key: &str, value: &str) {
 
 /// Everything the registry holds.
 #[derive(Debug, Default)]
-pub(crate) struct State {
+/// (Public only as the registry replica's type; its contents are the registry's own.)
+pub struct State {
     pub things: BTreeMap<String, Thing>,
     pub types: BTreeMap<String, ThingType>,
     pub groups: BTreeMap<String, ThingGroup>,
@@ -89,33 +91,37 @@ impl Change {
     }
 }
 
-fn load_kind<T: DeserializeOwned>(docs: &Documents, kind: &'static str) -> Result<Vec<T>> {
-    docs.load(kind)?
-        .into_iter()
-        .map(|(key, value)| serde_json::from_str(&value).map_err(|e| RegistryError::Corrupt { kind, key, error: e.to_string() }))
-        .collect()
+fn parse<T: DeserializeOwned>(value: &str) -> std::result::Result<T, String> {
+    serde_json::from_str(value).map_err(|e| e.to_string())
+}
+
+impl Replicated for State {
+    const DOMAIN: &'static str = "registry";
+    const KINDS: &'static [&'static str] = &[THING_TYPE, THING_GROUP, BILLING_GROUP, THING, EVENT_CONFIG];
+
+    fn apply_doc(&mut self, kind: &str, key: &str, value: Option<&str>) -> std::result::Result<(), String> {
+        let change = match (kind, value) {
+            (THING, Some(v)) => Change::Thing(parse(v)?),
+            (THING, None) => Change::DropThing(key.to_string()),
+            (THING_TYPE, Some(v)) => Change::Type(parse(v)?),
+            (THING_TYPE, None) => Change::DropType(key.to_string()),
+            (THING_GROUP, Some(v)) => Change::Group(parse(v)?),
+            (THING_GROUP, None) => Change::DropGroup(key.to_string()),
+            (BILLING_GROUP, Some(v)) => Change::Billing(parse(v)?),
+            (BILLING_GROUP, None) => Change::DropBilling(key.to_string()),
+            (EVENT_CONFIG, Some(v)) => Change::Events(parse(v)?),
+            (EVENT_CONFIG, None) => {
+                self.events = None;
+                return Ok(());
+            }
+            (other, _) => return Err(format!("the registry keeps no {other} documents")),
+        };
+        self.apply(change);
+        Ok(())
+    }
 }
 
 impl State {
-    /// Reads every registry document.
-    pub fn load(docs: &Documents) -> Result<State> {
-        let mut st = State::default();
-        for t in load_kind::<ThingType>(docs, THING_TYPE)? {
-            st.apply(Change::Type(t));
-        }
-        for g in load_kind::<ThingGroup>(docs, THING_GROUP)? {
-            st.apply(Change::Group(g));
-        }
-        for b in load_kind::<BillingGroup>(docs, BILLING_GROUP)? {
-            st.apply(Change::Billing(b));
-        }
-        for t in load_kind::<Thing>(docs, THING)? {
-            st.apply(Change::Thing(t));
-        }
-        st.events = load_kind::<EventConfig>(docs, EVENT_CONFIG)?.pop();
-        Ok(st)
-    }
-
     fn unindex_thing(&mut self, t: &Thing) {
         if let Some(ty) = &t.type_name {
             index_remove(&mut self.by_type, ty, &t.name);
@@ -147,7 +153,7 @@ impl State {
     }
 
     /// Applies a committed change.
-    pub fn apply(&mut self, change: Change) {
+    pub(crate) fn apply(&mut self, change: Change) {
         match change {
             Change::Thing(t) => {
                 if let Some(old) = self.things.remove(&t.name) {

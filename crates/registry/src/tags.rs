@@ -64,7 +64,7 @@ impl Registry {
 
     /// ListTagsForResource.
     pub fn list_tags(&self, arn: &str) -> Result<Tags> {
-        let st = self.lock();
+        let st = self.read();
         let (kind, name) = self.taggable(&st, arn)?;
         Ok(Self::tags_of(&st, kind, &name).cloned().unwrap_or_default())
     }
@@ -72,7 +72,7 @@ impl Registry {
     /// TagResource: adds or overwrites tags (at most 50 per resource).
     pub fn tag_resource(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
         validate::tags(tags)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let (kind, name) = self.taggable(&st, arn)?;
         let mut all = Self::tags_of(&st, kind, &name).cloned().unwrap_or_default();
         for (k, v) in tags {
@@ -90,7 +90,7 @@ impl Registry {
         for k in keys {
             validate::tag_key(k)?;
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let (kind, name) = self.taggable(&st, arn)?;
         let mut all = Self::tags_of(&st, kind, &name).cloned().unwrap_or_default();
         for k in keys {

@@ -56,7 +56,7 @@ impl Registry {
         }
         let attributes = without_empty(given_attributes(req.attributes.as_ref())?.unwrap_or_default());
         check_count(&attributes, req.type_name.is_some())?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if let Some(existing) = st.things.get(&req.name) {
             let same = existing.type_name == req.type_name
                 && existing.attributes == attributes
@@ -100,7 +100,7 @@ impl Registry {
     /// DescribeThing.
     pub fn describe_thing(&self, name: &str) -> Result<Thing> {
         validate::name("thingName", name)?;
-        let st = self.lock();
+        let st = self.read();
         self.thing_in(&st, name).cloned()
     }
 
@@ -115,7 +115,7 @@ impl Registry {
             }
         }
         let given = given_attributes(req.attributes.as_ref())?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let old = self.thing_in(&st, &req.name)?.clone();
         if let Some(v) = req.expected_version
             && v != old.version
@@ -167,7 +167,7 @@ impl Registry {
     /// The thing leaves its groups and billing group.
     pub fn delete_thing(&self, name: &str, expected_version: Option<i64>) -> Result<()> {
         validate::name("thingName", name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let Some(t) = st.things.get(name).cloned() else { return Ok(()) };
         if let Some(v) = expected_version
             && v != t.version
@@ -209,7 +209,7 @@ impl Registry {
         if let Some(t) = &filter.type_name {
             validate::name("thingTypeName", t)?;
         }
-        let st = self.lock();
+        let st = self.read();
         let matches = |t: &Thing| -> bool {
             if filter.type_name.is_some() && t.type_name != filter.type_name {
                 return false;

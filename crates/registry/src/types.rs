@@ -66,7 +66,7 @@ impl Registry {
         if tags.len() > MAX_TAGS {
             return invalid(format!("A resource can have at most {MAX_TAGS} tags; {} were given.", tags.len()));
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         if let Some(existing) = st.types.get(&req.name) {
             if existing.description == req.description
                 && existing.searchable_attributes == req.searchable_attributes
@@ -99,7 +99,7 @@ impl Registry {
     /// DescribeThingType.
     pub fn describe_thing_type(&self, name: &str) -> Result<ThingType> {
         validate::name("thingTypeName", name)?;
-        let st = self.lock();
+        let st = self.read();
         self.type_in(&st, name).cloned()
     }
 
@@ -108,7 +108,7 @@ impl Registry {
         if let Some(p) = prefix {
             validate::name("thingTypeName", p)?;
         }
-        let st = self.lock();
+        let st = self.read();
         let iter = map_after(&st.types, after).map(|(_, t)| t).filter(|t| prefix.is_none_or(|p| t.name.starts_with(p)));
         Ok(Page::take(iter.cloned(), limit))
     }
@@ -119,7 +119,7 @@ impl Registry {
         if let Some(p) = &req.propagating_attributes {
             check_propagating(p)?;
         }
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut t = self.type_in(&st, &req.name)?.clone();
         let immutable = req.description.as_ref().is_some_and(|d| t.description.as_ref() != Some(d))
             || req.searchable_attributes.as_ref().is_some_and(|s| *s != t.searchable_attributes);
@@ -139,7 +139,7 @@ impl Registry {
     /// keeps its deprecation date.
     pub fn deprecate_thing_type(&self, name: &str, undo: bool) -> Result<ThingType> {
         validate::name("thingTypeName", name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let mut t = self.type_in(&st, name)?.clone();
         if t.deprecated != undo {
             return Ok(t);
@@ -155,7 +155,7 @@ impl Registry {
     /// and no thing may use it.
     pub fn delete_thing_type(&self, name: &str) -> Result<()> {
         validate::name("thingTypeName", name)?;
-        let mut st = self.lock();
+        let mut st = self.lock()?;
         let t = self.type_in(&st, name)?.clone();
         let Some(since) = t.deprecated_ms.filter(|_| t.deprecated) else {
             return invalid(format!("Thing type {name} cannot be deleted because it is not deprecated; deprecate it first."));

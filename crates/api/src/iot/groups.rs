@@ -81,7 +81,10 @@ impl Inner {
     }
 
     pub(super) fn delete_thing_group(&self, req: &ApiRequest) -> Reply {
-        self.registry.delete_thing_group(req.param("thingGroupName")?, expected_version(req)?)?;
+        let name = req.param("thingGroupName")?;
+        self.registry.delete_thing_group(name, expected_version(req)?)?;
+        // The policies attached to the group go with it.
+        self.authz.forget_target(&self.registry.arn(registry::ResourceKind::ThingGroup, name))?;
         done()
     }
 

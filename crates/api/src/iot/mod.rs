@@ -179,34 +179,18 @@ impl Service for Iot {
     }
 }
 
-/// Registry operations after which connections recompute their decisions (thing variables,
-/// attachments, group membership and hierarchy).
-const INVALIDATING: &[&str] = &[
-    "UpdateThing",
-    "DeleteThing",
-    "CreateThing",
-    "AttachThingPrincipal",
-    "DetachThingPrincipal",
-    "AddThingToThingGroup",
-    "RemoveThingFromThingGroup",
-    "UpdateThingGroupsForThing",
-    "DeleteThingGroup",
-    "CreateThingGroup",
-];
-
 impl Inner {
+    /// Runs the operation; one that lost a race with another node's write (the replica has
+    /// caught up since) runs again.
     fn handle(&self, req: &ApiRequest) -> Reply {
-        let reply = self.dispatch(req);
-        if reply.is_ok() && INVALIDATING.contains(&req.op) {
-            if req.op == "DeleteThingGroup"
-                && let Ok(name) = req.param("thingGroupName")
-            {
-                let arn = self.registry.arn(registry::ResourceKind::ThingGroup, name);
-                self.authz.forget_target(&arn)?;
+        let mut tries = 0;
+        loop {
+            let reply = self.dispatch(req);
+            match &reply {
+                Err(e) if e.error_type == crate::error::CONFLICT && tries < crate::error::CONFLICT_RETRIES => tries += 1,
+                _ => return reply,
             }
-            self.authz.invalidate();
         }
-        reply
     }
 
     fn dispatch(&self, req: &ApiRequest) -> Reply {

@@ -160,6 +160,9 @@ pub enum StateError {
     /// A batch the store refuses (too large, a key written twice).
     #[error("invalid batch: {0}")]
     Invalid(String),
+    /// A stored document cannot be read back.
+    #[error("stored {kind} document {key:?} is not valid: {detail}")]
+    Corrupt { kind: String, key: String, detail: String },
     /// The database failed.
     #[error("state store ({backend}) {what}: {detail}")]
     Backend { backend: &'static str, what: &'static str, detail: String },

@@ -1,0 +1,220 @@
+//! Replicas: a service's in-memory state kept as a replica of its domain in the state store.
+//!
+//! Readers take a shared lock and never wait on I/O or on a writer's commit. A writer takes the
+//! domain's writer lock, catches up with the change log, computes its writes on the current
+//! state (holding only a shared lock), commits them with expectations (the revisions it saw),
+//! and then catches up again — which applies its own commit, and anything another node
+//! committed before it, in log order. Changes committed elsewhere arrive through the store's
+//! watch ([`Replica::follow`]) and are applied the same way. Every applied change is handed to
+//! the subscribers ([`Replica::subscribe`]) once, after it is applied.
+
+use crate::state::{Change, Expect, StateError, StateStore, Write};
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+/// State that can be rebuilt from its documents.
+pub trait Replicated: Default + Send + Sync + 'static {
+    /// The domain (change log) the state is committed in.
+    const DOMAIN: &'static str;
+    /// The kinds of documents it holds, in the order they are loaded.
+    const KINDS: &'static [&'static str];
+    /// Applies a committed document (`None`: deleted). An error names what cannot be read.
+    fn apply_doc(&mut self, kind: &str, key: &str, value: Option<&str>) -> Result<(), String>;
+}
+
+/// A subscriber to applied changes.
+pub type Subscriber = Box<dyn Fn(&[Change]) + Send + Sync>;
+
+struct Shared<S> {
+    state: S,
+    revs: HashMap<(String, String), u64>,
+    /// The last sequence of the domain applied.
+    cursor: u64,
+}
+
+/// A replica of one domain.
+pub struct Replica<S: Replicated> {
+    store: StateStore,
+    shared: RwLock<Shared<S>>,
+    /// Held by the one writer of this process at a time.
+    writer: Mutex<()>,
+    /// Held while catching up, so that every change is applied (and announced) once.
+    catching: Mutex<()>,
+    subscribers: RwLock<Vec<Subscriber>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<S: Replicated> Replica<S> {
+    /// Loads every document of the domain's kinds, then follows the log from where the load
+    /// began. Blocking.
+    pub fn open(store: StateStore) -> Result<Arc<Replica<S>>, StateError> {
+        let shared = Self::load(&store)?;
+        let r = Arc::new(Replica { store, shared: RwLock::new(shared), writer: Mutex::new(()), catching: Mutex::new(()), subscribers: RwLock::new(Vec::new()) });
+        r.catch_up()?;
+        Ok(r)
+    }
+
+    fn load(store: &StateStore) -> Result<Shared<S>, StateError> {
+        // The head first: whatever commits during the scan is applied again from the log.
+        let cursor = store.head_blocking(S::DOMAIN)?;
+        let mut state = S::default();
+        let mut revs = HashMap::new();
+        for kind in S::KINDS {
+            for (key, doc) in store.scan_all_blocking(kind)? {
+                state.apply_doc(kind, &key, Some(&doc.value)).map_err(|e| StateError::Corrupt { kind: kind.to_string(), key: key.clone(), detail: e })?;
+                revs.insert((kind.to_string(), key), doc.rev);
+            }
+        }
+        Ok(Shared { state, revs, cursor })
+    }
+
+    /// The state store underneath.
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    /// Reads the state (never waits on I/O).
+    pub fn read(&self) -> ReadGuard<'_, S> {
+        ReadGuard(self.shared.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Becomes this process's writer of the domain, caught up with the log. Blocking.
+    pub fn write(&self) -> Result<WriteGuard<'_, S>, StateError> {
+        let writer = lock(&self.writer);
+        self.catch_up()?;
+        Ok(WriteGuard { replica: self, _writer: writer, read: Some(self.read()) })
+    }
+
+    /// Calls `f` with every change applied from now on (from this node or another), after it
+    /// is applied. `f` runs on the applying thread: keep it short and lock-free.
+    pub fn subscribe(&self, f: Subscriber) {
+        self.subscribers.write().unwrap_or_else(|e| e.into_inner()).push(f);
+    }
+
+    /// Applies what the log holds after the cursor. Blocking.
+    pub fn catch_up(&self) -> Result<(), StateError> {
+        let _one = lock(&self.catching);
+        loop {
+            let cursor = self.read().0.cursor;
+            let page = self.store.changes_blocking(S::DOMAIN, cursor, 1000)?;
+            if page.gap {
+                tracing::warn!(domain = S::DOMAIN, cursor, head = page.head, "replica fell behind the kept change log: reloading");
+                let fresh = Self::load(&self.store)?;
+                *self.shared.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                continue;
+            }
+            if page.next == cursor {
+                return Ok(());
+            }
+            {
+                let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
+                for c in &page.changes {
+                    if let Err(e) = g.state.apply_doc(&c.kind, &c.key, c.value.as_deref()) {
+                        tracing::error!(domain = S::DOMAIN, kind = %c.kind, key = %c.key, error = %e, "a committed document cannot be applied; skipped");
+                    }
+                    match c.value {
+                        Some(_) => g.revs.insert((c.kind.clone(), c.key.clone()), c.seq),
+                        None => g.revs.remove(&(c.kind.clone(), c.key.clone())),
+                    };
+                }
+                g.cursor = page.next;
+            }
+            if !page.changes.is_empty() {
+                for s in self.subscribers.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                    s(&page.changes);
+                }
+            }
+            if page.next >= page.head {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Applies changes committed elsewhere as the store announces them, until the runtime
+    /// stops. Call inside a Tokio runtime.
+    pub fn follow(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let mut watch = self.store.watch();
+        tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                let Some(r) = me.upgrade() else { return };
+                match tokio::task::spawn_blocking(move || r.catch_up()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(domain = S::DOMAIN, error = %e, "replica could not catch up; retrying on the next change"),
+                    Err(e) => tracing::error!(domain = S::DOMAIN, error = %e, "replica catch-up failed"),
+                }
+            }
+        });
+    }
+}
+
+/// Shared access to a replica's state.
+pub struct ReadGuard<'a, S>(RwLockReadGuard<'a, Shared<S>>);
+
+impl<S> Deref for ReadGuard<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.0.state
+    }
+}
+
+/// The writer of a domain: reads the state as of its last catch-up and commits.
+pub struct WriteGuard<'a, S: Replicated> {
+    replica: &'a Replica<S>,
+    _writer: MutexGuard<'a, ()>,
+    /// Shared access to the state, let go only while committing.
+    read: Option<ReadGuard<'a, S>>,
+}
+
+impl<S: Replicated> Deref for WriteGuard<'_, S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        match &self.read {
+            Some(r) => r,
+            // `commit` takes the guard back before it returns, and nothing reads in between.
+            None => unreachable!("a writer's state is read only outside commit"),
+        }
+    }
+}
+
+impl<S: Replicated> WriteGuard<'_, S> {
+    /// The revision of a document as this replica has it (`None`: absent).
+    pub fn rev(&self, kind: &str, key: &str) -> Option<u64> {
+        self.read.as_ref().and_then(|r| r.0.revs.get(&(kind.to_string(), key.to_string())).copied())
+    }
+
+    /// The expectation that a document is as this replica has it.
+    pub fn seen(&self, kind: &str, key: &str) -> Expect {
+        Expect::seen(self.rev(kind, key))
+    }
+
+    /// Commits the writes (the last write to a key counts) and applies them; readers are not
+    /// held up meanwhile. On a conflict nothing is written, and the replica has caught up with
+    /// what conflicted: compute again. Blocking.
+    pub fn commit(&mut self, writes: Vec<Write>) -> Result<u64, StateError> {
+        let writes = last_writes(writes);
+        if writes.is_empty() {
+            return Ok(0);
+        }
+        self.read = None;
+        let result = self.replica.store.commit_blocking(S::DOMAIN, writes);
+        let caught = self.replica.catch_up();
+        self.read = Some(self.replica.read());
+        let seq = result?.seq;
+        caught?;
+        Ok(seq)
+    }
+}
+
+/// Keeps the last write to each document, in order.
+pub fn last_writes(writes: Vec<Write>) -> Vec<Write> {
+    let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(writes.len());
+    for (i, w) in writes.iter().enumerate() {
+        last.insert((w.kind.clone(), w.key.clone()), i);
+    }
+    writes.into_iter().enumerate().filter(|(i, w)| last.get(&(w.kind.clone(), w.key.clone())) == Some(i)).map(|(_, w)| w).collect()
+}
