@@ -12,11 +12,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use store::{DocOp, Documents, StoreError};
 
 const KIND: &str = "iam-user";
-const CACHE_TTL: Duration = Duration::from_secs(5);
 /// Inline policies per user (AWS: 2,048 characters each, 10 KB in all; here a count).
 const MAX_POLICIES: usize = 10;
 /// Access keys per user (AWS: 2).
@@ -38,43 +36,46 @@ pub struct User {
 #[derive(Debug)]
 pub struct Users {
     docs: Arc<Documents>,
-    cache: Mutex<HashMap<String, (Option<Arc<(User, Vec<identity::policy::Policy>)>>, Instant)>>,
+    /// Parsed policies by user, with the revision of the user document they were parsed from.
+    parsed: Mutex<HashMap<String, (u64, Arc<(User, Vec<identity::policy::Policy>)>)>>,
 }
 
 impl Users {
     pub fn new(docs: Arc<Documents>) -> Users {
-        Users { docs, cache: Mutex::new(HashMap::new()) }
+        Users { docs, parsed: Mutex::new(HashMap::new()) }
     }
 
     fn load(&self, name: &str) -> Option<User> {
         self.docs.get(KIND, name).ok().flatten().and_then(|v| serde_json::from_str(&v).ok())
     }
 
-    /// A user and its parsed policies, cached for a few seconds.
+    /// A user and its parsed policies, as stored now (parsed again only when the user's
+    /// document has a new revision).
     fn with_policies(&self, name: &str) -> Option<Arc<(User, Vec<identity::policy::Policy>)>> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((u, at)) = cache.get(name)
-            && at.elapsed() < CACHE_TTL
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(doc) = self.docs.state().get_blocking(KIND, name).ok().flatten() else {
+            parsed.remove(name);
+            return None;
+        };
+        if let Some((rev, u)) = parsed.get(name)
+            && *rev == doc.rev
         {
-            return u.clone();
+            return Some(u.clone());
         }
-        let found = self.load(name).map(|u| {
-            let parsed = u.policies.values().filter_map(|d| identity::policy::parse_iam(d).ok()).collect();
-            Arc::new((u, parsed))
-        });
-        cache.insert(name.to_string(), (found.clone(), Instant::now()));
-        found
+        let u: User = serde_json::from_str(&doc.value).ok()?;
+        let policies = u.policies.values().filter_map(|d| identity::policy::parse_iam(d).ok()).collect();
+        let u = Arc::new((u, policies));
+        parsed.insert(name.to_string(), (doc.rev, u.clone()));
+        Some(u)
     }
 
     fn put(&self, u: &User) -> Result<(), StoreError> {
         self.docs.apply(&[DocOp::Put { kind: KIND, key: u.name.clone(), value: serde_json::to_string(u).unwrap_or_default() }])?;
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&u.name);
         Ok(())
     }
 
     fn delete(&self, name: &str) -> Result<(), StoreError> {
         self.docs.apply(&[DocOp::Delete { kind: KIND, key: name.to_string() }])?;
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
         Ok(())
     }
 

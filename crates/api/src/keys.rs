@@ -1,18 +1,13 @@
 //! Access keys for SigV4: stored as documents (kind `access-key`), created on first start, by
-//! `ferrite keys` (root keys) and by IAM's CreateAccessKey (a user's keys), looked up (with a
-//! short cache) for every signed request. An Inactive key signs nothing.
+//! `ferrite keys` (root keys) and by IAM's CreateAccessKey (a user's keys), read from the store
+//! for every signed request (no cache). An Inactive key signs nothing.
 
 use rand_bytes::random;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use store::{DocOp, Documents, StoreError};
 
 const KIND: &str = "access-key";
-/// How long a looked-up secret is trusted before the store is asked again (deletions take
-/// effect within this time).
-const CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// An access key pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +32,6 @@ fn active() -> String {
 #[derive(Debug)]
 pub struct Keys {
     docs: Arc<Documents>,
-    cache: Mutex<HashMap<String, (AccessKey, Instant)>>,
 }
 
 mod rand_bytes {
@@ -64,7 +58,7 @@ fn encode(bytes: &[u8], alphabet: &[u8]) -> String {
 impl Keys {
     /// Keys stored in `docs`.
     pub fn new(docs: Arc<Documents>) -> Keys {
-        Keys { docs, cache: Mutex::new(HashMap::new()) }
+        Keys { docs }
     }
 
     /// The documents the keys are kept in.
@@ -77,25 +71,10 @@ impl Keys {
         self.get(id).map(|k| k.secret)
     }
 
-    /// An Active access key (cached for a few seconds).
+    /// An Active access key, read from the store (no cache: a key deleted or deactivated on any
+    /// node stops working at once).
     pub fn get(&self, id: &str) -> Option<AccessKey> {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((key, at)) = cache.get(id)
-            && at.elapsed() < CACHE_TTL
-        {
-            return Some(key.clone());
-        }
-        let found = self.load(id).filter(|k| k.status == "Active");
-        match found {
-            Some(k) => {
-                cache.insert(id.to_string(), (k.clone(), Instant::now()));
-                Some(k)
-            }
-            None => {
-                cache.remove(id);
-                None
-            }
-        }
+        self.load(id).filter(|k| k.status == "Active")
     }
 
     /// A key as stored, whatever its status.
@@ -103,13 +82,26 @@ impl Keys {
         self.docs.get(KIND, id).ok().flatten().and_then(|v| serde_json::from_str::<AccessKey>(&v).ok())
     }
 
-    /// Stores a key as it now is (status changes take effect when the cache entry ages out,
-    /// within a few seconds — at once on this process: its cache entry is dropped).
+    /// Stores a key as it now is.
     pub fn put(&self, key: &AccessKey) -> Result<(), StoreError> {
         let value = serde_json::to_string(key).unwrap_or_default();
         self.docs.apply(&[DocOp::Put { kind: KIND, key: key.id.clone(), value }])?;
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(&key.id);
         Ok(())
+    }
+
+    /// Creates the first root key, unless another node sharing the store did first (`None`).
+    pub fn create_first_root(&self) -> Result<Option<AccessKey>, StoreError> {
+        let key = Self::new_key(None, "root");
+        let value = serde_json::to_string(&key).unwrap_or_default();
+        let writes = vec![
+            store::state::Write::put("setting", "root-key", key.id.clone()).expect(store::state::Expect::Absent),
+            store::state::Write::put(KIND, key.id.clone(), value),
+        ];
+        match self.docs.state().commit_blocking(store::DOCUMENTS_DOMAIN, writes) {
+            Ok(_) => Ok(Some(key)),
+            Err(e) if e.is_conflict() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates and stores a new root key pair.
@@ -119,18 +111,15 @@ impl Keys {
 
     /// Creates and stores a new key pair for `user` (`None`: root).
     pub fn create_for(&self, user: Option<&str>, description: &str) -> Result<AccessKey, StoreError> {
-        let id = random_id("AKIA", 16);
-        let secret = encode(&random::<40>(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
-        let key = AccessKey {
-            id,
-            secret,
-            description: description.to_string(),
-            created_ms: broker::message::unix_ms(),
-            user: user.map(str::to_string),
-            status: active(),
-        };
+        let key = Self::new_key(user, description);
         self.put(&key)?;
         Ok(key)
+    }
+
+    fn new_key(user: Option<&str>, description: &str) -> AccessKey {
+        let id = random_id("AKIA", 16);
+        let secret = encode(&random::<40>(), b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+        AccessKey { id, secret, description: description.to_string(), created_ms: broker::message::unix_ms(), user: user.map(str::to_string), status: active() }
     }
 
     /// Every key (secrets included: the caller decides what to show).
@@ -142,7 +131,6 @@ impl Keys {
     pub fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let existed = self.docs.get(KIND, id)?.is_some();
         self.docs.apply(&[DocOp::Delete { kind: KIND, key: id.to_string() }])?;
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         Ok(existed)
     }
 }

@@ -289,7 +289,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         let _lock = datadir::lock(&config.data_dir)?;
         let docs = platform::documents(&config).await?;
         let identity = platform::identity(&config, &docs)?;
-        let pki = platform::pki(&config)?;
+        let pki = platform::pki(&config, &docs)?;
         let db = config.data_dir.join("ferrite.db");
         let started = std::time::Instant::now();
         let (broker, restored) = broker::Broker::open(config.broker(), &db, config.store.sync.mode())

@@ -8,7 +8,8 @@ use api::{Api, Keys};
 use registry::{Registry, RegistryConfig};
 use std::sync::Arc;
 use std::time::Duration;
-use store::{DocOp, Documents};
+use store::Documents;
+use store::state::{Expect, Write};
 
 /// The AWS identity ARNs are built from.
 #[derive(Debug, Clone)]
@@ -47,17 +48,32 @@ pub async fn documents(config: &Config) -> anyhow::Result<Arc<Documents>> {
 pub fn identity(config: &Config, docs: &Documents) -> anyhow::Result<Identity> {
     let account_id = if !config.aws.account_id.is_empty() {
         config.aws.account_id.clone()
-    } else if let Some(id) = docs.get("setting", "account-id")? {
-        id
     } else {
         let mut b = [0u8; 12];
         random_fill(&mut b);
         let id: String = b.iter().map(|x| char::from(b'0' + x % 10)).collect();
-        docs.apply(&[DocOp::Put { kind: "setting", key: "account-id".into(), value: id.clone() }])?;
-        tracing::info!(account_id = %id, "generated the account id");
+        let (id, created) = once(docs, "account-id", id)?;
+        if created {
+            tracing::info!(account_id = %id, "generated the account id");
+        }
         id
     };
     Ok(Identity { region: config.aws.region.clone(), account_id, endpoint_host: config.aws.endpoint_host.clone() })
+}
+
+/// The setting `key`, or `value` stored as it where there was none yet: of nodes starting
+/// together on one database exactly one stores its value, and all of them use it. True when
+/// this call stored it.
+fn once(docs: &Documents, key: &str, value: String) -> anyhow::Result<(String, bool)> {
+    if let Some(v) = docs.get("setting", key)? {
+        return Ok((v, false));
+    }
+    let write = Write::put("setting", key, value.clone()).expect(Expect::Absent);
+    match docs.state().commit_blocking(store::DOCUMENTS_DOMAIN, vec![write]) {
+        Ok(_) => Ok((value, true)),
+        Err(e) if e.is_conflict() => Ok((docs.get("setting", key)?.with_context(|| format!("setting {key} vanished"))?, false)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn random_fill(b: &mut [u8]) {
@@ -65,12 +81,13 @@ fn random_fill(b: &mut [u8]) {
     let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(b));
 }
 
-/// Creates the root access key on first start; returns it when it was created now.
+/// Creates the root access key on first start; returns it when it was created now (by this
+/// node: of nodes starting together on one database, one creates it).
 pub fn first_start_keys(keys: &Keys) -> anyhow::Result<Option<api::AccessKey>> {
     if !keys.list()?.is_empty() {
         return Ok(None);
     }
-    Ok(Some(keys.create("root")?))
+    Ok(keys.create_first_root()?)
 }
 
 /// The thing registry, loaded from the documents; its events go out through the broker.
@@ -83,14 +100,41 @@ pub fn registry(config: &Config, docs: Arc<Documents>, identity: &Identity, even
     Registry::open(docs, settings, events).context("loading the thing registry")
 }
 
-/// Ferrite's certificate authority under `<data_dir>/certs`, created on first start.
-pub fn pki(config: &Config) -> anyhow::Result<Arc<identity::Pki>> {
+/// Ferrite's certificate authority: kept in the state store (setting `ca`), so that nodes on
+/// one database share it, and in `<data_dir>/certs` (the server certificate is each node's own,
+/// issued by it). Created on first start; a data directory with a CA of its own and a store
+/// without one brings it in.
+pub fn pki(config: &Config, docs: &Documents) -> anyhow::Result<Arc<identity::Pki>> {
     let dir = config.data_dir.join("certs");
     crate::datadir::create_private_dir(&dir)?;
-    let (pki, created) = identity::Pki::load_or_create(&dir)?;
-    if created {
-        tracing::info!(ca = %dir.join("ca.pem").display(), "created Ferrite's certificate authority");
+    let stored = match docs.get("setting", "ca")? {
+        Some(doc) => doc,
+        None => {
+            let (_, created) = identity::Pki::load_or_create(&dir)?;
+            if created {
+                tracing::info!(ca = %dir.join("ca.pem").display(), "created Ferrite's certificate authority");
+            }
+            let read = |name: &str| std::fs::read_to_string(dir.join(name)).with_context(|| format!("reading {}", dir.join(name).display()));
+            let ours = serde_json::json!({ "cert": read("ca.pem")?, "key": read("ca.key")? }).to_string();
+            once(docs, "ca", ours)?.0
+        }
+    };
+    let v: serde_json::Value = serde_json::from_str(&stored).context("the stored CA (setting ca) is not JSON")?;
+    let (Some(cert), Some(key)) = (v["cert"].as_str(), v["key"].as_str()) else { anyhow::bail!("the stored CA (setting ca) lacks its cert or key") };
+    if std::fs::read_to_string(dir.join("ca.pem")).ok().as_deref() != Some(cert) {
+        // Another node's CA: take it, and issue this node's server certificate from it.
+        for name in ["server.pem", "server.key"] {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        for (name, pem) in [("ca.key", key), ("ca.pem", cert)] {
+            let path = dir.join(name);
+            let _ = std::fs::remove_file(&path);
+            crate::datadir::create_private_file(&path)?;
+            std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+        }
+        tracing::info!(ca = %dir.join("ca.pem").display(), "using the certificate authority kept in the state store");
     }
+    let (pki, _) = identity::Pki::load_or_create(&dir)?;
     Ok(Arc::new(pki))
 }
 

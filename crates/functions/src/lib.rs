@@ -15,9 +15,8 @@
 //! own directory. So the API can choose among programs the operator installed, never make
 //! Ferrite run an arbitrary command line.
 //!
-//! Functions are documents of kind `function` in `store::Documents`; lookups are cached for
-//! [`CACHE_TTL`] so that changes made by `ferrite functions` on the same data directory while
-//! the server runs take effect within that time.
+//! Functions are documents of kind `function` in `store::Documents`, read at every invocation
+//! (no cache: a change by `ferrite functions`, the API or another node counts at once).
 
 pub mod http;
 mod invoke;
@@ -30,13 +29,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use store::{DocOp, Documents, StoreError};
 
 const KIND: &str = "function";
 
-/// How long a looked-up function is trusted before the store is read again.
-pub const CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// Settings from the configuration file.
 #[derive(Debug, Clone)]
@@ -175,13 +172,11 @@ pub enum FunctionError {
 }
 
 /// A looked-up function (or its absence) and when it was read.
-type Cached = (Option<Arc<Function>>, Instant);
 
 /// The registry of functions and their invoker.
 pub struct Functions {
     docs: Arc<Documents>,
     config: FunctionsConfig,
-    cache: Mutex<HashMap<String, Cached>>,
     limits: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
     http: http::HttpClient,
 }
@@ -254,7 +249,7 @@ impl Functions {
     /// The registry over `docs`.
     pub fn new(docs: Arc<Documents>, config: FunctionsConfig) -> Arc<Functions> {
         let http = http::HttpClient::new(config.allow_private_targets);
-        Arc::new(Functions { docs, config, cache: Mutex::new(HashMap::new()), limits: Mutex::new(HashMap::new()), http })
+        Arc::new(Functions { docs, config, limits: Mutex::new(HashMap::new()), http })
     }
 
     /// The settings in force.
@@ -304,7 +299,6 @@ impl Functions {
         };
         let value = serde_json::to_string(&f).map_err(|e| FunctionError::Invalid(e.to_string()))?;
         self.docs.apply(&[DocOp::Put { kind: KIND, key: f.name.clone(), value }])?;
-        self.forget(&f.name);
         Ok(f)
     }
 
@@ -338,28 +332,12 @@ impl Functions {
             return Err(FunctionError::NotFound(self.arn(&name)));
         }
         self.docs.apply(&[DocOp::Delete { kind: KIND, key: name.clone() }])?;
-        self.forget(&name);
         Ok(())
     }
 
-    fn forget(&self, name: &str) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
-    }
-
-    /// A function for invocation: from the cache when fresh, else from the store.
+    /// A function for invocation, as stored now.
     fn lookup(&self, name: &str) -> Result<Arc<Function>, FunctionError> {
-        if let Some((f, at)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(name)
-            && at.elapsed() < CACHE_TTL
-        {
-            return f.clone().ok_or_else(|| FunctionError::NotFound(self.arn(name)));
-        }
-        let found = match self.get(name) {
-            Ok(f) => Some(Arc::new(f)),
-            Err(FunctionError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), (found.clone(), Instant::now()));
-        found.ok_or_else(|| FunctionError::NotFound(self.arn(name)))
+        self.get(name).map(Arc::new)
     }
 
     /// The program a command function may run: the canonical path of `program`, which must

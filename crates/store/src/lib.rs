@@ -9,7 +9,7 @@ mod docs;
 pub mod replica;
 pub mod state;
 
-pub use docs::{DocOp, Documents};
+pub use docs::{DOMAIN as DOCUMENTS_DOMAIN, DocOp, Documents};
 pub use rusqlite::Error as SqlError;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
