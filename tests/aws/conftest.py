@@ -39,9 +39,12 @@ def new_database():
 class Ferrite:
     """A running Ferrite: its ports, its root credentials, and helpers to reach it."""
 
-    def __init__(self, extra_sets=(), database=None):
-        """`database`: a PostgreSQL URL to keep the state in (two nodes can share one)."""
+    def __init__(self, extra_sets=(), database=None, seed=None):
+        """`database`: a PostgreSQL URL to keep the state in (two nodes can share one).
+        `seed`: a .tar.gz of a data directory to start from."""
         self.dir = Path(tempfile.mkdtemp(prefix="ferrite-aws-"))
+        if seed is not None:
+            subprocess.run(["tar", "-C", str(self.dir), "-xzf", str(seed)], check=True)
         self.extra_sets = list(extra_sets)
         self._drop_database = None
         if database is None and os.environ.get("FERRITE_TEST_BACKEND") == "postgres":
