@@ -590,3 +590,46 @@ fn a_subscriber_gets_every_retained_message_even_beyond_its_queue_bound() {
         }
     }
 }
+
+/// Publishes a shadow request (QoS 1) and waits for its PUBACK.
+fn shadow_request(raw: &mut Raw, topic: &str, body: &str) {
+    raw.send(&Packet::Publish(Publish { qos: QoS::AtLeastOnce, topic: topic.into(), packet_id: 9, payload: Bytes::from(body.to_string()), ..Default::default() }));
+    loop {
+        match raw.recv() {
+            Some(Packet::PubAck(_)) => return,
+            Some(Packet::Publish(p)) if p.qos == QoS::AtLeastOnce => raw.send(&Packet::PubAck(mqtt::PubResp::new(p.packet_id))),
+            Some(_) => {}
+            None => panic!("closed while waiting for the PUBACK of {topic}"),
+        }
+    }
+}
+
+#[test]
+fn a_shadow_update_whose_commit_fails_is_not_accepted_and_is_rolled_back() {
+    let disk = SmallDisk::mount("8m");
+    // The shadows' store must be on the small disk: SQLite whatever FERRITE_TEST_BACKEND says.
+    let server = Server::start_in(disk.0.join("data"), &["store.sync=full", "store.backend=sqlite"]);
+    let (mut dev, _) = Raw::connect(server.port, Protocol::V5, "full-dev");
+    for f in ["update/accepted", "update/rejected", "get/accepted"] {
+        assert_eq!(subscribe(&mut dev, &format!("$aws/things/full/shadow/{f}")), ReasonCode(1));
+    }
+    shadow_request(&mut dev, "$aws/things/full/shadow/update", r#"{"state":{"reported":{"x":1}}}"#);
+    let first = next_publish(&mut dev, Duration::from_secs(10)).expect("the first update is accepted");
+    assert!(first.topic.as_str().ends_with("/update/accepted"), "{}", first.topic.as_str());
+    let filler = disk.fill();
+    let big = format!(r#"{{"state":{{"reported":{{"x":2,"pad":"{}"}}}}}}"#, "p".repeat(6000));
+    shadow_request(&mut dev, "$aws/things/full/shadow/update", &big);
+    if let Some(p) = next_publish(&mut dev, Duration::from_secs(3)) {
+        panic!("an update that could not be stored was answered on {}", p.topic.as_str());
+    }
+    std::fs::remove_file(filler).unwrap();
+    shadow_request(&mut dev, "$aws/things/full/shadow/get", "{}");
+    let got = next_publish(&mut dev, Duration::from_secs(10)).expect("get is answered");
+    let doc: serde_json::Value = serde_json::from_slice(&got.payload).unwrap();
+    assert_eq!((doc["state"]["reported"]["x"].as_i64(), doc["version"].as_i64()), (Some(1), Some(1)), "the failed update is rolled back: {doc}");
+    shadow_request(&mut dev, "$aws/things/full/shadow/update", r#"{"state":{"reported":{"x":3}}}"#);
+    let next = next_publish(&mut dev, Duration::from_secs(10)).expect("an update with room again is accepted");
+    let doc: serde_json::Value = serde_json::from_slice(&next.payload).unwrap();
+    assert_eq!(doc["version"].as_i64(), Some(2), "{doc}");
+    drop(server);
+}

@@ -105,7 +105,7 @@ struct Outcome {
 
 /// The shadows of every thing.
 pub struct Shadows {
-    shadows: Mutex<BTreeMap<ShadowId, StoredShadow>>,
+    shadows: writer::Memory,
     limits: Limits,
     writer: Writer,
     broker: Broker,
@@ -127,7 +127,8 @@ impl Shadows {
                 _ => tracing::warn!(key = %k, "unreadable stored shadow skipped"),
             }
         }
-        Ok(Arc::new(Shadows { shadows: Mutex::new(shadows), limits, writer: Writer::start(docs)?, broker }))
+        let shadows = Arc::new(Mutex::new(shadows));
+        Ok(Arc::new(Shadows { writer: Writer::start(docs, shadows.clone())?, shadows, limits, broker }))
     }
 
     /// Serves the MQTT contract until the client is dropped: subscribes to the request topics
