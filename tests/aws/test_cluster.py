@@ -183,3 +183,36 @@ def test_a_policy_changed_on_one_node_changes_the_other_nodes_decisions_within_a
         assert granted and elapsed < 1.0
     finally:
         d.stop()
+
+
+def test_a_rule_created_on_one_node_runs_on_the_other_and_stops_when_disabled(nodes):
+    a, b = nodes
+    ia = a.client("iot")
+    sub = Device(b.mqtt_port, "rule-watcher")
+    pub = Device(b.mqtt_port, "rule-source")
+    assert connect_ok(sub.connect()) and connect_ok(pub.connect())
+    try:
+        sub.subscribe("cluster-out/#")
+        ia.create_topic_rule(ruleName="across_nodes", topicRulePayload={
+            "sql": "SELECT * FROM 'cluster-in/#'",
+            "actions": [{"republish": {"roleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "topic": "cluster-out/${topic(2)}"}}]})
+
+        def republished():
+            pub.publish("cluster-in/x", b'{"n": 1}')
+            try:
+                return sub.next_message(timeout=0.1)
+            except Exception:  # noqa: BLE001 - queue.Empty: not yet
+                return None
+
+        msg, elapsed = within(2.0, republished)
+        assert msg.topic == "cluster-out/x" and elapsed < 1.5
+        ia.disable_topic_rule(ruleName="across_nodes")
+        time.sleep(1.0)
+        while not sub.messages.empty():
+            sub.messages.get()
+        pub.publish("cluster-in/y", b'{"n": 2}')
+        with pytest.raises(Exception):
+            sub.next_message(timeout=1.0)
+    finally:
+        sub.stop()
+        pub.stop()

@@ -161,6 +161,7 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     authz.set_functions(functions.clone());
     let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);
     let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
+    rules.follow();
     api.add(Arc::new(api::iotdata::IotData::new(broker.clone(), shadows)));
     api.add(Arc::new(api::iot::Iot::new(authz.clone(), identity.endpoint_host.clone()).with_rules(rules.clone())));
     api.add(Arc::new(api::lambda::Lambda::new(functions)));

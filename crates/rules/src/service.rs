@@ -1,7 +1,9 @@
 //! [`Rules`]: the operations of the topic rule API and of topic rule destinations, over the
-//! documents store and the running engine. Operations are synchronous (they commit to SQLite
+//! state store (domain `rules`) and the running engine. Operations are synchronous (they commit
 //! before returning) and may be called from any thread; rule tasks and confirmation requests
-//! are spawned on the runtime the service was started in.
+//! are spawned on the runtime the service was started in. Rules and destinations committed by
+//! another node arrive through the change feed ([`Rules::follow`]): their workers start, restart
+//! and stop here the same way.
 
 use crate::destinations::{Destination, DestinationStatus, confirmation_request_url};
 use crate::engine::{self, Engine, RulesMetrics};
@@ -15,8 +17,10 @@ use shadow_service::Shadows;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use store::{DocOp, Documents};
+use store::Documents;
+use store::state::{Expect, Write};
 
+const DOMAIN: &str = "rules";
 const RULE_KIND: &str = "topic-rule";
 const DEST_KIND: &str = "rule-destination";
 
@@ -70,6 +74,8 @@ pub struct Rules {
     engine: Arc<Engine>,
     rules: Mutex<BTreeMap<String, Entry>>,
     handle: tokio::runtime::Handle,
+    /// The last change of the domain applied by [`Rules::follow`].
+    cursor: Mutex<u64>,
 }
 
 /// Numbers the starts of rules, process-wide, so every rule client id is unique.
@@ -90,6 +96,8 @@ impl Rules {
     /// Loads the rules and destinations and starts every enabled rule. Call inside the Tokio
     /// runtime.
     pub fn start(docs: Arc<Documents>, broker: Broker, functions: Arc<Functions>, shadows: Option<Arc<Shadows>>, config: RulesConfig) -> Result<Arc<Rules>, RulesError> {
+        // The head first: what commits while loading is applied again from the feed.
+        let cursor = docs.state().head_blocking(DOMAIN).map_err(store::StoreError::from)?;
         let mut destinations = BTreeMap::new();
         for (k, v) in docs.load(DEST_KIND)? {
             let d: Destination = serde_json::from_str(&v).map_err(|e| corrupt(DEST_KIND, &k, e))?;
@@ -102,6 +110,7 @@ impl Rules {
             engine,
             rules: Mutex::new(BTreeMap::new()),
             handle: tokio::runtime::Handle::current(),
+            cursor: Mutex::new(cursor),
         });
         let mut map = BTreeMap::new();
         for (k, v) in docs.load(RULE_KIND)? {
@@ -122,6 +131,97 @@ impl Rules {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
         self.rules.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), RulesError> {
+        self.docs.state().commit_blocking(DOMAIN, writes).map_err(store::StoreError::from)?;
+        Ok(())
+    }
+
+    /// Applies the rules and destinations other nodes commit, as they commit them. Call inside
+    /// the Tokio runtime.
+    pub fn follow(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let mut watch = self.docs.state().watch();
+        self.handle.spawn(async move {
+            while watch.changed().await.is_ok() {
+                let Some(rules) = me.upgrade() else { return };
+                match tokio::task::spawn_blocking(move || rules.catch_up()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "rules could not catch up with the store; retrying on the next change"),
+                    Err(e) => tracing::error!(error = %e, "rules catch-up failed"),
+                }
+            }
+        });
+    }
+
+    /// Reconciles the running rules and the destinations with the changes after the cursor.
+    fn catch_up(&self) -> Result<(), RulesError> {
+        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let page = self.docs.state().changes_blocking(DOMAIN, *cursor, 1000).map_err(store::StoreError::from)?;
+            if page.gap {
+                // Too far behind to replay: take every rule and destination as now stored.
+                tracing::warn!(cursor = *cursor, head = page.head, "rules fell behind the kept change log: reloading");
+                for (key, doc) in self.docs.state().scan_all_blocking(RULE_KIND).map_err(store::StoreError::from)? {
+                    self.apply_rule(&key, Some(&doc.value));
+                }
+                for (key, doc) in self.docs.state().scan_all_blocking(DEST_KIND).map_err(store::StoreError::from)? {
+                    self.apply_destination(&key, Some(&doc.value));
+                }
+                *cursor = page.head;
+                continue;
+            }
+            for c in &page.changes {
+                match c.kind.as_str() {
+                    RULE_KIND => self.apply_rule(&c.key, c.value.as_deref()),
+                    DEST_KIND => self.apply_destination(&c.key, c.value.as_deref()),
+                    _ => {}
+                }
+            }
+            *cursor = page.next;
+            if page.next >= page.head {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A rule as committed (`None`: deleted): its worker started, restarted or stopped unless
+    /// it already runs as stored.
+    fn apply_rule(&self, name: &str, value: Option<&str>) {
+        let mut rules = self.lock();
+        let Some(value) = value else {
+            rules.remove(name);
+            return;
+        };
+        if rules.get(name).and_then(|e| serde_json::to_string(&e.stored).ok()).as_deref() == Some(value) {
+            return;
+        }
+        let stored: StoredRule = match serde_json::from_str(value) {
+            Ok(s) => s,
+            Err(e) => return tracing::error!(rule = %name, error = %e, "committed rule unreadable; skipped"),
+        };
+        match model::compile(&stored.name, &stored.payload) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                rules.remove(name);
+                let worker = self.start_worker(&c);
+                rules.insert(name.to_string(), Entry { stored, compiled: c, _worker: worker });
+            }
+            Err(e) => tracing::error!(rule = %name, error = %e, "committed rule does not compile; skipped"),
+        }
+    }
+
+    /// A destination as committed (`None`: deleted).
+    fn apply_destination(&self, id: &str, value: Option<&str>) {
+        let mut dests = self.engine.destinations();
+        match value.map(serde_json::from_str::<Destination>) {
+            Some(Ok(d)) => {
+                dests.insert(d.arn.clone(), d);
+            }
+            Some(Err(e)) => tracing::error!(destination = %id, error = %e, "committed destination unreadable; skipped"),
+            None => dests.retain(|_, d| d.id() != id),
+        }
     }
 
     /// Sets the base of confirmation messages' `enableUrl` (the API's address, once bound).
@@ -167,9 +267,10 @@ impl Rules {
         p
     }
 
-    fn put(&self, stored: &StoredRule) -> Result<(), RulesError> {
+    /// Stores a rule, expecting it absent (a new rule) or present.
+    fn put(&self, stored: &StoredRule, expect: Expect) -> Result<(), RulesError> {
         let value = serde_json::to_string(stored).map_err(|e| RulesError::Invalid(e.to_string()))?;
-        Ok(self.docs.apply(&[DocOp::Put { kind: RULE_KIND, key: stored.name.clone(), value }])?)
+        self.commit(vec![Write::put(RULE_KIND, stored.name.clone(), value).expect(expect)])
     }
 
     /// AWS requires HTTPS for http actions and their destinations (unless
@@ -205,7 +306,13 @@ impl Rules {
         }
         self.ensure_destinations(&compiled)?;
         let stored = StoredRule { name: name.to_string(), payload: Self::normalized(payload, &compiled), created_ms: now_ms(), tags };
-        self.put(&stored)?;
+        match self.put(&stored, Expect::Absent) {
+            // Created on another node meanwhile.
+            Err(RulesError::Store(store::StoreError::State(e))) if e.is_conflict() => {
+                return Err(RulesError::AlreadyExists { message: format!("Rule {name} already exists."), arn: self.rule_arn(name) });
+            }
+            r => r?,
+        }
         let worker = self.start_worker(&compiled);
         rules.insert(name.to_string(), Entry { stored, compiled, _worker: worker });
         Ok(())
@@ -220,7 +327,7 @@ impl Rules {
         let old = rules.get(name).ok_or_else(|| self.not_found("ReplaceTopicRule", name))?;
         self.ensure_destinations(&compiled)?;
         let stored = StoredRule { payload: Self::normalized(payload, &compiled), ..old.stored.clone() };
-        self.put(&stored)?;
+        self.put(&stored, Expect::Present)?;
         rules.remove(name);
         let worker = self.start_worker(&compiled);
         rules.insert(name.to_string(), Entry { stored, compiled, _worker: worker });
@@ -234,7 +341,7 @@ impl Rules {
         if !rules.contains_key(name) {
             return Err(self.not_found("DeleteTopicRule", name));
         }
-        self.docs.apply(&[DocOp::Delete { kind: RULE_KIND, key: name.to_string() }])?;
+        self.commit(vec![Write::delete(RULE_KIND, name)])?;
         rules.remove(name);
         Ok(())
     }
@@ -253,7 +360,7 @@ impl Rules {
             m.insert("ruleDisabled".into(), Value::Bool(disabled));
         }
         let compiled = Arc::new(CompiledRule { disabled, ..(*old.compiled).clone() });
-        self.put(&stored)?;
+        self.put(&stored, Expect::Present)?;
         rules.remove(name);
         let worker = self.start_worker(&compiled);
         rules.insert(name.to_string(), Entry { stored, compiled, _worker: worker });
@@ -320,7 +427,7 @@ impl Rules {
 
     fn put_destination(&self, d: &Destination) -> Result<(), RulesError> {
         let value = serde_json::to_string(d).map_err(|e| RulesError::Invalid(e.to_string()))?;
-        Ok(self.docs.apply(&[DocOp::Put { kind: DEST_KIND, key: d.id().to_string(), value }])?)
+        self.commit(vec![Write::put(DEST_KIND, d.id().to_string(), value)])
     }
 
     /// Creates destinations an http action with fixed URLs needs (the caller holds the rules lock).
@@ -409,7 +516,10 @@ impl Rules {
             if let Some(d) = updated
                 && let Ok(value) = serde_json::to_string(&d)
             {
-                let _ = tokio::task::spawn_blocking(move || docs.apply(&[DocOp::Put { kind: DEST_KIND, key: d.id().to_string(), value }])).await;
+                let write = Write::put(DEST_KIND, d.id().to_string(), value);
+                if let Err(e) = docs.state().commit(DOMAIN, vec![write]).await {
+                    tracing::warn!(destination = %d.arn, error = %e, "destination status not stored");
+                }
             }
         });
     }
@@ -474,7 +584,7 @@ impl Rules {
     pub fn delete_destination(&self, arn: &str) -> Result<(), RulesError> {
         let mut dests = self.engine.destinations();
         let d = dests.get(arn).ok_or_else(|| self.destination_not_found("DeleteTopicRuleDestination", arn))?;
-        self.docs.apply(&[DocOp::Delete { kind: DEST_KIND, key: d.id().to_string() }])?;
+        self.commit(vec![Write::delete(DEST_KIND, d.id().to_string())])?;
         dests.remove(arn);
         Ok(())
     }
