@@ -12,7 +12,7 @@ things=${1:-1000000} shadows=${2:-100000}
 cargo build --release -q -p ferrite -p bench
 bin=target/release
 work=$(mktemp -d "${TMPDIR:-/tmp}/ferrite-state-bench-XXXXXX")
-pg_dir="$work/pg"
+pg_dir=$(mktemp -u -d "${TMPDIR:-/tmp}/ferrite-bench-pg-XXXXXX")  # outside $work: the postgres user must reach it
 cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; scripts/pg stop "$pg_dir"; rm -rf "$work"; }
 trap cleanup EXIT
 pg_url=$(PG_DURABLE=1 scripts/pg start "$pg_dir")

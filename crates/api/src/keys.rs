@@ -1,13 +1,45 @@
-//! Access keys for SigV4: stored as documents (kind `access-key`), created on first start, by
-//! `ferrite keys` (root keys) and by IAM's CreateAccessKey (a user's keys), read from the store
-//! for every signed request (no cache). An Inactive key signs nothing.
+//! Access keys for SigV4: documents (kind `access-key`) in the state store's domain `keys`,
+//! created on first start, by `ferrite keys` (root keys) and by IAM's CreateAccessKey (a user's
+//! keys). Held as a replica: a signed request reads memory; a key created, deactivated or
+//! deleted anywhere counts as soon as the change log reaches this node (a key id not known yet
+//! makes the replica catch up before it is refused). An Inactive key signs nothing.
 
 use rand_bytes::random;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
-use store::{DocOp, Documents, StoreError};
+use store::replica::{Replica, Replicated};
+use store::state::{Expect, Write};
+use store::{Documents, StoreError};
 
 const KIND: &str = "access-key";
+
+/// Every access key, by id (the replica's state).
+#[derive(Debug, Default)]
+pub struct KeyTable {
+    keys: HashMap<String, AccessKey>,
+}
+
+impl Replicated for KeyTable {
+    const DOMAIN: &'static str = "keys";
+    const KINDS: &'static [&'static str] = &[KIND];
+
+    fn apply_doc(&mut self, kind: &str, key: &str, value: Option<&str>) -> Result<(), String> {
+        if kind != KIND {
+            return Ok(());
+        }
+        match value {
+            Some(v) => {
+                let k: AccessKey = serde_json::from_str(v).map_err(|e| e.to_string())?;
+                self.keys.insert(key.to_string(), k);
+            }
+            None => {
+                self.keys.remove(key);
+            }
+        }
+        Ok(())
+    }
+}
 
 /// An access key pair.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +64,7 @@ fn active() -> String {
 #[derive(Debug)]
 pub struct Keys {
     docs: Arc<Documents>,
+    replica: Arc<Replica<KeyTable>>,
 }
 
 mod rand_bytes {
@@ -56,9 +89,15 @@ fn encode(bytes: &[u8], alphabet: &[u8]) -> String {
 }
 
 impl Keys {
-    /// Keys stored in `docs`.
-    pub fn new(docs: Arc<Documents>) -> Keys {
-        Keys { docs }
+    /// The keys stored in `docs` (a replica of the domain `keys`). Blocking.
+    pub fn open(docs: Arc<Documents>) -> Result<Keys, StoreError> {
+        let replica = Replica::open(docs.state().clone())?;
+        Ok(Keys { docs, replica })
+    }
+
+    /// Applies keys changed elsewhere as they change. Call inside a Tokio runtime.
+    pub fn follow(&self) {
+        self.replica.follow();
     }
 
     /// The documents the keys are kept in.
@@ -71,21 +110,26 @@ impl Keys {
         self.get(id).map(|k| k.secret)
     }
 
-    /// An Active access key, read from the store (no cache: a key deleted or deactivated on any
-    /// node stops working at once).
+    /// An Active access key.
     pub fn get(&self, id: &str) -> Option<AccessKey> {
         self.load(id).filter(|k| k.status == "Active")
     }
 
-    /// A key as stored, whatever its status.
+    /// A key as stored, whatever its status (an unknown id: after catching up with the log).
     pub fn load(&self, id: &str) -> Option<AccessKey> {
-        self.docs.get(KIND, id).ok().flatten().and_then(|v| serde_json::from_str::<AccessKey>(&v).ok())
+        if let Some(k) = self.replica.read().keys.get(id) {
+            return Some(k.clone());
+        }
+        if let Err(e) = self.replica.catch_up() {
+            tracing::warn!(error = %e, "access keys could not catch up with the store");
+        }
+        self.replica.read().keys.get(id).cloned()
     }
 
     /// Stores a key as it now is.
     pub fn put(&self, key: &AccessKey) -> Result<(), StoreError> {
         let value = serde_json::to_string(key).unwrap_or_default();
-        self.docs.apply(&[DocOp::Put { kind: KIND, key: key.id.clone(), value }])?;
+        self.replica.write()?.commit(vec![Write::put(KIND, key.id.clone(), value)])?;
         Ok(())
     }
 
@@ -93,11 +137,8 @@ impl Keys {
     pub fn create_first_root(&self) -> Result<Option<AccessKey>, StoreError> {
         let key = Self::new_key(None, "root");
         let value = serde_json::to_string(&key).unwrap_or_default();
-        let writes = vec![
-            store::state::Write::put("setting", "root-key", key.id.clone()).expect(store::state::Expect::Absent),
-            store::state::Write::put(KIND, key.id.clone(), value),
-        ];
-        match self.docs.state().commit_blocking(store::DOCUMENTS_DOMAIN, writes) {
+        let writes = vec![Write::put("setting", "root-key", key.id.clone()).expect(Expect::Absent), Write::put(KIND, key.id.clone(), value)];
+        match self.replica.write()?.commit(writes) {
             Ok(_) => Ok(Some(key)),
             Err(e) if e.is_conflict() => Ok(None),
             Err(e) => Err(e.into()),
@@ -124,13 +165,16 @@ impl Keys {
 
     /// Every key (secrets included: the caller decides what to show).
     pub fn list(&self) -> Result<Vec<AccessKey>, StoreError> {
-        Ok(self.docs.load(KIND)?.into_iter().filter_map(|(_, v)| serde_json::from_str(&v).ok()).collect())
+        let mut keys: Vec<AccessKey> = self.replica.read().keys.values().cloned().collect();
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(keys)
     }
 
     /// Deletes a key; false if there was none.
     pub fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        let existed = self.docs.get(KIND, id)?.is_some();
-        self.docs.apply(&[DocOp::Delete { kind: KIND, key: id.to_string() }])?;
+        let mut w = self.replica.write()?;
+        let existed = w.keys.contains_key(id);
+        w.commit(vec![Write::delete(KIND, id)])?;
         Ok(existed)
     }
 }

@@ -220,7 +220,7 @@ fn keys_command(command: KeysCommand) -> ExitCode {
     };
     let run = || -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-        let keys = api::Keys::new(runtime.block_on(platform::documents(&config))?);
+        let keys = api::Keys::open(runtime.block_on(platform::documents(&config))?)?;
         match &command {
             KeysCommand::Create { description, .. } => {
                 let k = keys.create(description)?;
@@ -321,7 +321,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             println!("{name} listening on {}", l.addr);
             servers.push(tokio::spawn(api::serve(api.clone(), l.listener, l.tls, shutdown_rx.clone())));
         }
-        if let Some(root) = platform::first_start_keys(&api::Keys::new(docs.clone()))? {
+        if let Some(root) = platform::first_start_keys(&api::Keys::open(docs.clone())?)? {
             // Shown once, like AWS shows a new secret once; `ferrite keys create` makes more.
             println!("root credentials: {} {}", root.id, root.secret);
         }

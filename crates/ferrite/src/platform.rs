@@ -154,7 +154,9 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let authz = Arc::new(authz::Authz::open(docs.clone(), settings, registry, pki).context("loading certificates and policies")?);
     authz.set_broker(broker.clone());
     authz.follow();
-    let mut api = Api::new(Keys::new(docs.clone()), config.api.api_config(&identity.region, &identity.account_id));
+    let keys = Keys::open(docs.clone()).context("loading access keys")?;
+    keys.follow();
+    let mut api = Api::new(keys, config.api.api_config(&identity.region, &identity.account_id));
     let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default())?;
     tokio::spawn(shadows.clone().serve_mqtt(broker.internal_client("$ferrite/shadow")));
     let functions = functions(config, docs.clone(), identity);

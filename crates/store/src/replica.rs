@@ -44,6 +44,12 @@ pub struct Replica<S: Replicated> {
     subscribers: RwLock<Vec<Subscriber>>,
 }
 
+impl<S: Replicated> std::fmt::Debug for Replica<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("domain", &S::DOMAIN).finish_non_exhaustive()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

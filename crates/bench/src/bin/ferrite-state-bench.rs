@@ -142,6 +142,7 @@ impl Api {
             .header("authorization", auth)
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.to_string())))?;
+        self.sender.ready().await?;
         let started = Instant::now();
         let resp = self.sender.send_request(request).await?;
         let status = resp.status().as_u16();
