@@ -142,7 +142,7 @@ impl Rules {
     /// the Tokio runtime.
     pub fn follow(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
-        let mut watch = self.docs.state().watch();
+        let mut watch = self.docs.state().watch(DOMAIN);
         self.handle.spawn(async move {
             while watch.changed().await.is_ok() {
                 let Some(rules) = me.upgrade() else { return };

@@ -8,7 +8,7 @@
 //! watch ([`Replica::follow`]) and are applied the same way. Every applied change is handed to
 //! the subscribers ([`Replica::subscribe`]) once, after it is applied.
 
-use crate::state::{Change, Expect, StateError, StateStore, Write};
+use crate::state::{Action, Change, Expect, StateError, StateStore, Write};
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
@@ -42,6 +42,8 @@ pub struct Replica<S: Replicated> {
     /// Held while catching up, so that every change is applied (and announced) once.
     catching: Mutex<()>,
     subscribers: RwLock<Vec<Subscriber>>,
+    /// Moves when the domain has commits this replica may not have applied yet.
+    wake: Mutex<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl<S: Replicated> std::fmt::Debug for Replica<S> {
@@ -58,8 +60,9 @@ impl<S: Replicated> Replica<S> {
     /// Loads every document of the domain's kinds, then follows the log from where the load
     /// began. Blocking.
     pub fn open(store: StateStore) -> Result<Arc<Replica<S>>, StateError> {
+        let wake = Mutex::new(store.watch(S::DOMAIN));
         let shared = Self::load(&store)?;
-        let r = Arc::new(Replica { store, shared: RwLock::new(shared), writer: Mutex::new(()), catching: Mutex::new(()), subscribers: RwLock::new(Vec::new()) });
+        let r = Arc::new(Replica { store, shared: RwLock::new(shared), writer: Mutex::new(()), catching: Mutex::new(()), subscribers: RwLock::new(Vec::new()), wake });
         r.catch_up()?;
         Ok(r)
     }
@@ -88,10 +91,13 @@ impl<S: Replicated> Replica<S> {
         ReadGuard(self.shared.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Becomes this process's writer of the domain, caught up with the log. Blocking.
+    /// Becomes this process's writer of the domain, caught up with the log as far as this node
+    /// knows (a commit it has not heard of yet makes the commit conflict instead). Blocking.
     pub fn write(&self) -> Result<WriteGuard<'_, S>, StateError> {
         let writer = lock(&self.writer);
-        self.catch_up()?;
+        if lock(&self.wake).has_changed().unwrap_or(true) {
+            self.catch_up()?;
+        }
         Ok(WriteGuard { replica: self, _writer: writer, read: Some(self.read()) })
     }
 
@@ -104,6 +110,8 @@ impl<S: Replicated> Replica<S> {
     /// Applies what the log holds after the cursor. Blocking.
     pub fn catch_up(&self) -> Result<(), StateError> {
         let _one = lock(&self.catching);
+        // Seen before reading: a commit announced from now on is read by a later catch-up.
+        lock(&self.wake).borrow_and_update();
         loop {
             let cursor = self.read().0.cursor;
             let page = self.store.changes_blocking(S::DOMAIN, cursor, 1000)?;
@@ -129,22 +137,61 @@ impl<S: Replicated> Replica<S> {
                 }
                 g.cursor = page.next;
             }
-            if !page.changes.is_empty() {
-                for s in self.subscribers.read().unwrap_or_else(|e| e.into_inner()).iter() {
-                    s(&page.changes);
-                }
-            }
+            self.announce(&page.changes);
             if page.next >= page.head {
                 return Ok(());
             }
         }
     }
 
+    fn announce(&self, changes: &[Change]) {
+        if !changes.is_empty() {
+            for s in self.subscribers.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                s(changes);
+            }
+        }
+    }
+
+    /// Applies this node's own commit `seq` straight from its writes when it directly follows
+    /// what is applied (no other commit in between); false when it does not.
+    fn apply_own(&self, seq: u64, writes: &[Write]) -> bool {
+        let _one = lock(&self.catching);
+        let changes: Vec<Change> = {
+            let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
+            if g.cursor + 1 != seq {
+                return false;
+            }
+            let changes: Vec<Change> = writes
+                .iter()
+                .filter_map(|w| match &w.action {
+                    Action::Put(v) => Some(Change { seq, kind: w.kind.clone(), key: w.key.clone(), value: Some(v.clone()) }),
+                    Action::Delete => Some(Change { seq, kind: w.kind.clone(), key: w.key.clone(), value: None }),
+                    Action::Check => None,
+                })
+                .collect();
+            for c in &changes {
+                if let Err(e) = g.state.apply_doc(&c.kind, &c.key, c.value.as_deref()) {
+                    tracing::error!(domain = S::DOMAIN, kind = %c.kind, key = %c.key, error = %e, "a committed document cannot be applied; skipped");
+                }
+                match c.value {
+                    Some(_) => g.revs.insert((c.kind.clone(), c.key.clone()), seq),
+                    None => g.revs.remove(&(c.kind.clone(), c.key.clone())),
+                };
+            }
+            g.cursor = seq;
+            changes
+        };
+        // The wake-up of this commit is this node's own.
+        lock(&self.wake).borrow_and_update();
+        self.announce(&changes);
+        true
+    }
+
     /// Applies changes committed elsewhere as the store announces them, until the runtime
     /// stops. Call inside a Tokio runtime.
     pub fn follow(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
-        let mut watch = self.store.watch();
+        let mut watch = self.store.watch(S::DOMAIN);
         tokio::spawn(async move {
             while watch.changed().await.is_ok() {
                 let Some(r) = me.upgrade() else { return };
@@ -207,8 +254,11 @@ impl<S: Replicated> WriteGuard<'_, S> {
             return Ok(0);
         }
         self.read = None;
-        let result = self.replica.store.commit_blocking(S::DOMAIN, writes);
-        let caught = self.replica.catch_up();
+        let result = self.replica.store.commit_blocking(S::DOMAIN, writes.clone());
+        let caught = match &result {
+            Ok(c) if c.seq == 0 || self.replica.apply_own(c.seq, &writes) => Ok(()),
+            _ => self.replica.catch_up(),
+        };
         self.read = Some(self.replica.read());
         let seq = result?.seq;
         caught?;

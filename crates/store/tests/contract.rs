@@ -33,7 +33,7 @@ async fn postgres_wakes_a_second_node() {
     let db = testpg::Database::create();
     let a = store::state::connect_postgres(db.url(), 4).await.unwrap();
     let b = store::state::connect_postgres(db.url(), 4).await.unwrap();
-    let mut w = b.watch();
+    let mut w = b.watch("d");
     // The listener may still be connecting: wait for its first wake-up before committing.
     tokio::time::timeout(std::time::Duration::from_secs(5), w.changed()).await.unwrap().unwrap();
     w.borrow_and_update();

@@ -65,6 +65,9 @@ enum Command {
         clients: usize,
         #[arg(long, default_value_t = 5)]
         duration: u64,
+        /// Only CreateThing/s (for a registry that is empty, or an older Ferrite).
+        #[arg(long)]
+        writes_only: bool,
     },
 }
 
@@ -161,8 +164,15 @@ fn report(what: &str, h: &Histogram<u64>) {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn measure(host: String, port: u16, key: String, secret: String, things: u64, shadows: u64, requests: u64, clients: usize, duration: u64) -> anyhow::Result<()> {
-    let mut api = Api::connect(&host, port, &key, &secret).await?;
+async fn measure(host: String, port: u16, key: String, secret: String, things: u64, shadows: u64, requests: u64, clients: usize, duration: u64, writes_only: bool) -> anyhow::Result<()> {
+    if !writes_only {
+        reads(&host, port, &key, &secret, things, shadows, requests).await?;
+    }
+    creates(host, port, key, secret, clients, duration).await
+}
+
+async fn reads(host: &str, port: u16, key: &str, secret: &str, things: u64, shadows: u64, requests: u64) -> anyhow::Result<()> {
+    let mut api = Api::connect(host, port, key, secret).await?;
     let mut h = Histogram::<u64>::new(3)?;
     for i in 0..requests {
         let (status, us) = api.call("iot", "GET", &format!("/things/thing-{}", pick(i, things)), "", "").await?;
@@ -193,7 +203,11 @@ async fn measure(host: String, port: u16, key: String, secret: String, things: u
         h.record(us)?;
     }
     report("ListThings (attribute filter, 100 per page)", &h);
-    // CreateThing from concurrent clients.
+    Ok(())
+}
+
+/// CreateThing from concurrent clients.
+async fn creates(host: String, port: u16, key: String, secret: String, clients: usize, duration: u64) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -237,8 +251,8 @@ async fn main() -> anyhow::Result<()> {
             };
             populate(store, things, shadows).await
         }
-        Command::Measure { host, port, key, secret, things, shadows, requests, clients, duration } => {
-            measure(host, port, key, secret, things, shadows, requests, clients, duration).await
+        Command::Measure { host, port, key, secret, things, shadows, requests, clients, duration, writes_only } => {
+            measure(host, port, key, secret, things, shadows, requests, clients, duration, writes_only).await
         }
     }
 }

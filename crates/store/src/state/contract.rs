@@ -148,10 +148,12 @@ async fn domains_have_their_own_logs(s: &StateStore) {
 }
 
 async fn the_watch_moves_on_commit(s: &StateStore) {
-    let mut w = s.watch();
+    let mut w = s.watch("d");
+    let other = s.watch("other");
     w.borrow_and_update();
     s.commit("d", vec![Write::put("k", "a", "1")]).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), w.changed()).await.expect("the watch moves within 5 s").unwrap();
+    let _ = other;
 }
 
 async fn concurrent_creates_of_one_key_succeed_once(s: &StateStore) {

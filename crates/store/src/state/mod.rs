@@ -189,8 +189,37 @@ pub trait Backend: Send + Sync + 'static {
     fn changes<'a>(&'a self, domain: &'a str, after: u64, max_commits: u64) -> BoxFuture<'a, Result<ChangePage>>;
     /// The latest sequence of `domain` (0 before its first commit).
     fn head<'a>(&'a self, domain: &'a str) -> BoxFuture<'a, Result<u64>>;
-    /// A counter that moves after every commit seen (local, or notified by the database).
-    fn watch(&self) -> watch::Receiver<u64>;
+    /// A counter that moves after every commit to `domain` seen (local, or notified by the
+    /// database; when the backend cannot tell which domain changed, every counter moves).
+    fn watch(&self, domain: &str) -> watch::Receiver<u64>;
+}
+
+/// The wake-up counters of the domains, created as they are asked for.
+#[derive(Debug, Default)]
+pub(crate) struct Wakeups {
+    by_domain: std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>,
+}
+
+impl Wakeups {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, watch::Sender<u64>>> {
+        self.by_domain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn watch(&self, domain: &str) -> watch::Receiver<u64> {
+        self.map().entry(domain.to_string()).or_insert_with(|| watch::channel(0).0).subscribe()
+    }
+
+    pub(crate) fn wake(&self, domain: &str) {
+        if let Some(tx) = self.map().get(domain) {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    pub(crate) fn wake_all(&self) {
+        for tx in self.map().values() {
+            tx.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
 }
 
 /// Checks a batch before it reaches a backend: bounded, and each key at most once.
@@ -262,8 +291,9 @@ impl StateStore {
         self.0.head(domain).await
     }
 
-    pub fn watch(&self) -> watch::Receiver<u64> {
-        self.0.watch()
+    /// Moves after every commit to `domain` (see [`Backend::watch`]).
+    pub fn watch(&self, domain: &str) -> watch::Receiver<u64> {
+        self.0.watch(domain)
     }
 
     /// [`StateStore::get`] for synchronous callers (not on an async worker thread).

@@ -3,7 +3,7 @@
 //! transaction in commit order and a reader never skips a row; `LISTEN/NOTIFY` only wakes
 //! readers up (and a reconnected listener wakes them once, for whatever it may have missed).
 
-use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Write};
+use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Wakeups, Write};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -38,8 +38,7 @@ pub struct Postgres {
     /// Every call runs as a task on this runtime, so callers without one (blocking threads)
     /// still reach the pool's connections.
     runtime: tokio::runtime::Handle,
-    watch: watch::Receiver<u64>,
-    local: watch::Sender<u64>,
+    wakeups: Arc<Wakeups>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -84,9 +83,9 @@ impl Postgres {
             }
             tx.commit().await.map_err(err("create schema"))?;
         }
-        let (local, watch) = watch::channel(0u64);
-        tokio::spawn(listen(config, local.clone()));
-        Ok(Postgres { pool, runtime: tokio::runtime::Handle::current(), watch, local })
+        let wakeups = Arc::new(Wakeups::default());
+        tokio::spawn(listen(config, Arc::downgrade(&wakeups)));
+        Ok(Postgres { pool, runtime: tokio::runtime::Handle::current(), wakeups })
     }
 
     /// Runs `f` over the pool as a task of the store's runtime.
@@ -109,20 +108,23 @@ impl Postgres {
 }
 
 /// Keeps a `LISTEN` connection open, waking readers on every notification; reconnects.
-async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
-    let bump = |w: &watch::Sender<u64>| w.send_modify(|v| *v = v.wrapping_add(1));
+async fn listen(config: tokio_postgres::Config, wakeups: std::sync::Weak<Wakeups>) {
     loop {
-        if wake.is_closed() {
+        if wakeups.strong_count() == 0 {
             return;
         }
         match config.connect(NoTls).await {
             Ok((client, mut conn)) => {
-                let w = wake.clone();
+                let w = wakeups.clone();
                 let driver = tokio::spawn(async move {
                     let mut messages = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
                     while let Some(m) = messages.next().await {
                         match m {
-                            Ok(AsyncMessage::Notification(_)) => bump(&w),
+                            // The payload is the domain committed to.
+                            Ok(AsyncMessage::Notification(n)) => match w.upgrade() {
+                                Some(w) => w.wake(n.payload()),
+                                None => break,
+                            },
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::warn!(error = %e, "state store listener lost its connection");
@@ -133,9 +135,9 @@ async fn listen(config: tokio_postgres::Config, wake: watch::Sender<u64>) {
                 });
                 if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
                     tracing::warn!(error = %e, "state store listener could not LISTEN");
-                } else {
+                } else if let Some(w) = wakeups.upgrade() {
                     // Whatever was committed while not listening.
-                    bump(&wake);
+                    w.wake_all();
                 }
                 let _ = driver.await;
                 drop(client);
@@ -174,7 +176,7 @@ impl Backend for Postgres {
 
     fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>> {
         let domain = domain.to_string();
-        let local = self.local.clone();
+        let wakeups = self.wakeups.clone();
         self.run(move |pool| async move {
             let mut c = pool.get().await.map_err(pool_err("commit"))?;
             let tx = c.transaction().await.map_err(err("begin"))?;
@@ -258,7 +260,7 @@ impl Backend for Postgres {
             }
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &domain]).await.map_err(err("notify"))?;
             tx.commit().await.map_err(err("commit"))?;
-            local.send_modify(|v| *v = v.wrapping_add(1));
+            wakeups.wake(&domain);
             Ok(Committed { seq: seq as u64 })
         })
     }
@@ -290,8 +292,8 @@ impl Backend for Postgres {
         })
     }
 
-    fn watch(&self) -> watch::Receiver<u64> {
-        self.watch.clone()
+    fn watch(&self, domain: &str) -> watch::Receiver<u64> {
+        self.wakeups.watch(domain)
     }
 }
 

@@ -2,12 +2,13 @@
 //! transaction (group commit, each batch in its own savepoint so a conflict fails only its
 //! batch); reads use their own connection and see only committed data.
 
-use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Write};
+use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Wakeups, Write};
 use crate::SyncMode;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{oneshot, watch};
 
 const SCHEMA: &str = "
@@ -23,6 +24,9 @@ CREATE TABLE IF NOT EXISTS heads (domain TEXT PRIMARY KEY, seq INTEGER NOT NULL)
 /// Batches one writer transaction takes at most.
 const GROUP: usize = 256;
 
+/// Reader connections (reads of one connection run one at a time).
+const READERS: usize = 4;
+
 type Job = (String, Vec<Write>, oneshot::Sender<Result<Committed>>);
 
 fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
@@ -32,9 +36,10 @@ fn err(what: &'static str) -> impl FnOnce(rusqlite::Error) -> StateError {
 /// The SQLite state store.
 pub struct Sqlite {
     path: PathBuf,
-    reader: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
     writer: Mutex<mpsc::Sender<Job>>,
-    watch: watch::Receiver<u64>,
+    wakeups: Arc<Wakeups>,
 }
 
 impl Sqlite {
@@ -43,22 +48,25 @@ impl Sqlite {
         let open = |e: crate::StoreError| StateError::Backend { backend: "sqlite", what: "open", detail: e.to_string() };
         let conn = crate::connect(path, sync).map_err(open)?;
         conn.execute_batch(SCHEMA).map_err(err("create schema"))?;
-        let reader = crate::connect(path, sync).map_err(open)?;
-        let (wtx, wrx) = watch::channel(0u64);
+        let readers = (0..READERS).map(|_| crate::connect(path, sync).map(Mutex::new)).collect::<Result<Vec<_>, _>>().map_err(open)?;
+        let wakeups = Arc::new(Wakeups::default());
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("ferrite-state".into())
             .spawn({
-                let wtx = wtx.clone();
-                move || Writer { conn, heads: HashMap::new(), watch: wtx }.run(rx)
+                let wakeups = wakeups.clone();
+                move || Writer { conn, heads: HashMap::new(), wakeups }.run(rx)
             })
             .map_err(|e| StateError::Backend { backend: "sqlite", what: "start writer", detail: e.to_string() })?;
         let poller = crate::connect(path, sync).map_err(open)?;
         std::thread::Builder::new()
             .name("ferrite-state-poll".into())
-            .spawn(move || poll_other_writers(poller, wtx))
+            .spawn({
+                let wakeups = Arc::downgrade(&wakeups);
+                move || poll_other_writers(poller, wakeups)
+            })
             .map_err(|e| StateError::Backend { backend: "sqlite", what: "start poller", detail: e.to_string() })?;
-        Ok(Sqlite { path: path.to_path_buf(), reader: Mutex::new(reader), writer: Mutex::new(tx), watch: wrx })
+        Ok(Sqlite { path: path.to_path_buf(), readers, next_reader: AtomicUsize::new(0), writer: Mutex::new(tx), wakeups })
     }
 
     /// Moves the documents of a data directory written before the state store (the
@@ -95,8 +103,15 @@ impl Sqlite {
         result
     }
 
+    /// A free reader connection, or the next one in turn.
     fn read(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+        for r in &self.readers {
+            if let Ok(c) = r.try_lock() {
+                return c;
+            }
+        }
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn head_now(c: &Connection, domain: &str) -> Result<u64> {
@@ -166,22 +181,36 @@ impl Backend for Sqlite {
         Box::pin(async move { Self::head_now(&self.read(), domain) })
     }
 
-    fn watch(&self) -> watch::Receiver<u64> {
-        self.watch.clone()
+    fn watch(&self, domain: &str) -> watch::Receiver<u64> {
+        self.wakeups.watch(domain)
     }
 }
 
 /// Wakes readers when another process (`ferrite keys`, `ferrite functions`) commits to the
-/// file: SQLite's `data_version` moves on every commit by another connection.
-fn poll_other_writers(conn: Connection, wake: watch::Sender<u64>) {
+/// file: SQLite's `data_version` moves on every commit by another connection (this process's
+/// writer included); then the domains whose head moved are woken.
+fn poll_other_writers(conn: Connection, wakeups: std::sync::Weak<Wakeups>) {
     let version = |c: &Connection| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).ok();
+    let heads = |c: &Connection| -> HashMap<String, i64> {
+        c.prepare("SELECT domain, seq FROM heads")
+            .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .unwrap_or_default()
+    };
     let mut last = version(&conn);
-    while !wake.is_closed() {
+    let mut seen = heads(&conn);
+    loop {
         std::thread::sleep(std::time::Duration::from_millis(250));
+        let Some(wakeups) = wakeups.upgrade() else { return };
         let now = version(&conn);
         if now != last {
             last = now;
-            wake.send_modify(|v| *v = v.wrapping_add(1));
+            let current = heads(&conn);
+            for (domain, seq) in &current {
+                if seen.get(domain) != Some(seq) {
+                    wakeups.wake(domain);
+                }
+            }
+            seen = current;
         }
     }
 }
@@ -192,7 +221,7 @@ struct Writer {
     /// The sequence per domain within the open transaction (read from `heads` in it: another
     /// process may have committed since the last one).
     heads: HashMap<String, u64>,
-    watch: watch::Sender<u64>,
+    wakeups: Arc<Wakeups>,
 }
 
 impl Writer {
@@ -230,19 +259,21 @@ impl Writer {
                     self.heads.remove(&domain);
                 }
             }
-            results.push((r, done));
+            results.push((domain, r, done));
         }
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.heads.clear();
             tracing::error!(error = %e, "state store commit failed");
-            for (_, done) in results {
+            for (_, _, done) in results {
                 let _ = done.send(Err(StateError::Backend { backend: "sqlite", what: "commit", detail: e.to_string() }));
             }
             return;
         }
-        self.watch.send_modify(|v| *v = v.wrapping_add(1));
-        for (r, done) in results {
+        for (domain, r, done) in results {
+            if matches!(r, Ok(Committed { seq }) if seq > 0) {
+                self.wakeups.wake(&domain);
+            }
             let _ = done.send(r);
         }
     }
