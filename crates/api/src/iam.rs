@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use store::{DocOp, Documents, StoreError};
 
 const KIND: &str = "iam-user";
+
+/// A user and its inline policies, parsed.
+type UserPolicies = (User, Vec<identity::policy::Policy>);
 /// Inline policies per user (AWS: 2,048 characters each, 10 KB in all; here a count).
 const MAX_POLICIES: usize = 10;
 /// Access keys per user (AWS: 2).
@@ -37,7 +40,7 @@ pub struct User {
 pub struct Users {
     docs: Arc<Documents>,
     /// Parsed policies by user, with the revision of the user document they were parsed from.
-    parsed: Mutex<HashMap<String, (u64, Arc<(User, Vec<identity::policy::Policy>)>)>>,
+    parsed: Mutex<HashMap<String, (u64, Arc<UserPolicies>)>>,
 }
 
 impl Users {
@@ -51,7 +54,7 @@ impl Users {
 
     /// A user and its parsed policies, as stored now (parsed again only when the user's
     /// document has a new revision).
-    fn with_policies(&self, name: &str) -> Option<Arc<(User, Vec<identity::policy::Policy>)>> {
+    fn with_policies(&self, name: &str) -> Option<Arc<UserPolicies>> {
         let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
         let Some(doc) = self.docs.state().get_blocking(KIND, name).ok().flatten() else {
             parsed.remove(name);

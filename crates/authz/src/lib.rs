@@ -262,14 +262,7 @@ impl Authz {
     /// them first; the caller runs again) and applies them; the reactions follow.
     fn commit(&self, st: &mut Writer<'_>, changes: Vec<Change>) -> Result<()> {
         let ops = changes.iter().map(Change::doc_op).collect::<Result<Vec<_>>>()?;
-        let writes = ops
-            .iter()
-            .map(|op| {
-                let (store::DocOp::Put { kind, key, .. } | store::DocOp::Delete { kind, key }) = op;
-                op.write().expect(st.seen(kind, key))
-            })
-            .collect::<Vec<_>>();
-        st.commit(writes).map_err(store::StoreError::from)?;
+        st.commit_docs(&ops).map_err(store::StoreError::from)?;
         Ok(())
     }
 

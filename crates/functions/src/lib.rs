@@ -171,8 +171,6 @@ pub enum FunctionError {
     Store(#[from] StoreError),
 }
 
-/// A looked-up function (or its absence) and when it was read.
-
 /// The registry of functions and their invoker.
 pub struct Functions {
     docs: Arc<Documents>,

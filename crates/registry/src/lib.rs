@@ -133,14 +133,7 @@ impl Registry {
     /// is enabled.
     fn commit(&self, st: &mut Writer<'_>, changes: Vec<Change>, events: Vec<events::Event>) -> Result<()> {
         let ops = changes.iter().map(Change::doc_op).collect::<Result<Vec<_>>>()?;
-        let writes = ops
-            .iter()
-            .map(|op| {
-                let (store::DocOp::Put { kind, key, .. } | store::DocOp::Delete { kind, key }) = op;
-                op.write().expect(st.seen(kind, key))
-            })
-            .collect::<Vec<_>>();
-        st.commit(writes).map_err(store::StoreError::from)?;
+        st.commit_docs(&ops).map_err(store::StoreError::from)?;
         for e in events {
             if st.events.as_ref().is_some_and(|c| c.is_enabled(e.event_type)) {
                 self.sink.publish(e);

@@ -245,6 +245,18 @@ impl<S: Replicated> WriteGuard<'_, S> {
         Expect::seen(self.rev(kind, key))
     }
 
+    /// Commits documents, each expected to be as this replica has it (see [`WriteGuard::commit`]).
+    pub fn commit_docs(&mut self, ops: &[crate::DocOp]) -> Result<u64, StateError> {
+        let writes = ops
+            .iter()
+            .map(|op| {
+                let (crate::DocOp::Put { kind, key, .. } | crate::DocOp::Delete { kind, key }) = op;
+                op.write().expect(self.seen(kind, key))
+            })
+            .collect();
+        self.commit(writes)
+    }
+
     /// Commits the writes (the last write to a key counts) and applies them; readers are not
     /// held up meanwhile. On a conflict nothing is written, and the replica has caught up with
     /// what conflicted: compute again. Blocking.
@@ -273,4 +285,62 @@ pub fn last_writes(writes: Vec<Write>) -> Vec<Write> {
         last.insert((w.kind.clone(), w.key.clone()), i);
     }
     writes.into_iter().enumerate().filter(|(i, w)| last.get(&(w.kind.clone(), w.key.clone())) == Some(i)).map(|(_, w)| w).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[derive(Default)]
+    struct Names(BTreeMap<String, String>);
+
+    impl Replicated for Names {
+        const DOMAIN: &'static str = "names";
+        const KINDS: &'static [&'static str] = &["name"];
+        fn apply_doc(&mut self, _kind: &str, key: &str, value: Option<&str>) -> Result<(), String> {
+            match value {
+                Some(v) => self.0.insert(key.to_string(), v.to_string()),
+                None => self.0.remove(key),
+            };
+            Ok(())
+        }
+    }
+
+    fn value(names: &Names, key: &str) -> Option<String> {
+        names.0.get(key).cloned()
+    }
+
+    #[test]
+    fn replicas_on_one_store_converge_and_a_stale_write_conflicts() {
+        let dir = std::env::temp_dir().join(format!("ferrite-replica-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Two handles on one file, as two processes would have: b hears of a's commits only
+        // through the file (its poller), so right after a commit its state is stale.
+        let a = Replica::<Names>::open(crate::state::open_sqlite(&dir.join("state.db"), crate::SyncMode::Off).unwrap()).unwrap();
+        let b = Replica::<Names>::open(crate::state::open_sqlite(&dir.join("state.db"), crate::SyncMode::Off).unwrap()).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        b.subscribe(Box::new(move |changes| s.lock().unwrap().extend(changes.iter().map(|c| c.value.clone()))));
+        {
+            let mut w = a.write().unwrap();
+            let e = w.seen("name", "x");
+            w.commit(vec![Write::put("name", "x", "1").expect(e)]).unwrap();
+            assert_eq!(value(&w, "x").as_deref(), Some("1"), "the writer reads its own commit");
+        }
+        {
+            let mut w = b.write().unwrap();
+            assert_eq!(w.seen("name", "x"), Expect::Absent, "b has not heard of a's commit yet");
+            let conflict = w.commit(vec![Write::put("name", "x", "2").expect(Expect::Absent)]).unwrap_err();
+            assert!(conflict.is_conflict(), "{conflict}");
+            assert_eq!(value(&w, "x").as_deref(), Some("1"), "after a conflict the writer has caught up");
+            let e = w.seen("name", "x");
+            w.commit(vec![Write::put("name", "x", "3").expect(e)]).unwrap();
+        }
+        a.catch_up().unwrap();
+        assert_eq!(value(&a.read(), "x").as_deref(), Some("3"));
+        assert_eq!(seen.lock().unwrap().clone(), vec![Some("1".to_string()), Some("3".to_string())], "each change announced once, in order");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
