@@ -484,6 +484,7 @@ impl Rules {
         let engine = self.engine.clone();
         let docs = self.docs.clone();
         let (arn, token) = (d.arn.clone(), d.token.clone());
+        let arn_for_log = arn.clone();
         let url = confirmation_request_url(&d.confirmation_url, &token);
         let base = engine.enable_url_base.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let enable_url = format!("{}/confirmdestination/{token}", base.trim_end_matches('/'));
@@ -503,23 +504,22 @@ impl Rules {
                 ),
                 Err(e) => format!("Awaiting confirmation. The confirmation message could not be delivered: {e}"),
             };
-            let updated = {
+            // Recorded under the destinations' lock, like every other change of a destination,
+            // so that the log has the changes in the order memory had them (a confirmation
+            // that came in meanwhile is not overwritten).
+            let recorded = tokio::task::spawn_blocking(move || {
                 let mut dests = engine.destinations();
-                match dests.get_mut(&arn) {
-                    Some(d) if d.token == token && d.status == DestinationStatus::InProgress => {
-                        d.status_reason = reason;
-                        Some(d.clone())
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(d) = updated
-                && let Ok(value) = serde_json::to_string(&d)
-            {
-                let write = Write::put(DEST_KIND, d.id().to_string(), value);
-                if let Err(e) = docs.state().commit(DOMAIN, vec![write]).await {
-                    tracing::warn!(destination = %d.arn, error = %e, "destination status not stored");
-                }
+                let Some(d) = dests.get_mut(&arn).filter(|d| d.token == token && d.status == DestinationStatus::InProgress) else { return Ok(()) };
+                let mut next = d.clone();
+                next.status_reason = reason;
+                let value = serde_json::to_string(&next).map_err(|e| e.to_string())?;
+                docs.state().commit_blocking(DOMAIN, vec![Write::put(DEST_KIND, next.id().to_string(), value)]).map_err(|e| e.to_string())?;
+                *d = next;
+                Ok::<(), String>(())
+            })
+            .await;
+            if let Ok(Err(e)) = recorded {
+                tracing::warn!(destination = %arn_for_log, error = %e, "destination status not stored");
             }
         });
     }
