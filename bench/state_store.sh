@@ -8,6 +8,7 @@
 #   bench/state_store.sh [THINGS] [SHADOWS]      (defaults 1000000 100000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/ferrite_serve.sh
 things=${1:-1000000} shadows=${2:-100000}
 cargo build --release -q -p ferrite -p bench
 bin=target/release
@@ -20,8 +21,7 @@ echo "# $things things, $shadows shadows; $(nproc) cores; $(date -u +%F)"
 for backend in sqlite postgres; do
   data="$work/data-$backend"
   mkdir -p "$data"
-  sets=(--set mqtt.listen=127.0.0.1:0 --set mqtt.tls_listen=off --set mqtt.ws_listen=off --set mqtt.wss_listen=off
-        --set api.listen=127.0.0.1:0 --set api.tls_listen=off --set aws.account_id=\"123456789012\" --set log.level=warn)
+  sets=(--set aws.account_id=\"123456789012\" --set log.level=warn)
   if [ "$backend" = postgres ]; then
     db="ferrite_bench"
     psql "$pg_url" -qtAc "CREATE DATABASE $db"
@@ -32,16 +32,7 @@ for backend in sqlite postgres; do
     $bin/ferrite-state-bench populate --sqlite "$data/state.db" --things "$things" --shadows "$shadows"
   fi
   start=$(date +%s.%N)
-  coproc FERRITE { exec $bin/ferrite serve --data-dir "$data" "${sets[@]}"; }
-  pid=$FERRITE_PID
-  port="" key="" secret=""
-  while read -r line <&"${FERRITE[0]}"; do
-    case $line in
-      "http listening on "*) port=${line##*:} ;;
-      "root credentials: "*) read -r _ _ key secret <<<"$line" ;;
-      "ferrite ready") break ;;
-    esac
-  done
+  ferrite_serve "$bin/ferrite" "$data" "${sets[@]}"
   ready=$(date +%s.%N)
   rss=$(ps -o rss= -p "$pid")
   echo "## $backend"

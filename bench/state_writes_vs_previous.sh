@@ -5,21 +5,13 @@
 #   bench/state_writes_vs_previous.sh OLD_FERRITE [NEW_FERRITE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/ferrite_serve.sh
 old=${1:?the previous release binary} new=${2:-target/release/ferrite}
 cargo build --release -q -p bench
 for bin in "$old" "$new"; do
   for round in 1 2; do
     data=$(mktemp -d "${TMPDIR:-/tmp}/ferrite-writes-XXXXXX")
-    coproc FERRITE { exec "$bin" serve --data-dir "$data" --set mqtt.listen=127.0.0.1:0 --set mqtt.tls_listen=off --set mqtt.ws_listen=off \
-      --set mqtt.wss_listen=off --set api.listen=127.0.0.1:0 --set api.tls_listen=off --set log.level=error; }
-    pid=$FERRITE_PID
-    while read -r line <&"${FERRITE[0]}"; do
-      case $line in
-        "http listening on "*) port=${line##*:} ;;
-        "root credentials: "*) read -r _ _ key secret <<<"$line" ;;
-        "ferrite ready") break ;;
-      esac
-    done
+    ferrite_serve "$bin" "$data" --set log.level=error
     echo "## $bin (round $round)"
     target/release/ferrite-state-bench measure --port "$port" --key "$key" --secret "$secret" --things 1 --writes-only
     target/release/ferrite-shadow-bench http --port "$port" --key "$key" --secret "$secret" --clients 16 --duration 5
