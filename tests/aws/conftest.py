@@ -39,12 +39,14 @@ def new_database():
 class Ferrite:
     """A running Ferrite: its ports, its root credentials, and helpers to reach it."""
 
-    def __init__(self, extra_sets=(), database=None, seed=None):
+    def __init__(self, extra_sets=(), database=None, seed=None, prepare=None):
         """`database`: a PostgreSQL URL to keep the state in (two nodes can share one).
-        `seed`: a .tar.gz of a data directory to start from."""
+        `seed`: a .tar.gz of a data directory to start from; `prepare(dir)` runs before start."""
         self.dir = Path(tempfile.mkdtemp(prefix="ferrite-aws-"))
         if seed is not None:
             subprocess.run(["tar", "-C", str(self.dir), "-xzf", str(seed)], check=True)
+        if prepare is not None:
+            prepare(self.dir)
         self.extra_sets = list(extra_sets)
         self._drop_database = None
         if database is None and os.environ.get("FERRITE_TEST_BACKEND") == "postgres":

@@ -8,6 +8,8 @@ are in fixture.json. Run in the SQLite pass (the old directory has no PostgreSQL
 import json
 import os
 import queue
+import sqlite3
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -19,10 +21,19 @@ pytestmark = pytest.mark.skipif(os.environ.get("FERRITE_TEST_BACKEND") == "postg
 FIXTURE = ROOT / "tests" / "fixtures" / "datadir-6c8fb05.tar.gz"
 
 
+def disconnected_just_now(data_dir):
+    """The fixture's persistent session ended when the fixture was made; a persistent session
+    expires an hour after it ends, so it is dated now, as if the old release stopped a moment ago."""
+    db = sqlite3.connect(data_dir / "ferrite.db")
+    db.execute("UPDATE sessions SET disconnected_at = ?", (int(time.time() * 1000),))
+    db.commit()
+    db.close()
+
+
 @pytest.fixture(scope="module")
 def upgraded():
     # The fixture was written with this account id in its configuration.
-    f = Ferrite(seed=FIXTURE, extra_sets=['aws.account_id="123456789012"'])
+    f = Ferrite(seed=FIXTURE, extra_sets=['aws.account_id="123456789012"'], prepare=disconnected_just_now)
     saved = json.loads((f.dir / "fixture.json").read_text())
     assert f.key_id is None, "an existing data directory gets no new root key"
     f.key_id, f.secret = saved["key_id"], saved["secret"]
