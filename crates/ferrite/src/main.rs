@@ -325,11 +325,14 @@ fn serve(config: Config) -> anyhow::Result<()> {
             // Shown once, like AWS shows a new secret once; `ferrite keys create` makes more.
             println!("root credentials: {} {}", root.id, root.secret);
         }
+        // Installed before "ready" is announced: a SIGTERM right after it is a clean shutdown,
+        // not the default action (death by the signal).
+        let signals = Signals::install()?;
         api.set_ready();
         println!("ferrite ready");
         std::io::stdout().flush()?;
         tracing::info!(data_dir = %config.data_dir.display(), region = %identity.region, account_id = %identity.account_id, "ferrite started");
-        wait_for_signal().await?;
+        signals.wait().await?;
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
         for s in servers {
@@ -341,12 +344,26 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment they are installed.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        Ok(())
+    }
 }
