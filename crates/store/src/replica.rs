@@ -94,7 +94,7 @@ impl<S: Replicated> Replica<S> {
     /// Becomes this process's writer of the domain, caught up with the log as far as this node
     /// knows (a commit it has not heard of yet makes the commit conflict instead). Blocking.
     pub fn write(&self) -> Result<WriteGuard<'_, S>, StateError> {
-        let writer = lock(&self.writer);
+        let writer = crate::state::blocking(|| lock(&self.writer));
         if lock(&self.wake).has_changed().unwrap_or(true) {
             self.catch_up()?;
         }
@@ -109,6 +109,10 @@ impl<S: Replicated> Replica<S> {
 
     /// Applies what the log holds after the cursor. Blocking.
     pub fn catch_up(&self) -> Result<(), StateError> {
+        crate::state::blocking(|| self.catch_up_now())
+    }
+
+    fn catch_up_now(&self) -> Result<(), StateError> {
         let _one = lock(&self.catching);
         // Seen before reading: a commit announced from now on is read by a later catch-up.
         lock(&self.wake).borrow_and_update();
@@ -155,7 +159,7 @@ impl<S: Replicated> Replica<S> {
     /// Applies this node's own commit `seq` straight from its writes when it directly follows
     /// what is applied (no other commit in between); false when it does not.
     fn apply_own(&self, seq: u64, writes: &[Write]) -> bool {
-        let _one = lock(&self.catching);
+        let _one = crate::state::blocking(|| lock(&self.catching));
         let changes: Vec<Change> = {
             let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
             if g.cursor + 1 != seq {

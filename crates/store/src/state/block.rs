@@ -39,3 +39,14 @@ pub fn block_on<F: Future>(fut: F) -> F::Output {
         _ => park_until(fut),
     }
 }
+
+/// Runs blocking work (a lock another thread may hold while it waits for the database, a
+/// synchronous store call). On a Tokio worker thread the worker is handed back to the runtime
+/// first, so that the tasks queued on it — the database calls the lock holder waits for among
+/// them — keep running.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
