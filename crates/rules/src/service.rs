@@ -163,19 +163,25 @@ impl Rules {
             if page.gap {
                 // Too far behind to replay: take every rule and destination as now stored.
                 tracing::warn!(cursor = *cursor, head = page.head, "rules fell behind the kept change log: reloading");
-                for (key, doc) in self.docs.state().scan_all_blocking(RULE_KIND).map_err(store::StoreError::from)? {
-                    self.apply_rule(&key, Some(&doc.value));
+                for (key, _) in self.docs.state().scan_all_blocking(RULE_KIND).map_err(store::StoreError::from)? {
+                    self.apply_rule(&key)?;
                 }
-                for (key, doc) in self.docs.state().scan_all_blocking(DEST_KIND).map_err(store::StoreError::from)? {
-                    self.apply_destination(&key, Some(&doc.value));
+                for (key, _) in self.docs.state().scan_all_blocking(DEST_KIND).map_err(store::StoreError::from)? {
+                    self.apply_destination(&key)?;
                 }
                 *cursor = page.head;
                 continue;
             }
-            for c in &page.changes {
-                match c.kind.as_str() {
-                    RULE_KIND => self.apply_rule(&c.key, c.value.as_deref()),
-                    DEST_KIND => self.apply_destination(&c.key, c.value.as_deref()),
+            // Each changed document as it is now (read under the lock its writers hold while they
+            // commit), not as the log has it: a change this node made after the logged one is
+            // already in memory and must not be undone, even briefly.
+            let mut changed: Vec<(&str, &str)> = page.changes.iter().map(|c| (c.kind.as_str(), c.key.as_str())).collect();
+            changed.sort_unstable();
+            changed.dedup();
+            for (kind, key) in changed {
+                match kind {
+                    RULE_KIND => self.apply_rule(key)?,
+                    DEST_KIND => self.apply_destination(key)?,
                     _ => {}
                 }
             }
@@ -186,20 +192,24 @@ impl Rules {
         }
     }
 
-    /// A rule as committed (`None`: deleted): its worker started, restarted or stopped unless
+    /// A rule as stored now (absent: deleted): its worker started, restarted or stopped unless
     /// it already runs as stored.
-    fn apply_rule(&self, name: &str, value: Option<&str>) {
+    fn apply_rule(&self, name: &str) -> Result<(), RulesError> {
         let mut rules = self.lock();
-        let Some(value) = value else {
+        let Some(doc) = self.docs.state().get_blocking(RULE_KIND, name).map_err(store::StoreError::from)? else {
             rules.remove(name);
-            return;
+            return Ok(());
         };
+        let value = doc.value.as_str();
         if rules.get(name).and_then(|e| serde_json::to_string(&e.stored).ok()).as_deref() == Some(value) {
-            return;
+            return Ok(());
         }
         let stored: StoredRule = match serde_json::from_str(value) {
             Ok(s) => s,
-            Err(e) => return tracing::error!(rule = %name, error = %e, "committed rule unreadable; skipped"),
+            Err(e) => {
+                tracing::error!(rule = %name, error = %e, "committed rule unreadable; skipped");
+                return Ok(());
+            }
         };
         match model::compile(&stored.name, &stored.payload) {
             Ok(c) => {
@@ -210,18 +220,21 @@ impl Rules {
             }
             Err(e) => tracing::error!(rule = %name, error = %e, "committed rule does not compile; skipped"),
         }
+        Ok(())
     }
 
-    /// A destination as committed (`None`: deleted).
-    fn apply_destination(&self, id: &str, value: Option<&str>) {
+    /// A destination as stored now (absent: deleted).
+    fn apply_destination(&self, id: &str) -> Result<(), RulesError> {
         let mut dests = self.engine.destinations();
-        match value.map(serde_json::from_str::<Destination>) {
+        let value = self.docs.state().get_blocking(DEST_KIND, id).map_err(store::StoreError::from)?.map(|d| d.value);
+        match value.as_deref().map(serde_json::from_str::<Destination>) {
             Some(Ok(d)) => {
                 dests.insert(d.arn.clone(), d);
             }
             Some(Err(e)) => tracing::error!(destination = %id, error = %e, "committed destination unreadable; skipped"),
             None => dests.retain(|_, d| d.id() != id),
         }
+        Ok(())
     }
 
     /// Sets the base of confirmation messages' `enableUrl` (the API's address, once bound).
