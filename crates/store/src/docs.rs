@@ -61,16 +61,8 @@ impl Documents {
     /// Applies the changes in one transaction, in order (of two writes to one document, the
     /// later one counts).
     pub fn apply(&self, ops: &[DocOp]) -> Result<(), StoreError> {
-        let mut last = std::collections::HashMap::with_capacity(ops.len());
-        for (i, op) in ops.iter().enumerate() {
-            let (DocOp::Put { kind, key, .. } | DocOp::Delete { kind, key }) = op;
-            last.insert((*kind, key.as_str()), i);
-        }
-        let writes = ops.iter().enumerate().filter(|(i, op)| {
-            let (DocOp::Put { kind, key, .. } | DocOp::Delete { kind, key }) = op;
-            last.get(&(*kind, key.as_str())) == Some(i)
-        });
-        for chunk in writes.map(|(_, op)| op.write()).collect::<Vec<_>>().chunks(crate::state::MAX_WRITES_PER_COMMIT) {
+        let writes = crate::replica::last_writes(ops.iter().map(DocOp::write).collect());
+        for chunk in writes.chunks(crate::state::MAX_WRITES_PER_COMMIT) {
             self.state.commit_blocking(DOMAIN, chunk.to_vec())?;
         }
         Ok(())
