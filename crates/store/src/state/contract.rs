@@ -1,7 +1,7 @@
 //! The contract every state store implementation passes: run against SQLite and PostgreSQL by
 //! `tests/contract.rs`. Each check takes a fresh, empty store and panics on a violation.
 
-use super::{Expect, StateError, StateStore, Write};
+use super::{Expect, StateError, StateStore, Terms, Write};
 use std::time::Duration;
 
 /// Every check, by name, in order.
@@ -15,6 +15,8 @@ pub const CHECKS: &[&str] = &[
     "the_watch_moves_on_commit",
     "concurrent_creates_of_one_key_succeed_once",
     "batches_are_bounded",
+    "terms_find_documents_exactly_and_by_prefix",
+    "set_terms_indexes_stored_documents",
 ];
 
 /// Runs one check by name.
@@ -29,6 +31,8 @@ pub async fn run(name: &str, s: &StateStore) {
         "the_watch_moves_on_commit" => the_watch_moves_on_commit(s).await,
         "concurrent_creates_of_one_key_succeed_once" => concurrent_creates_of_one_key_succeed_once(s).await,
         "batches_are_bounded" => batches_are_bounded(s).await,
+        "terms_find_documents_exactly_and_by_prefix" => terms_find_documents_exactly_and_by_prefix(s).await,
+        "set_terms_indexes_stored_documents" => set_terms_indexes_stored_documents(s).await,
         other => panic!("no contract check named {other}"),
     }
 }
@@ -192,4 +196,62 @@ async fn batches_are_bounded(s: &StateStore) {
     let big: Vec<Write> = (0..=super::MAX_WRITES_PER_COMMIT).map(|i| Write::put("k", format!("{i}"), "v")).collect();
     assert!(matches!(s.commit("d", big).await.unwrap_err(), StateError::Invalid(_)));
     assert_eq!(s.head("d").await.unwrap(), 0);
+}
+
+fn terms(ts: &[&str]) -> Vec<String> {
+    ts.iter().map(|t| t.to_string()).collect()
+}
+
+async fn keys_found(s: &StateStore, kind: &str, t: Terms, page: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    loop {
+        let found = s.find(kind, &t, out.last().map(String::as_str), page).await.unwrap();
+        let done = found.len() < page;
+        out.extend(found.into_iter().map(|(k, _)| k));
+        if done {
+            return out;
+        }
+    }
+}
+
+async fn terms_find_documents_exactly_and_by_prefix(s: &StateStore) {
+    s.commit(
+        "d",
+        vec![
+            Write::put("k", "b", "vb").terms(terms(&["t\u{1}x", "a\u{1}w\u{1}75"])),
+            Write::put("k", "a", "va").terms(terms(&["t\u{1}x", "a\u{1}w\u{1}750", "a\u{1}w\u{1}7"])),
+            Write::put("k", "c", "vc").terms(terms(&["t\u{1}xy", "a\u{1}w\u{1}8"])),
+            Write::put("other", "a", "o").terms(terms(&["t\u{1}x"])),
+        ],
+    )
+    .await
+    .unwrap();
+    let exact = s.find("k", &Terms::Exact("t\u{1}x".into()), None, 10).await.unwrap();
+    assert_eq!(exact, vec![("a".to_string(), super::Doc { value: "va".into(), rev: 1 }), ("b".to_string(), super::Doc { value: "vb".into(), rev: 1 })]);
+    assert_eq!(keys_found(s, "k", Terms::Exact("t\u{1}x".into()), 1).await, ["a", "b"], "an exact term is not a prefix");
+    // "a" matches the prefix through two terms and is found once.
+    assert_eq!(keys_found(s, "k", Terms::Prefix("a\u{1}w\u{1}7".into()), 1).await, ["a", "b"]);
+    assert_eq!(keys_found(s, "k", Terms::Prefix("t\u{1}".into()), 2).await, ["a", "b", "c"]);
+    // A put replaces the terms; a delete drops them.
+    s.commit("d", vec![Write::put("k", "a", "va2").terms(terms(&["t\u{1}y"])), Write::delete("k", "b")]).await.unwrap();
+    assert!(keys_found(s, "k", Terms::Exact("t\u{1}x".into()), 10).await.is_empty());
+    assert_eq!(keys_found(s, "k", Terms::Exact("t\u{1}y".into()), 10).await, ["a"]);
+    s.commit("d", vec![Write::put("k", "b", "again")]).await.unwrap();
+    assert!(keys_found(s, "k", Terms::Prefix("a\u{1}".into()), 10).await == ["c"], "a re-created document starts without terms");
+    // A check leaves the terms alone.
+    s.commit("d", vec![Write::check("k", "a", Expect::Present), Write::put("k", "z", "z")]).await.unwrap();
+    assert_eq!(keys_found(s, "k", Terms::Exact("t\u{1}y".into()), 10).await, ["a"]);
+    let bad = s.commit("d", vec![Write::put("k", "n", "v").terms(terms(&["nul\0"]))]).await.unwrap_err();
+    assert!(matches!(bad, StateError::Invalid(_)), "{bad}");
+    let many = s.commit("d", vec![Write::put("k", "n", "v").terms((0..=super::MAX_TERMS_PER_DOC).map(|i| i.to_string()).collect())]).await.unwrap_err();
+    assert!(matches!(many, StateError::Invalid(_)), "{many}");
+}
+
+async fn set_terms_indexes_stored_documents(s: &StateStore) {
+    s.commit("d", vec![Write::put("k", "a", "1"), Write::put("k", "b", "2").terms(terms(&["old"]))]).await.unwrap();
+    s.set_terms("k", vec![("a".into(), terms(&["new"])), ("b".into(), terms(&["new", "also"])), ("missing".into(), terms(&["new"]))]).await.unwrap();
+    assert_eq!(keys_found(s, "k", Terms::Exact("new".into()), 10).await, ["a", "b"], "a key without a document gets no terms");
+    assert!(keys_found(s, "k", Terms::Exact("old".into()), 10).await.is_empty());
+    assert_eq!(s.head("d").await.unwrap(), 1, "setting terms is not a commit");
+    assert_eq!(s.get("k", "b").await.unwrap().unwrap().rev, 1);
 }

@@ -100,19 +100,22 @@ pub struct Write {
     pub key: String,
     pub action: Action,
     pub expect: Expect,
+    /// For a put: the index terms the document is found by ([`StateStore::find`]), replacing
+    /// the ones it had. A delete drops them; a check leaves them.
+    pub terms: Vec<String>,
 }
 
 impl Write {
     pub fn put(kind: &str, key: impl Into<String>, value: impl Into<String>) -> Write {
-        Write { kind: kind.to_string(), key: key.into(), action: Action::Put(value.into()), expect: Expect::Any }
+        Write { kind: kind.to_string(), key: key.into(), action: Action::Put(value.into()), expect: Expect::Any, terms: Vec::new() }
     }
 
     pub fn delete(kind: &str, key: impl Into<String>) -> Write {
-        Write { kind: kind.to_string(), key: key.into(), action: Action::Delete, expect: Expect::Any }
+        Write { kind: kind.to_string(), key: key.into(), action: Action::Delete, expect: Expect::Any, terms: Vec::new() }
     }
 
     pub fn check(kind: &str, key: impl Into<String>, expect: Expect) -> Write {
-        Write { kind: kind.to_string(), key: key.into(), action: Action::Check, expect }
+        Write { kind: kind.to_string(), key: key.into(), action: Action::Check, expect, terms: Vec::new() }
     }
 
     /// The same write with an expectation.
@@ -120,7 +123,47 @@ impl Write {
         self.expect = expect;
         self
     }
+
+    /// The same write with index terms (see [`Write::terms`]).
+    pub fn terms(mut self, terms: Vec<String>) -> Write {
+        self.terms = terms;
+        self
+    }
 }
+
+/// Which index terms [`StateStore::find`] matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Terms {
+    /// Exactly this term.
+    Exact(String),
+    /// Every term that starts with this (non-empty) prefix.
+    Prefix(String),
+}
+
+impl Terms {
+    /// The half-open range `[low, high)` of the terms matched, in byte (code point) order.
+    pub fn range(&self) -> (String, String) {
+        match self {
+            // Terms hold no NUL, so the only term in `[t, t + U+0001)` is `t`.
+            Terms::Exact(t) => (t.clone(), format!("{t}\u{1}")),
+            Terms::Prefix(p) => {
+                let mut high: Vec<char> = p.chars().collect();
+                // The prefix with its last character replaced by the next one bounds every
+                // string that starts with it.
+                while let Some(last) = high.pop() {
+                    if let Some(next) = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32) {
+                        high.push(next);
+                        return (p.clone(), high.into_iter().collect());
+                    }
+                }
+                (p.clone(), char::MAX.to_string().repeat(2))
+            }
+        }
+    }
+}
+
+/// The most terms one document may carry.
+pub const MAX_TERMS_PER_DOC: usize = 256;
 
 /// A committed batch: its sequence in the domain (0 when it changed nothing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +226,12 @@ pub trait Backend: Send + Sync + 'static {
     fn get<'a>(&'a self, kind: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Doc>>>;
     /// Up to `limit` documents of a kind whose keys sort after `after`, in key order.
     fn scan<'a>(&'a self, kind: &'a str, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>>;
+    /// Up to `limit` documents of a kind having a term in `terms`, with keys after `after`,
+    /// in key order, each once.
+    fn find<'a>(&'a self, kind: &'a str, terms: &'a Terms, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>>;
+    /// Replaces the terms of existing documents without a commit (a migration that indexes
+    /// documents stored before their kind had terms); keys with no document are skipped.
+    fn set_terms<'a>(&'a self, kind: &'a str, docs: Vec<(String, Vec<String>)>) -> BoxFuture<'a, Result<()>>;
     /// Applies the batch atomically in `domain`, or nothing of it (a conflict names the key).
     fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>>;
     /// The commits of `domain` after sequence `after`, at most `max_commits` of them.
@@ -229,9 +278,22 @@ pub(crate) fn check_batch(writes: &[Write]) -> Result<()> {
     }
     let mut seen = std::collections::HashSet::with_capacity(writes.len());
     for w in writes {
+        check_terms(&w.kind, &w.key, &w.terms)?;
         if !seen.insert((w.kind.as_str(), w.key.as_str())) {
             return Err(StateError::Invalid(format!("{} {:?} written twice in one batch", w.kind, w.key)));
         }
+    }
+    Ok(())
+}
+
+/// Checks one document's terms: bounded in number, and free of NUL (which PostgreSQL's text
+/// cannot hold).
+pub(crate) fn check_terms(kind: &str, key: &str, terms: &[String]) -> Result<()> {
+    if terms.len() > MAX_TERMS_PER_DOC {
+        return Err(StateError::Invalid(format!("{kind} {key:?} has {} index terms (at most {MAX_TERMS_PER_DOC})", terms.len())));
+    }
+    if let Some(t) = terms.iter().find(|t| t.contains('\0')) {
+        return Err(StateError::Invalid(format!("index term {t:?} of {kind} {key:?} holds a NUL character")));
     }
     Ok(())
 }
@@ -278,6 +340,22 @@ impl StateStore {
         }
     }
 
+    /// Documents of a kind by index term (see [`Backend::find`]).
+    pub async fn find(&self, kind: &str, terms: &Terms, after: Option<&str>, limit: usize) -> Result<Vec<(String, Doc)>> {
+        if matches!(terms, Terms::Prefix(p) if p.is_empty()) {
+            return Err(StateError::Invalid("an empty term prefix".into()));
+        }
+        self.0.find(kind, terms, after, limit).await
+    }
+
+    /// Replaces the terms of existing documents (see [`Backend::set_terms`]).
+    pub async fn set_terms(&self, kind: &str, docs: Vec<(String, Vec<String>)>) -> Result<()> {
+        for (key, terms) in &docs {
+            check_terms(kind, key, terms)?;
+        }
+        self.0.set_terms(kind, docs).await
+    }
+
     pub async fn commit(&self, domain: &str, writes: Vec<Write>) -> Result<Committed> {
         check_batch(&writes)?;
         self.0.commit(domain, writes).await
@@ -299,6 +377,21 @@ impl StateStore {
     /// [`StateStore::get`] for synchronous callers (not on an async worker thread).
     pub fn get_blocking(&self, kind: &str, key: &str) -> Result<Option<Doc>> {
         block_on(self.get(kind, key))
+    }
+
+    /// [`StateStore::scan`] for synchronous callers.
+    pub fn scan_blocking(&self, kind: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Doc)>> {
+        block_on(self.scan(kind, after, limit))
+    }
+
+    /// [`StateStore::find`] for synchronous callers.
+    pub fn find_blocking(&self, kind: &str, terms: &Terms, after: Option<&str>, limit: usize) -> Result<Vec<(String, Doc)>> {
+        block_on(self.find(kind, terms, after, limit))
+    }
+
+    /// [`StateStore::set_terms`] for synchronous callers.
+    pub fn set_terms_blocking(&self, kind: &str, docs: Vec<(String, Vec<String>)>) -> Result<()> {
+        block_on(self.set_terms(kind, docs))
     }
 
     /// [`StateStore::scan_all`] for synchronous callers.

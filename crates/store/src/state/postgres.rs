@@ -3,7 +3,7 @@
 //! transaction in commit order and a reader never skips a row; `LISTEN/NOTIFY` only wakes
 //! readers up (and a reconnected listener wakes them once, for whatever it may have missed).
 
-use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Wakeups, Write};
+use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Terms, Wakeups, Write};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 const CHANNEL: &str = "ferrite_changes";
-const SCHEMA_VERSION: i32 = 1;
+const SCHEMA_VERSION: i32 = 2;
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS ferrite_docs (
     kind TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL, rev BIGINT NOT NULL, value TEXT NOT NULL,
@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS ferrite_changes (
     PRIMARY KEY (domain, seq, n));
 CREATE TABLE IF NOT EXISTS ferrite_heads (domain TEXT COLLATE "C" PRIMARY KEY, seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS ferrite_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ferrite_terms (
+    kind TEXT COLLATE "C" NOT NULL, term TEXT COLLATE "C" NOT NULL, key TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (kind, term, key));
+CREATE INDEX IF NOT EXISTS ferrite_terms_by_key ON ferrite_terms (kind, key);
 "#;
 
 fn err(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> StateError {
@@ -78,6 +82,10 @@ impl Postgres {
                         what: "open",
                         detail: format!("the database has schema version {v}, newer than this Ferrite's {SCHEMA_VERSION}"),
                     });
+                }
+                // Version 1 had no terms table; the schema above added it.
+                Some(v) if v < SCHEMA_VERSION => {
+                    tx.execute("UPDATE ferrite_schema SET version = $1", &[&SCHEMA_VERSION]).await.map_err(err("write schema"))?;
                 }
                 Some(_) => {}
             }
@@ -174,6 +182,43 @@ impl Backend for Postgres {
         })
     }
 
+    fn find<'a>(&'a self, kind: &'a str, terms: &'a Terms, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>> {
+        let (kind, after) = (kind.to_string(), after.unwrap_or("").to_string());
+        let (low, high) = terms.range();
+        let exact = matches!(terms, Terms::Exact(_));
+        self.run(move |pool| async move {
+            let c = pool.get().await.map_err(pool_err("find"))?;
+            let sql = if exact {
+                "SELECT t.key, d.value, d.rev FROM ferrite_terms t JOIN ferrite_docs d ON d.kind = t.kind AND d.key = t.key \
+                 WHERE t.kind = $1 AND t.term >= $2 AND t.term < $3 AND t.key > $4 ORDER BY t.key LIMIT $5"
+            } else {
+                "SELECT DISTINCT ON (t.key) t.key, d.value, d.rev FROM ferrite_terms t JOIN ferrite_docs d ON d.kind = t.kind AND d.key = t.key \
+                 WHERE t.kind = $1 AND t.term >= $2 AND t.term < $3 AND t.key > $4 ORDER BY t.key LIMIT $5"
+            };
+            let rows = c.query(sql, &[&kind, &low, &high, &after, &(limit as i64)]).await.map_err(err("find"))?;
+            Ok(rows.into_iter().map(|r| (r.get(0), Doc { value: r.get(1), rev: r.get::<_, i64>(2) as u64 })).collect())
+        })
+    }
+
+    fn set_terms<'a>(&'a self, kind: &'a str, docs: Vec<(String, Vec<String>)>) -> BoxFuture<'a, Result<()>> {
+        let kind = kind.to_string();
+        self.run(move |pool| async move {
+            let mut c = pool.get().await.map_err(pool_err("set terms"))?;
+            let tx = c.transaction().await.map_err(err("set terms"))?;
+            let keys: Vec<&str> = docs.iter().map(|(k, _)| k.as_str()).collect();
+            let (tk, tt): (Vec<&str>, Vec<&str>) = docs.iter().flat_map(|(k, ts)| ts.iter().map(move |t| (k.as_str(), t.as_str()))).unzip();
+            tx.execute("DELETE FROM ferrite_terms WHERE kind = $1 AND key = ANY($2::text[])", &[&kind, &keys]).await.map_err(err("set terms"))?;
+            tx.execute(
+                "INSERT INTO ferrite_terms (kind, term, key) SELECT $1, w.term, w.key FROM unnest($2::text[], $3::text[]) AS w(key, term) \
+                 JOIN ferrite_docs d ON d.kind = $1 AND d.key = w.key ON CONFLICT DO NOTHING",
+                &[&kind, &tk, &tt],
+            )
+            .await
+            .map_err(err("set terms"))?;
+            tx.commit().await.map_err(err("set terms"))
+        })
+    }
+
     fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>> {
         let domain = domain.to_string();
         let wakeups = self.wakeups.clone();
@@ -232,6 +277,27 @@ impl Backend for Postgres {
                 ck.push(w.kind.as_str());
                 ckey.push(w.key.as_str());
                 cval.push(value);
+            }
+            // Every put or delete replaces the document's terms.
+            let (ik, ikey): (Vec<&str>, Vec<&str>) = writes.iter().filter(|w| w.action != Action::Check).map(|w| (w.kind.as_str(), w.key.as_str())).unzip();
+            tx.execute("DELETE FROM ferrite_terms t USING unnest($1::text[], $2::text[]) AS w(kind, key) WHERE t.kind = w.kind AND t.key = w.key", &[&ik, &ikey])
+                .await
+                .map_err(err("index"))?;
+            let (mut tk, mut tkey, mut tterm) = (Vec::new(), Vec::new(), Vec::new());
+            for w in writes.iter().filter(|w| matches!(w.action, Action::Put(_))) {
+                for t in &w.terms {
+                    tk.push(w.kind.as_str());
+                    tkey.push(w.key.as_str());
+                    tterm.push(t.as_str());
+                }
+            }
+            if !tk.is_empty() {
+                tx.execute(
+                    "INSERT INTO ferrite_terms (kind, term, key) SELECT kind, term, key FROM unnest($1::text[], $2::text[], $3::text[]) AS w(kind, key, term) ON CONFLICT DO NOTHING",
+                    &[&tk, &tkey, &tterm],
+                )
+                .await
+                .map_err(err("index"))?;
             }
             if !dk.is_empty() {
                 tx.execute("DELETE FROM ferrite_docs d USING unnest($1::text[], $2::text[]) AS w(kind, key) WHERE d.kind = w.kind AND d.key = w.key", &[&dk, &dkey])

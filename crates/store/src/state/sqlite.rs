@@ -2,7 +2,7 @@
 //! transaction (group commit, each batch in its own savepoint so a conflict fails only its
 //! batch); reads use their own connection and see only committed data.
 
-use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Wakeups, Write};
+use super::{Action, Backend, BoxFuture, Change, ChangePage, Committed, Doc, KEPT_CHANGES, Result, StateError, Terms, Wakeups, Write};
 use crate::SyncMode;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
@@ -19,6 +19,10 @@ CREATE TABLE IF NOT EXISTS changes (
     domain TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
     PRIMARY KEY (domain, seq, n)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS heads (domain TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS terms (
+    kind TEXT NOT NULL, term TEXT NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (kind, term, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS terms_by_key ON terms (kind, key);
 ";
 
 /// Batches one writer transaction takes at most.
@@ -148,6 +152,48 @@ impl Backend for Sqlite {
         })
     }
 
+    fn find<'a>(&'a self, kind: &'a str, terms: &'a Terms, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, Result<Vec<(String, Doc)>>> {
+        Box::pin(async move {
+            let (low, high) = terms.range();
+            let c = self.read();
+            let sql = match terms {
+                Terms::Exact(_) => {
+                    "SELECT t.key, d.value, d.rev FROM terms t JOIN docs d ON d.kind = t.kind AND d.key = t.key \
+                     WHERE t.kind = ?1 AND t.term >= ?2 AND t.term < ?3 AND t.key > ?4 ORDER BY t.key LIMIT ?5"
+                }
+                Terms::Prefix(_) => {
+                    "SELECT t.key, d.value, d.rev FROM terms t JOIN docs d ON d.kind = t.kind AND d.key = t.key \
+                     WHERE t.kind = ?1 AND t.term >= ?2 AND t.term < ?3 AND t.key > ?4 GROUP BY t.key ORDER BY t.key LIMIT ?5"
+                }
+            };
+            let mut st = c.prepare_cached(sql).map_err(err("find"))?;
+            let rows = st
+                .query_map(params![kind, low, high, after.unwrap_or(""), limit as i64], |r| {
+                    Ok((r.get(0)?, Doc { value: r.get(1)?, rev: r.get::<_, i64>(2)? as u64 }))
+                })
+                .map_err(err("find"))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(err("find"))
+        })
+    }
+
+    fn set_terms<'a>(&'a self, kind: &'a str, docs: Vec<(String, Vec<String>)>) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut c = self.read();
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(err("set terms"))?;
+            for (key, terms) in &docs {
+                let exists: bool = tx
+                    .prepare_cached("SELECT COUNT(*) FROM docs WHERE kind = ?1 AND key = ?2")
+                    .and_then(|mut s| s.query_row(params![kind, key], |r| r.get::<_, i64>(0)))
+                    .map_err(err("set terms"))?
+                    > 0;
+                if exists {
+                    write_terms(&tx, kind, key, terms).map_err(err("set terms"))?;
+                }
+            }
+            tx.commit().map_err(err("set terms"))
+        })
+    }
+
     fn commit<'a>(&'a self, domain: &'a str, writes: Vec<Write>) -> BoxFuture<'a, Result<Committed>> {
         let (tx, rx) = oneshot::channel();
         let sent = self.writer.lock().unwrap_or_else(|e| e.into_inner()).send((domain.to_string(), writes, tx));
@@ -213,6 +259,16 @@ fn poll_other_writers(conn: Connection, wakeups: std::sync::Weak<Wakeups>) {
             seen = current;
         }
     }
+}
+
+/// Replaces a document's terms.
+fn write_terms(c: &Connection, kind: &str, key: &str, terms: &[String]) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM terms WHERE kind = ?1 AND key = ?2")?.execute(params![kind, key])?;
+    let mut insert = c.prepare_cached("INSERT OR IGNORE INTO terms (kind, term, key) VALUES (?1, ?2, ?3)")?;
+    for t in terms {
+        insert.execute(params![kind, t, key])?;
+    }
+    Ok(())
 }
 
 /// The writer thread's state.
@@ -311,12 +367,14 @@ impl Writer {
                     c.prepare_cached("INSERT OR REPLACE INTO docs (kind, key, rev, value) VALUES (?1, ?2, ?3, ?4)")
                         .and_then(|mut s| s.execute(params![w.kind, w.key, seq as i64, v]))
                         .map_err(err("put"))?;
+                    write_terms(c, &w.kind, &w.key, &w.terms).map_err(err("index"))?;
                     Some(v.as_str())
                 }
                 Action::Delete => {
                     c.prepare_cached("DELETE FROM docs WHERE kind = ?1 AND key = ?2")
                         .and_then(|mut s| s.execute(params![w.kind, w.key]))
                         .map_err(err("delete"))?;
+                    write_terms(c, &w.kind, &w.key, &[]).map_err(err("index"))?;
                     None
                 }
             };
