@@ -4,7 +4,8 @@
 
 use crate::error::{RegistryError, Result, invalid, not_found};
 use crate::model::{BillingGroup, NameOrArn, Page};
-use crate::state::{Change, State, map_after};
+use crate::state::{BILLING_GROUP, Change, State, map_after, terms};
+use store::state::{Expect, Terms};
 use crate::validate::{self, MAX_TAGS};
 use crate::{Registry, ResourceKind, now_ms, uuid};
 
@@ -90,20 +91,30 @@ impl Registry {
                 b.version
             )));
         }
-        let mut changes: Vec<Change> = st
-            .by_billing
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter_map(|t| st.things.get(t))
-            .map(|t| {
-                let mut t = t.clone();
-                t.billing_group = None;
-                Change::Thing(t)
-            })
-            .collect();
-        changes.push(Change::DropBilling(name.to_string()));
-        self.commit(&mut st, changes, Vec::new())
+        self.leave_billing_group(&mut st, name)?;
+        self.commit(&mut st, vec![Change::DropBilling(name.to_string())], Vec::new())?;
+        // A thing added while the group was emptied committed before the group went (its
+        // commit checked the group): it is found now.
+        self.leave_billing_group(&mut st, name)
+    }
+
+    /// Takes every thing out of a billing group, a page per commit.
+    fn leave_billing_group(&self, st: &mut crate::Writer<'_>, name: &str) -> Result<()> {
+        let term = Terms::Exact(terms::in_billing(name));
+        loop {
+            let things = self.find_things(Some(&term), None, 1000)?;
+            if things.is_empty() {
+                return Ok(());
+            }
+            let changes = things
+                .into_iter()
+                .map(|(mut t, rev)| {
+                    t.billing_group = None;
+                    Change::Thing(t, Expect::Rev(rev))
+                })
+                .collect();
+            self.commit(st, changes, Vec::new())?;
+        }
     }
 
     /// ListBillingGroups: groups after `after` whose name starts with `prefix`.
@@ -120,9 +131,12 @@ impl Registry {
     pub fn add_thing_to_billing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::BillingGroup, "billingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock()?;
-        self.billing_in(&st, &g)?;
-        let mut thing = self.thing_in(&st, &t)?.clone();
+        let (mut thing, rev) = self.thing_in(&t)?;
+        let checks = {
+            let st = self.read();
+            self.billing_in(&st, &g)?;
+            Registry::checks(&st, &[(BILLING_GROUP, g.as_str())])
+        };
         match &thing.billing_group {
             Some(current) if *current == g => return Ok(()),
             Some(current) => {
@@ -133,29 +147,28 @@ impl Registry {
             None => {}
         }
         thing.billing_group = Some(g);
-        self.commit(&mut st, vec![Change::Thing(thing)], Vec::new())
+        self.commit_things(vec![Change::Thing(thing, Expect::Rev(rev))], checks, Vec::new())
     }
 
     /// RemoveThingFromBillingGroup (a thing not in the group is left alone, successfully).
     pub fn remove_thing_from_billing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::BillingGroup, "billingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock()?;
-        self.billing_in(&st, &g)?;
-        let mut thing = self.thing_in(&st, &t)?.clone();
+        self.billing_in(&self.read(), &g)?;
+        let (mut thing, rev) = self.thing_in(&t)?;
         if thing.billing_group.as_ref() != Some(&g) {
             return Ok(());
         }
         thing.billing_group = None;
-        self.commit(&mut st, vec![Change::Thing(thing)], Vec::new())
+        self.commit_things(vec![Change::Thing(thing, Expect::Rev(rev))], Vec::new(), Vec::new())
     }
 
     /// ListThingsInBillingGroup.
     pub fn list_things_in_billing_group(&self, name: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         validate::name("billingGroupName", name)?;
-        let st = self.read();
-        self.billing_in(&st, name)?;
-        Ok(Page::take(crate::state::after(st.by_billing.get(name), after).cloned(), limit))
+        self.billing_in(&self.read(), name)?;
+        let things = self.find_things(Some(&Terms::Exact(terms::in_billing(name))), after, limit + 1)?;
+        Ok(Page::take(things.into_iter().map(|(t, _)| t.name), limit))
     }
 }
 

@@ -5,7 +5,8 @@
 use crate::error::{RegistryError, Result, invalid, not_found};
 use crate::model::{AttributePayload, Attributes, NameOrArn, NewThingGroup, Page, Thing, ThingGroup, ThingGroupUpdate};
 use crate::Writer;
-use crate::state::{Change, State};
+use crate::state::{Change, State, THING_GROUP, terms};
+use store::state::{Expect, Terms};
 use crate::validate::{self, MAX_GROUP_ATTRIBUTES, MAX_TAGS};
 use crate::{Event, Registry, ResourceKind, now_ms, uuid};
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,22 +174,36 @@ impl Registry {
         if st.children.contains_key(name) {
             return invalid(format!("Cannot delete thing group : {name} when there are still child groups attached to it"));
         }
-        let mut changes = Vec::new();
+        self.leave_thing_group(&mut st, &g)?;
         let mut events = Vec::new();
-        for thing in st.by_group.get(name).into_iter().flatten() {
-            let Some(t) = st.things.get(thing) else { continue };
-            let mut t = t.clone();
-            if let Some(membership) = t.groups.remove(name) {
-                events.push(self.membership_event("REMOVED", &g, &t, &membership));
-            }
-            changes.push(Change::Thing(t));
-        }
         if let Some(parent) = g.parent.as_ref().and_then(|p| st.groups.get(p)) {
             events.push(self.hierarchy_event("REMOVED", parent, &g));
         }
         events.push(self.group_event(&st, "DELETED", &g));
-        changes.push(Change::DropGroup(name.to_string()));
-        self.commit(&mut st, changes, events)
+        self.commit(&mut st, vec![Change::DropGroup(name.to_string())], events)?;
+        // A thing added while the group was emptied committed before the group went (its
+        // commit checked the group): it is found now.
+        self.leave_thing_group(&mut st, &g)
+    }
+
+    /// Takes every thing out of a group, a page per commit.
+    fn leave_thing_group(&self, st: &mut Writer<'_>, g: &ThingGroup) -> Result<()> {
+        let term = Terms::Exact(terms::in_group(&g.name));
+        loop {
+            let things = self.find_things(Some(&term), None, 1000)?;
+            if things.is_empty() {
+                return Ok(());
+            }
+            let mut changes = Vec::new();
+            let mut events = Vec::new();
+            for (mut t, rev) in things {
+                if let Some(membership) = t.groups.remove(&g.name) {
+                    events.push(self.membership_event("REMOVED", g, &t, &membership));
+                }
+                changes.push(Change::Thing(t, Expect::Rev(rev)));
+            }
+            self.commit(st, changes, events)?;
+        }
     }
 
     /// ListThingGroups. With a parent: its children (all descendants when `recursive`). Without:
@@ -241,8 +256,13 @@ impl Registry {
         Ok(())
     }
 
-    /// Moves a thing into and out of groups in one commit (the groups are known to exist).
-    fn change_memberships(&self, st: &mut Writer<'_>, thing: &Thing, add: &BTreeSet<String>, remove: &BTreeSet<String>) -> Result<()> {
+    /// Moves a thing (read at `rev`) into and out of groups in one commit, checking that the
+    /// groups are as read.
+    fn change_memberships(&self, thing: &Thing, rev: u64, add: &BTreeSet<String>, remove: &BTreeSet<String>) -> Result<()> {
+        let st = self.read();
+        for g in add.iter().chain(remove) {
+            self.group_in(&st, g)?;
+        }
         let mut t = thing.clone();
         let mut events: Vec<Event> = Vec::new();
         for g in remove {
@@ -265,28 +285,30 @@ impl Registry {
         if t == *thing {
             return Ok(());
         }
-        self.check_memberships(st, &t.name, &t.groups.keys().cloned().collect())?;
-        self.commit(st, vec![Change::Thing(t)], events)
+        self.check_memberships(&st, &t.name, &t.groups.keys().cloned().collect())?;
+        // The hierarchy rule depends on every group the thing ends up in.
+        let deps: Vec<(&str, &str)> = t.groups.keys().chain(remove).map(|g| (THING_GROUP, g.as_str())).collect();
+        let checks = Registry::checks(&st, &deps);
+        drop(st);
+        self.commit_things(vec![Change::Thing(t, Expect::Rev(rev))], checks, events)
     }
 
     /// AddThingToThingGroup (a thing already in the group stays, successfully).
     pub fn add_thing_to_thing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::ThingGroup, "thingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock()?;
-        self.group_in(&st, &g)?;
-        let thing = self.thing_in(&st, &t)?.clone();
-        self.change_memberships(&mut st, &thing, &BTreeSet::from([g]), &BTreeSet::new())
+        self.group_in(&self.read(), &g)?;
+        let (thing, rev) = self.thing_in(&t)?;
+        self.change_memberships(&thing, rev, &BTreeSet::from([g]), &BTreeSet::new())
     }
 
     /// RemoveThingFromThingGroup (a thing not in the group is left alone, successfully).
     pub fn remove_thing_from_thing_group(&self, group: &NameOrArn, thing: &NameOrArn) -> Result<()> {
         let g = self.resolve(ResourceKind::ThingGroup, "thingGroup", group)?;
         let t = self.resolve(ResourceKind::Thing, "thing", thing)?;
-        let mut st = self.lock()?;
-        self.group_in(&st, &g)?;
-        let thing = self.thing_in(&st, &t)?.clone();
-        self.change_memberships(&mut st, &thing, &BTreeSet::new(), &BTreeSet::from([g]))
+        self.group_in(&self.read(), &g)?;
+        let (thing, rev) = self.thing_in(&t)?;
+        self.change_memberships(&thing, rev, &BTreeSet::new(), &BTreeSet::from([g]))
     }
 
     /// UpdateThingGroupsForThing: removals, then additions, checked and committed together.
@@ -298,28 +320,31 @@ impl Registry {
         for g in remove {
             validate::name("thingGroupsToRemove.member", g)?;
         }
-        let mut st = self.lock()?;
-        let t = self.thing_in(&st, thing)?.clone();
-        for g in add.iter().chain(remove) {
-            self.group_in(&st, g)?;
-        }
+        let (t, rev) = self.thing_in(thing)?;
         let add: BTreeSet<String> = add.iter().cloned().collect();
         let remove: BTreeSet<String> = remove.iter().filter(|g| !add.contains(*g)).cloned().collect();
-        self.change_memberships(&mut st, &t, &add, &remove)
+        self.change_memberships(&t, rev, &add, &remove)
     }
 
     /// ListThingsInThingGroup: thing names after `after`; with `recursive`, also the things of
     /// every descendant group.
     pub fn list_things_in_thing_group(&self, group: &str, recursive: bool, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         validate::name("thingGroupName", group)?;
-        let st = self.read();
-        self.group_in(&st, group)?;
-        if !recursive {
-            return Ok(Page::take(crate::state::after(st.by_group.get(group), after).cloned(), limit));
-        }
+        let groups: Vec<String> = {
+            let st = self.read();
+            self.group_in(&st, group)?;
+            let mut groups = vec![group.to_string()];
+            if recursive {
+                groups.extend(st.descendants(group));
+            }
+            groups
+        };
+        // Each group's things come in name order, so the first `limit + 1` names of the union
+        // are among the first `limit + 1` of each group.
         let mut names = BTreeSet::new();
-        for g in std::iter::once(group.to_string()).chain(st.descendants(group)) {
-            names.extend(crate::state::after(st.by_group.get(&g), after).cloned());
+        for g in &groups {
+            let things = self.find_things(Some(&Terms::Exact(terms::in_group(g))), after, limit + 1)?;
+            names.extend(things.into_iter().map(|(t, _)| t.name));
         }
         Ok(Page::take(names.into_iter(), limit))
     }
@@ -327,8 +352,8 @@ impl Registry {
     /// ListThingGroupsForThing: the groups the thing is in and their ancestors, by name.
     pub fn list_thing_groups_for_thing(&self, thing: &str, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         validate::name("thingName", thing)?;
+        let (t, _) = self.thing_in(thing)?;
         let st = self.read();
-        let t = self.thing_in(&st, thing)?;
         let mut names = BTreeSet::new();
         for g in t.groups.keys() {
             names.insert(g.clone());

@@ -1,10 +1,14 @@
 //! The AWS IoT thing registry: things, thing types, static thing groups (a hierarchy), billing
 //! groups, tags, thing principals, the event configuration and the registry events.
 //!
-//! Everything lives in memory behind one mutex and is written through to the store's documents
-//! table: an operation computes its changes, commits them in one transaction, and only then
-//! applies them to memory and hands its events to the [`EventSink`]. A successful return means
-//! committed. No HTTP or AWS JSON wire shapes here: the `api` crate maps requests onto this.
+//! The registry is a replica of the state store's `registry` domain: the small kinds (types,
+//! groups, billing groups, the event configuration) in memory, things read on demand behind a
+//! bounded cache and found by index terms (type, group, billing group, principal, attribute).
+//! An operation computes its changes from what it read, commits them with expectations (the
+//! revisions it read), and only then applies them and hands its events to the [`EventSink`].
+//! Writes to one thing do not take the domain's writer lock (their expectations cover what they
+//! read), so concurrent ones share a group commit. A successful return means committed. No
+//! HTTP or AWS JSON wire shapes here: the `api` crate maps requests onto this.
 
 mod billing;
 mod error;
@@ -25,11 +29,12 @@ pub use groups::{MAX_CHILDREN, MAX_DEPTH, MAX_GROUPS_PER_THING};
 pub use model::*;
 pub use types::ThingTypeUpdate;
 
-use state::{Change, State};
+use state::{Change, State, THING};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use store::Documents;
 use store::replica::{ReadGuard, Replica, WriteGuard};
+use store::state::{Terms, Write};
 
 /// The registry's writer (its replica's, caught up).
 pub(crate) type Writer<'a> = WriteGuard<'a, State>;
@@ -98,11 +103,11 @@ pub(crate) fn uuid() -> String {
 impl Registry {
     /// Loads the registry: a replica of the state store's `registry` domain. Blocking.
     pub fn open(docs: Arc<Documents>, config: RegistryConfig, sink: Arc<dyn EventSink>) -> Result<Registry> {
+        index_stored_things(docs.state())?;
         let replica = Replica::<State>::open(docs.state().clone()).map_err(store::StoreError::from)?;
         {
             let state = replica.read();
             tracing::info!(
-                things = state.things.len(),
                 thing_types = state.types.len(),
                 thing_groups = state.groups.len(),
                 billing_groups = state.billing.len(),
@@ -132,14 +137,63 @@ impl Registry {
     /// them first; the caller runs again), applies them, then publishes the events whose type
     /// is enabled.
     fn commit(&self, st: &mut Writer<'_>, changes: Vec<Change>, events: Vec<events::Event>) -> Result<()> {
-        let ops = changes.iter().map(Change::doc_op).collect::<Result<Vec<_>>>()?;
-        st.commit_docs(&ops).map_err(store::StoreError::from)?;
+        let writes = changes.iter().map(|c| c.write(|kind, key| st.seen(kind, key))).collect::<Result<Vec<_>>>()?;
+        st.commit(writes).map_err(store::StoreError::from)?;
+        self.publish(&st, events);
+        Ok(())
+    }
+
+    /// Commits thing changes (each with the expectation of the revision it was computed from)
+    /// and `checks` on the in-memory documents they depend on, without the writer lock; then
+    /// publishes the events. See [`Registry::checks`].
+    fn commit_things(&self, changes: Vec<Change>, checks: Vec<Write>, events: Vec<events::Event>) -> Result<()> {
+        let mut writes = changes.iter().map(|c| c.write(|_, _| store::state::Expect::Any)).collect::<Result<Vec<_>>>()?;
+        writes.extend(checks);
+        self.replica.commit(writes).map_err(store::StoreError::from)?;
+        self.publish(&self.read(), events);
+        Ok(())
+    }
+
+    /// Checks that in-memory documents (`kind`, `key`) are still as `st` has them.
+    fn checks(st: &ReadGuard<'_, State>, docs: &[(&str, &str)]) -> Vec<Write> {
+        docs.iter().map(|(kind, key)| Write::check(kind, *key, st.seen(kind, key))).collect()
+    }
+
+    fn publish(&self, st: &State, events: Vec<events::Event>) {
         for e in events {
             if st.events.as_ref().is_some_and(|c| c.is_enabled(e.event_type)) {
                 self.sink.publish(e);
             }
         }
-        Ok(())
+    }
+
+    /// A thing and its revision, from the cache or the store (`None`: there is none).
+    pub(crate) fn load_thing(&self, name: &str) -> Result<Option<(Arc<Thing>, u64)>> {
+        let epoch = {
+            let st = self.read();
+            if let Some((thing, rev)) = st.things.get(name) {
+                return Ok(thing.map(|t| (t, rev)));
+            }
+            st.things.epoch()
+        };
+        let entry = match self.replica.store().get_blocking(THING, name).map_err(store::StoreError::from)? {
+            Some(doc) => (Some(Arc::new(state::parse_thing(name, &doc.value)?)), doc.rev),
+            None => (None, 0),
+        };
+        self.read().things.fill(name, entry.clone(), epoch);
+        Ok(entry.0.map(|t| (t, entry.1)))
+    }
+
+    /// Up to `limit` things after `after` (by name) having a term in `terms` (all things when
+    /// `None`), read from the store.
+    pub(crate) fn find_things(&self, terms: Option<&Terms>, after: Option<&str>, limit: usize) -> Result<Vec<(Thing, u64)>> {
+        let store = self.replica.store();
+        let docs = match terms {
+            Some(t) => store.find_blocking(THING, t, after, limit),
+            None => store.scan_blocking(THING, after, limit),
+        }
+        .map_err(store::StoreError::from)?;
+        docs.into_iter().map(|(key, doc)| Ok((state::parse_thing(&key, &doc.value)?, doc.rev))).collect()
     }
 
     /// The configured region.
@@ -168,6 +222,37 @@ impl Registry {
             [ResourceKind::Thing, ResourceKind::ThingType, ResourceKind::ThingGroup, ResourceKind::BillingGroup].into_iter().find(|k| k.arn_type() == ty)?;
         (!name.is_empty()).then(|| (kind, name.to_string()))
     }
+}
+
+/// Gives things stored before things had index terms (a data directory of an earlier
+/// Ferrite) their terms, once per store: a forward migration, marked done in the store.
+fn index_stored_things(store: &store::state::StateStore) -> Result<()> {
+    const MARK: &str = "registry.thing-terms.1";
+    let err = |e| RegistryError::Store(store::StoreError::from(e));
+    if store.get_blocking("schema", MARK).map_err(err)?.is_some() {
+        return Ok(());
+    }
+    let mut after: Option<String> = None;
+    let mut indexed = 0usize;
+    loop {
+        let page = store.scan_blocking(THING, after.as_deref(), 1000).map_err(err)?;
+        let done = page.len() < 1000;
+        after = page.last().map(|(k, _)| k.clone());
+        let docs = page.into_iter().map(|(key, doc)| Ok((key.clone(), state::thing_terms(&state::parse_thing(&key, &doc.value)?)))).collect::<Result<Vec<_>>>()?;
+        indexed += docs.len();
+        store.set_terms_blocking(THING, docs).map_err(err)?;
+        if done {
+            break;
+        }
+    }
+    match store.commit_blocking("schema", vec![Write::put("schema", MARK, "done").expect(store::state::Expect::Absent)]) {
+        Err(e) if !e.is_conflict() => return Err(err(e)),
+        _ => {}
+    }
+    if indexed > 0 {
+        tracing::info!(things = indexed, "indexed the things of an earlier data directory");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use crate::error::{Result, invalid};
 use crate::model::{Page, PrincipalType};
-use crate::state::{Change, after};
+use crate::state::{Change, terms};
+use crate::state::PRINCIPAL;
+use store::state::{Expect, Terms, Write};
 use crate::{Registry, validate};
 
 impl Registry {
@@ -11,34 +13,41 @@ impl Registry {
     pub fn attach_thing_principal(&self, thing: &str, principal: &str, ty: PrincipalType) -> Result<()> {
         validate::name("thingName", thing)?;
         validate::principal(principal)?;
-        let mut st = self.lock()?;
-        let mut t = self.thing_in(&st, thing)?.clone();
+        let (mut t, rev) = self.thing_in(thing)?;
         if t.principals.get(principal) == Some(&ty) {
             return Ok(());
         }
-        let others: Vec<&String> = st.by_principal.get(principal).into_iter().flatten().filter(|n| n.as_str() != thing).collect();
-        if ty == PrincipalType::Exclusive && !others.is_empty() {
-            return invalid(format!("Principal {principal} is already attached to thing {}; it cannot be attached exclusively to {thing}.", others[0]));
+        // Exclusivity spans things: every attachment of a principal also rewrites the
+        // principal's marker, expecting it as read, so two attachments of one principal (on
+        // any nodes) cannot both decide on what they read.
+        let marker = self.replica.store().get_blocking(PRINCIPAL, principal).map_err(store::StoreError::from)?;
+        let mut others = self.find_things(Some(&Terms::Exact(terms::principal(principal))), None, 100)?;
+        others.retain(|(o, _)| o.name != thing);
+        if ty == PrincipalType::Exclusive
+            && let Some((o, _)) = others.first()
+        {
+            return invalid(format!("Principal {principal} is already attached to thing {}; it cannot be attached exclusively to {thing}.", o.name));
         }
-        for o in &others {
-            if st.things.get(o.as_str()).and_then(|x| x.principals.get(principal)) == Some(&PrincipalType::Exclusive) {
-                return invalid(format!("Principal {principal} is attached exclusively to thing {o}; it cannot be attached to {thing}."));
+        for (o, _) in &others {
+            if o.principals.get(principal) == Some(&PrincipalType::Exclusive) {
+                return invalid(format!("Principal {principal} is attached exclusively to thing {}; it cannot be attached to {thing}.", o.name));
             }
         }
         t.principals.insert(principal.to_string(), ty);
-        self.commit(&mut st, vec![Change::Thing(t)], Vec::new())
+        let seen = Expect::seen(marker.as_ref().map(|d| d.rev));
+        let marker = Write::put(PRINCIPAL, principal, (others.len() + 1).to_string()).expect(seen);
+        self.commit_things(vec![Change::Thing(t, Expect::Rev(rev))], vec![marker], Vec::new())
     }
 
     /// DetachThingPrincipal (a principal that is not attached is left alone, successfully).
     pub fn detach_thing_principal(&self, thing: &str, principal: &str) -> Result<()> {
         validate::name("thingName", thing)?;
         validate::principal(principal)?;
-        let mut st = self.lock()?;
-        let mut t = self.thing_in(&st, thing)?.clone();
+        let (mut t, rev) = self.thing_in(thing)?;
         if t.principals.remove(principal).is_none() {
             return Ok(());
         }
-        self.commit(&mut st, vec![Change::Thing(t)], Vec::new())
+        self.commit_things(vec![Change::Thing(t, Expect::Rev(rev))], Vec::new(), Vec::new())
     }
 
     /// ListThingPrincipals(V2): the thing's principals after `after`, optionally of one type.
@@ -50,8 +59,7 @@ impl Registry {
         limit: usize,
     ) -> Result<Page<(String, PrincipalType)>> {
         validate::name("thingName", thing)?;
-        let st = self.read();
-        let t = self.thing_in(&st, thing)?;
+        let (t, _) = self.thing_in(thing)?;
         let iter = crate::state::map_after(&t.principals, after_principal).filter(|(_, k)| ty.is_none_or(|want| **k == want)).map(|(p, k)| (p.clone(), *k));
         Ok(Page::take(iter, limit))
     }
@@ -65,11 +73,18 @@ impl Registry {
         limit: usize,
     ) -> Result<Page<(String, PrincipalType)>> {
         validate::principal(principal)?;
-        let st = self.read();
-        let iter = after(st.by_principal.get(principal), after_thing)
-            .filter_map(|n| st.things.get(n).and_then(|t| t.principals.get(principal)).map(|k| (n.clone(), *k)))
-            .filter(|(_, k)| ty.is_none_or(|want| *k == want));
-        Ok(Page::take(iter, limit))
+        let term = Terms::Exact(terms::principal(principal));
+        let mut items = Vec::new();
+        let mut after = after_thing.map(str::to_string);
+        loop {
+            let found = self.find_things(Some(&term), after.as_deref(), 1000)?;
+            let done = found.len() < 1000;
+            after = found.last().map(|(t, _)| t.name.clone());
+            items.extend(found.into_iter().filter_map(|(t, _)| t.principals.get(principal).map(|k| (t.name.clone(), *k))).filter(|(_, k)| ty.is_none_or(|want| *k == want)));
+            if done || items.len() > limit {
+                return Ok(Page::take(items.into_iter(), limit));
+            }
+        }
     }
 }
 

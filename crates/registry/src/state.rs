@@ -1,20 +1,25 @@
-//! The registry in memory: entities by name plus the indexes the list operations need
-//! (things by type, group, billing group and principal; child groups by parent), and the
-//! changes that are written to the documents table and then applied here.
+//! The registry's replica: the small kinds in memory (thing types, thing groups with their
+//! hierarchy, billing groups, the event configuration), things behind a bounded cache (read
+//! from the store on demand and found there by their index terms), and the changes that are
+//! committed to the store and then applied here.
 
 use crate::error::{RegistryError, Result};
 use crate::model::{BillingGroup, EventConfig, Thing, ThingGroup, ThingType};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
-use store::DocOp;
+use std::sync::Arc;
+use store::cache::Cache;
 use store::replica::Replicated;
+use store::state::{Expect, Write};
 
 pub(crate) const THING: &str = "thing";
 pub(crate) const THING_TYPE: &str = "thing-type";
 pub(crate) const THING_GROUP: &str = "thing-group";
 pub(crate) const BILLING_GROUP: &str = "billing-group";
 pub(crate) const EVENT_CONFIG: &str = "registry-events";
+/// A principal's attachment marker (see `attach_thing_principal`); read on demand, never held.
+pub(crate) const PRINCIPAL: &str = "thing-principal";
 const EVENT_CONFIG_KEY: &str = "configuration";
 
 /// A name → names index.
@@ -37,28 +42,56 @@ fn index_remove(index: &mut Index, key: &str, value: &str) {
 #[derive(Debug, Default)]
 /// (Public only as the registry replica's type; its contents are the registry's own.)
 pub struct State {
-    pub things: BTreeMap<String, Thing>,
+    /// Things read so far, kept current by the change log (never loaded whole).
+    pub things: Cache<Arc<Thing>>,
     pub types: BTreeMap<String, ThingType>,
     pub groups: BTreeMap<String, ThingGroup>,
     pub billing: BTreeMap<String, BillingGroup>,
     pub events: Option<EventConfig>,
-    /// Thing type → things of that type.
-    pub by_type: Index,
-    /// Thing group → things directly in it.
-    pub by_group: Index,
-    /// Billing group → things in it.
-    pub by_billing: Index,
-    /// Principal → things it is attached to.
-    pub by_principal: Index,
     /// Thing group → its direct child groups.
     pub children: Index,
+}
+
+/// The index terms things are found by in the store.
+pub(crate) mod terms {
+    /// Separates the parts of a term (never in a name, an ARN or an attribute).
+    const SEP: char = '\u{1}';
+
+    pub fn of_type(t: &str) -> String {
+        format!("t{SEP}{t}")
+    }
+    pub fn in_group(g: &str) -> String {
+        format!("g{SEP}{g}")
+    }
+    pub fn in_billing(b: &str) -> String {
+        format!("b{SEP}{b}")
+    }
+    pub fn principal(p: &str) -> String {
+        format!("p{SEP}{p}")
+    }
+    /// An attribute with its value; a prefix of it finds values starting with a prefix.
+    pub fn attribute(name: &str, value: &str) -> String {
+        format!("a{SEP}{name}{SEP}{value}")
+    }
+}
+
+/// The terms a thing is found by.
+pub(crate) fn thing_terms(t: &Thing) -> Vec<String> {
+    let mut out = Vec::with_capacity(2 + t.groups.len() + t.principals.len() + t.attributes.len());
+    out.extend(t.type_name.as_deref().map(terms::of_type));
+    out.extend(t.billing_group.as_deref().map(terms::in_billing));
+    out.extend(t.groups.keys().map(|g| terms::in_group(g)));
+    out.extend(t.principals.keys().map(|p| terms::principal(p)));
+    out.extend(t.attributes.iter().map(|(k, v)| terms::attribute(k, v)));
+    out
 }
 
 /// One committed change.
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
-    Thing(Thing),
-    DropThing(String),
+    /// A thing, expected to be at the revision its writer read (absent: a new thing).
+    Thing(Thing, Expect),
+    DropThing(String, Expect),
     Type(ThingType),
     DropType(String),
     Group(ThingGroup),
@@ -68,26 +101,27 @@ pub(crate) enum Change {
     Events(EventConfig),
 }
 
-fn put<T: Serialize>(kind: &'static str, key: &str, value: &T) -> Result<DocOp> {
+fn put<T: Serialize>(kind: &'static str, key: &str, value: &T) -> Result<Write> {
     let value = serde_json::to_string(value).map_err(|e| RegistryError::Corrupt { kind, key: key.to_string(), error: e.to_string() })?;
-    Ok(DocOp::Put { kind, key: key.to_string(), value })
+    Ok(Write::put(kind, key, value))
 }
 
 impl Change {
-    /// The documents-table operation that stores this change.
-    pub fn doc_op(&self) -> Result<DocOp> {
-        let delete = |kind: &'static str, key: &str| Ok(DocOp::Delete { kind, key: key.to_string() });
-        match self {
-            Change::Thing(t) => put(THING, &t.name, t),
-            Change::DropThing(n) => delete(THING, n),
-            Change::Type(t) => put(THING_TYPE, &t.name, t),
-            Change::DropType(n) => delete(THING_TYPE, n),
-            Change::Group(g) => put(THING_GROUP, &g.name, g),
-            Change::DropGroup(n) => delete(THING_GROUP, n),
-            Change::Billing(b) => put(BILLING_GROUP, &b.name, b),
-            Change::DropBilling(n) => delete(BILLING_GROUP, n),
-            Change::Events(c) => put(EVENT_CONFIG, EVENT_CONFIG_KEY, c),
-        }
+    /// The store write of this change. A thing carries its own expectation; the kinds held in
+    /// memory are expected as `st` has them.
+    pub fn write(&self, seen: impl Fn(&str, &str) -> Expect) -> Result<Write> {
+        let mem = |kind: &'static str, key: &str, w: Write| w.expect(seen(kind, key));
+        Ok(match self {
+            Change::Thing(t, expect) => put(THING, &t.name, t)?.expect(*expect).terms(thing_terms(t)),
+            Change::DropThing(n, expect) => Write::delete(THING, n.as_str()).expect(*expect),
+            Change::Type(t) => mem(THING_TYPE, &t.name, put(THING_TYPE, &t.name, t)?),
+            Change::DropType(n) => mem(THING_TYPE, n, Write::delete(THING_TYPE, n.as_str())),
+            Change::Group(g) => mem(THING_GROUP, &g.name, put(THING_GROUP, &g.name, g)?),
+            Change::DropGroup(n) => mem(THING_GROUP, n, Write::delete(THING_GROUP, n.as_str())),
+            Change::Billing(b) => mem(BILLING_GROUP, &b.name, put(BILLING_GROUP, &b.name, b)?),
+            Change::DropBilling(n) => mem(BILLING_GROUP, n, Write::delete(BILLING_GROUP, n.as_str())),
+            Change::Events(c) => mem(EVENT_CONFIG, EVENT_CONFIG_KEY, put(EVENT_CONFIG, EVENT_CONFIG_KEY, c)?),
+        })
     }
 }
 
@@ -95,14 +129,35 @@ fn parse<T: DeserializeOwned>(value: &str) -> std::result::Result<T, String> {
     serde_json::from_str(value).map_err(|e| e.to_string())
 }
 
+/// A stored thing document.
+pub(crate) fn parse_thing(key: &str, value: &str) -> Result<Thing> {
+    parse(value).map_err(|error| RegistryError::Corrupt { kind: THING, key: key.to_string(), error })
+}
+
 impl Replicated for State {
     const DOMAIN: &'static str = "registry";
-    const KINDS: &'static [&'static str] = &[THING_TYPE, THING_GROUP, BILLING_GROUP, THING, EVENT_CONFIG];
+    const KINDS: &'static [&'static str] = &[THING_TYPE, THING_GROUP, BILLING_GROUP, EVENT_CONFIG];
+
+    fn apply_change(&mut self, seq: u64, kind: &str, key: &str, value: Option<&str>) -> std::result::Result<(), String> {
+        if kind == THING {
+            match value {
+                Some(v) => match parse::<Thing>(v) {
+                    Ok(t) => self.things.applied(key, (Some(Arc::new(t)), seq)),
+                    Err(e) => {
+                        // Not cached: a reader reads the store and reports it.
+                        self.things.forget(key);
+                        return Err(e);
+                    }
+                },
+                None => self.things.applied(key, (None, 0)),
+            }
+            return Ok(());
+        }
+        self.apply_doc(kind, key, value)
+    }
 
     fn apply_doc(&mut self, kind: &str, key: &str, value: Option<&str>) -> std::result::Result<(), String> {
         let change = match (kind, value) {
-            (THING, Some(v)) => Change::Thing(parse(v)?),
-            (THING, None) => Change::DropThing(key.to_string()),
             (THING_TYPE, Some(v)) => Change::Type(parse(v)?),
             (THING_TYPE, None) => Change::DropType(key.to_string()),
             (THING_GROUP, Some(v)) => Change::Group(parse(v)?),
@@ -114,6 +169,7 @@ impl Replicated for State {
                 self.events = None;
                 return Ok(());
             }
+            (PRINCIPAL, _) => return Ok(()),
             (other, _) => return Err(format!("the registry keeps no {other} documents")),
         };
         self.apply(change);
@@ -122,51 +178,11 @@ impl Replicated for State {
 }
 
 impl State {
-    fn unindex_thing(&mut self, t: &Thing) {
-        if let Some(ty) = &t.type_name {
-            index_remove(&mut self.by_type, ty, &t.name);
-        }
-        for g in t.groups.keys() {
-            index_remove(&mut self.by_group, g, &t.name);
-        }
-        if let Some(b) = &t.billing_group {
-            index_remove(&mut self.by_billing, b, &t.name);
-        }
-        for p in t.principals.keys() {
-            index_remove(&mut self.by_principal, p, &t.name);
-        }
-    }
-
-    fn index_thing(&mut self, t: &Thing) {
-        if let Some(ty) = &t.type_name {
-            index_add(&mut self.by_type, ty, &t.name);
-        }
-        for g in t.groups.keys() {
-            index_add(&mut self.by_group, g, &t.name);
-        }
-        if let Some(b) = &t.billing_group {
-            index_add(&mut self.by_billing, b, &t.name);
-        }
-        for p in t.principals.keys() {
-            index_add(&mut self.by_principal, p, &t.name);
-        }
-    }
-
     /// Applies a committed change.
     pub(crate) fn apply(&mut self, change: Change) {
         match change {
-            Change::Thing(t) => {
-                if let Some(old) = self.things.remove(&t.name) {
-                    self.unindex_thing(&old);
-                }
-                self.index_thing(&t);
-                self.things.insert(t.name.clone(), t);
-            }
-            Change::DropThing(name) => {
-                if let Some(old) = self.things.remove(&name) {
-                    self.unindex_thing(&old);
-                }
-            }
+            // Things are applied to the cache by `apply_change`.
+            Change::Thing(..) | Change::DropThing(..) => {}
             Change::Type(t) => {
                 self.types.insert(t.name.clone(), t);
             }
@@ -237,17 +253,6 @@ impl State {
         }
         out
     }
-}
-
-/// The names in an index entry that sort after `after`.
-pub(crate) fn after<'a>(set: Option<&'a BTreeSet<String>>, after: Option<&'a str>) -> impl Iterator<Item = &'a String> + 'a {
-    set.into_iter().flat_map(move |s| {
-        let r: Box<dyn Iterator<Item = &String>> = match after {
-            Some(a) => Box::new(s.range::<str, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))),
-            None => Box::new(s.iter()),
-        };
-        r
-    })
 }
 
 /// The entries of a map whose keys sort after `after`.

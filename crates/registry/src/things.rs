@@ -4,7 +4,8 @@
 
 use crate::error::{RegistryError, Result, invalid, not_found};
 use crate::model::{AttributePayload, Attributes, NewThing, Page, Thing, ThingFilter, ThingUpdate};
-use crate::state::{Change, State, after, map_after};
+use crate::state::{BILLING_GROUP, Change, State, THING, THING_TYPE, terms};
+use store::state::{Expect, StateError, Terms};
 use crate::validate::{self, MAX_TYPED_THING_ATTRIBUTES, MAX_UNTYPED_THING_ATTRIBUTES};
 use crate::{Registry, ResourceKind, now_ms, uuid};
 
@@ -31,9 +32,12 @@ fn check_count(attrs: &Attributes, typed: bool) -> Result<()> {
 }
 
 impl Registry {
-    /// A thing by name, or ResourceNotFound.
-    pub(crate) fn thing_in<'a>(&self, st: &'a State, name: &str) -> Result<&'a Thing> {
-        st.things.get(name).ok_or_else(|| not_found(format!("Thing {name} cannot be found.")))
+    /// A thing by name and its revision, or ResourceNotFound.
+    pub(crate) fn thing_in(&self, name: &str) -> Result<(Thing, u64)> {
+        match self.load_thing(name)? {
+            Some((t, rev)) => Ok((Thing::clone(&t), rev)),
+            None => Err(not_found(format!("Thing {name} cannot be found."))),
+        }
     }
 
     /// A thing type that things may be associated with now (exists, not deprecated).
@@ -46,6 +50,8 @@ impl Registry {
     }
 
     /// CreateThing: the new thing, or the existing one when its configuration is the same.
+    /// Committed expecting no thing of that name (the store decides between concurrent
+    /// creators), and the type and billing group as read.
     pub fn create_thing(&self, req: NewThing) -> Result<Thing> {
         validate::name("thingName", &req.name)?;
         if let Some(t) = &req.type_name {
@@ -56,52 +62,74 @@ impl Registry {
         }
         let attributes = without_empty(given_attributes(req.attributes.as_ref())?.unwrap_or_default());
         check_count(&attributes, req.type_name.is_some())?;
-        let mut st = self.lock()?;
-        if let Some(existing) = st.things.get(&req.name) {
-            let same = existing.type_name == req.type_name
-                && existing.attributes == attributes
-                && req.billing_group.as_ref().is_none_or(|b| existing.billing_group.as_ref() == Some(b));
-            if same {
-                return Ok(existing.clone());
+        let (thing, checks, events) = {
+            let st = self.read();
+            let mut deps = Vec::new();
+            if let Some(t) = &req.type_name {
+                self.assignable_type(&st, t)?;
+                deps.push((THING_TYPE, t.as_str()));
             }
-            return Err(RegistryError::AlreadyExists {
-                message: format!("Thing {} already exists in account with different attributes", req.name),
-                resource_id: existing.id.clone(),
-                resource_arn: self.arn(ResourceKind::Thing, &req.name),
-            });
-        }
-        if let Some(t) = &req.type_name {
-            self.assignable_type(&st, t)?;
-        }
-        if let Some(b) = &req.billing_group
-            && !st.billing.contains_key(b)
-        {
-            return Err(not_found(format!("Billing group {b} cannot be found.")));
-        }
-        let thing = Thing {
-            name: req.name,
-            id: uuid(),
-            type_name: req.type_name,
-            attributes,
-            version: 1,
-            billing_group: req.billing_group,
-            groups: Default::default(),
-            principals: Default::default(),
-            created_ms: now_ms(),
+            if let Some(b) = &req.billing_group {
+                if !st.billing.contains_key(b) {
+                    return Err(not_found(format!("Billing group {b} cannot be found.")));
+                }
+                deps.push((BILLING_GROUP, b.as_str()));
+            }
+            let checks = Registry::checks(&st, &deps);
+            let thing = Thing {
+                name: req.name.clone(),
+                id: uuid(),
+                type_name: req.type_name.clone(),
+                attributes: attributes.clone(),
+                version: 1,
+                billing_group: req.billing_group.clone(),
+                groups: Default::default(),
+                principals: Default::default(),
+                created_ms: now_ms(),
+            };
+            let mut events = vec![self.thing_event("CREATED", &thing)];
+            if let Some(t) = &thing.type_name {
+                events.push(self.type_association_event("CREATED", &thing, t));
+            }
+            (thing, checks, events)
         };
-        let mut events = vec![self.thing_event("CREATED", &thing)];
-        if let Some(t) = &thing.type_name {
-            events.push(self.type_association_event("CREATED", &thing, t));
+        match self.commit_things(vec![Change::Thing(thing.clone(), Expect::Absent)], checks, events) {
+            Err(RegistryError::Store(store::StoreError::State(StateError::Conflict { kind, key, .. }))) if kind == THING && key == req.name => {
+                // Another creator won: the same configuration is success, another is not.
+                match self.load_thing(&req.name)? {
+                    Some((existing, _)) => self.existing_thing(&req, &attributes, &existing),
+                    None => Err(RegistryError::Store(store::StoreError::State(StateError::Conflict {
+                        kind,
+                        key,
+                        expected: Expect::Absent,
+                        found: None,
+                    }))),
+                }
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(thing),
         }
-        self.commit(&mut st, vec![Change::Thing(thing.clone())], events)?;
-        Ok(thing)
+    }
+
+    /// CreateThing of a name that exists: the thing when the configuration is the same.
+    fn existing_thing(&self, req: &NewThing, attributes: &crate::Attributes, existing: &Thing) -> Result<Thing> {
+        let same = existing.type_name == req.type_name
+            && existing.attributes == *attributes
+            && req.billing_group.as_ref().is_none_or(|b| existing.billing_group.as_ref() == Some(b));
+        if same {
+            return Ok(existing.clone());
+        }
+        Err(RegistryError::AlreadyExists {
+            message: format!("Thing {} already exists in account with different attributes", req.name),
+            resource_id: existing.id.clone(),
+            resource_arn: self.arn(ResourceKind::Thing, &req.name),
+        })
     }
 
     /// DescribeThing.
     pub fn describe_thing(&self, name: &str) -> Result<Thing> {
         validate::name("thingName", name)?;
-        let st = self.read();
-        self.thing_in(&st, name).cloned()
+        Ok(self.thing_in(name)?.0)
     }
 
     /// UpdateThing: attributes (replaced, or merged where an empty value removes one), thing type
@@ -115,8 +143,7 @@ impl Registry {
             }
         }
         let given = given_attributes(req.attributes.as_ref())?;
-        let mut st = self.lock()?;
-        let old = self.thing_in(&st, &req.name)?.clone();
+        let (old, rev) = self.thing_in(&req.name)?;
         if let Some(v) = req.expected_version
             && v != old.version
         {
@@ -126,12 +153,18 @@ impl Registry {
             )));
         }
         let mut t = old.clone();
-        if let Some(ty) = &req.type_name
-            && old.type_name.as_ref() != Some(ty)
-        {
-            self.assignable_type(&st, ty)?;
-            t.type_name = Some(ty.clone());
-        }
+        let checks = {
+            let st = self.read();
+            let mut deps = Vec::new();
+            if let Some(ty) = &req.type_name
+                && old.type_name.as_ref() != Some(ty)
+            {
+                self.assignable_type(&st, ty)?;
+                deps.push((THING_TYPE, ty.as_str()));
+                t.type_name = Some(ty.clone());
+            }
+            Registry::checks(&st, &deps)
+        };
         if req.remove_type {
             t.type_name = None;
         }
@@ -159,7 +192,7 @@ impl Registry {
                 events.push(self.type_association_event("CREATED", &t, n));
             }
         }
-        self.commit(&mut st, vec![Change::Thing(t.clone())], events)?;
+        self.commit_things(vec![Change::Thing(t.clone(), Expect::Rev(rev))], checks, events)?;
         Ok(t)
     }
 
@@ -167,8 +200,7 @@ impl Registry {
     /// The thing leaves its groups and billing group.
     pub fn delete_thing(&self, name: &str, expected_version: Option<i64>) -> Result<()> {
         validate::name("thingName", name)?;
-        let mut st = self.lock()?;
-        let Some(t) = st.things.get(name).cloned() else { return Ok(()) };
+        let Some((t, rev)) = self.load_thing(name)? else { return Ok(()) };
         if let Some(v) = expected_version
             && v != t.version
         {
@@ -181,21 +213,25 @@ impl Registry {
             return invalid(format!("Cannot delete. Thing {name} is still attached to one or more principals"));
         }
         let mut events = Vec::new();
-        for (g, membership) in &t.groups {
-            if let Some(group) = st.groups.get(g) {
-                events.push(self.membership_event("REMOVED", group, &t, membership));
+        {
+            let st = self.read();
+            for (g, membership) in &t.groups {
+                if let Some(group) = st.groups.get(g) {
+                    events.push(self.membership_event("REMOVED", group, &t, membership));
+                }
             }
         }
         if let Some(ty) = &t.type_name {
             events.push(self.type_association_event("DELETED", &t, ty));
         }
         events.push(self.thing_event("DELETED", &t));
-        self.commit(&mut st, vec![Change::DropThing(name.to_string())], events)
+        self.commit_things(vec![Change::DropThing(name.to_string(), Expect::Rev(rev))], Vec::new(), events)
     }
 
     /// ListThings: things after `after` (by name) that pass the filters. An attribute filter
     /// looks only at searchable attributes: every attribute of a thing without a type, the type's
-    /// searchable attributes otherwise.
+    /// searchable attributes otherwise. The store finds the candidates by the most selective
+    /// term given (the attribute, else the type).
     pub fn list_things(&self, filter: &ThingFilter, after_name: Option<&str>, limit: usize) -> Result<Page<Thing>> {
         if let Some(n) = &filter.attribute_name {
             validate::attribute_name("attributeName", n)?;
@@ -209,14 +245,17 @@ impl Registry {
         if let Some(t) = &filter.type_name {
             validate::name("thingTypeName", t)?;
         }
-        let st = self.read();
+        let searchable: Option<std::collections::BTreeSet<String>> = filter.attribute_name.as_ref().map(|name| {
+            let st = self.read();
+            st.types.values().filter(|t| t.searchable_attributes.contains(name)).map(|t| t.name.clone()).collect()
+        });
         let matches = |t: &Thing| -> bool {
             if filter.type_name.is_some() && t.type_name != filter.type_name {
                 return false;
             }
             let Some(name) = &filter.attribute_name else { return true };
             if let Some(ty) = &t.type_name
-                && !st.types.get(ty).is_some_and(|tt| tt.searchable_attributes.contains(name))
+                && !searchable.as_ref().is_some_and(|s| s.contains(ty))
             {
                 return false;
             }
@@ -227,14 +266,24 @@ impl Registry {
                 Some(want) => value == want,
             }
         };
-        let page = match &filter.type_name {
-            Some(ty) => {
-                let names = after(st.by_type.get(ty), after_name);
-                Page::take(names.filter_map(|n| st.things.get(n)).filter(|t| matches(t)).cloned(), limit)
-            }
-            None => Page::take(map_after(&st.things, after_name).map(|(_, t)| t).filter(|t| matches(t)).cloned(), limit),
+        let terms = match (&filter.attribute_name, &filter.attribute_value, &filter.type_name) {
+            (Some(n), Some(v), _) if !filter.prefix => Some(Terms::Exact(terms::attribute(n, v))),
+            (Some(n), v, _) => Some(Terms::Prefix(terms::attribute(n, v.as_deref().unwrap_or("")))),
+            (None, _, Some(ty)) => Some(Terms::Exact(terms::of_type(ty))),
+            (None, _, None) => None,
         };
-        Ok(page)
+        let mut items = Vec::new();
+        let mut after = after_name.map(str::to_string);
+        let page = (limit + 1).clamp(16, 1000);
+        loop {
+            let found = self.find_things(terms.as_ref(), after.as_deref(), page)?;
+            let done = found.len() < page;
+            after = found.last().map(|(t, _)| t.name.clone());
+            items.extend(found.into_iter().map(|(t, _)| t).filter(|t| matches(t)));
+            if done || items.len() > limit {
+                return Ok(Page::take(items.into_iter(), limit));
+            }
+        }
     }
 }
 

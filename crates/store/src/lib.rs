@@ -6,6 +6,7 @@
 //! plain rows (properties as opaque bytes).
 
 mod docs;
+pub mod cache;
 pub mod replica;
 pub mod state;
 

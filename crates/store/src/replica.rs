@@ -17,10 +17,19 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 pub trait Replicated: Default + Send + Sync + 'static {
     /// The domain (change log) the state is committed in.
     const DOMAIN: &'static str;
-    /// The kinds of documents it holds, in the order they are loaded.
+    /// The kinds of documents it holds in memory, in the order they are loaded (their
+    /// revisions are tracked for [`WriteGuard::seen`]). Changes of the domain's other kinds
+    /// (read on demand, behind a cache the state keeps) are applied too, but never loaded.
     const KINDS: &'static [&'static str];
-    /// Applies a committed document (`None`: deleted). An error names what cannot be read.
+    /// Applies a committed document (`None`: deleted), in log order. An error names what
+    /// cannot be read.
     fn apply_doc(&mut self, kind: &str, key: &str, value: Option<&str>) -> Result<(), String>;
+    /// [`Replicated::apply_doc`] with the sequence of the commit (the document's revision), for
+    /// state that keeps revisions of its own (a cache of documents read on demand).
+    fn apply_change(&mut self, seq: u64, kind: &str, key: &str, value: Option<&str>) -> Result<(), String> {
+        let _ = seq;
+        self.apply_doc(kind, key, value)
+    }
 }
 
 /// A subscriber to applied changes.
@@ -49,6 +58,21 @@ pub struct Replica<S: Replicated> {
 impl<S: Replicated> std::fmt::Debug for Replica<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replica").field("domain", &S::DOMAIN).finish_non_exhaustive()
+    }
+}
+
+impl<S: Replicated> Shared<S> {
+    /// Applies one change, tracking the revisions of the kinds held in memory.
+    fn apply(&mut self, seq: u64, kind: &str, key: &str, value: Option<&str>) {
+        if let Err(e) = self.state.apply_change(seq, kind, key, value) {
+            tracing::error!(domain = S::DOMAIN, kind, key, error = %e, "a committed document cannot be applied; skipped");
+        }
+        if S::KINDS.contains(&kind) {
+            match value {
+                Some(_) => self.revs.insert((kind.to_string(), key.to_string()), seq),
+                None => self.revs.remove(&(kind.to_string(), key.to_string())),
+            };
+        }
     }
 }
 
@@ -113,7 +137,15 @@ impl<S: Replicated> Replica<S> {
     }
 
     fn catch_up_now(&self) -> Result<(), StateError> {
+        self.catch_up_through(None)
+    }
+
+    /// Catches up; with `through`, only as long as that sequence is not applied yet.
+    fn catch_up_through(&self, through: Option<u64>) -> Result<(), StateError> {
         let _one = lock(&self.catching);
+        if through.is_some_and(|seq| self.read().0.cursor >= seq) {
+            return Ok(());
+        }
         // Seen before reading: a commit announced from now on is read by a later catch-up.
         lock(&self.wake).borrow_and_update();
         loop {
@@ -131,13 +163,7 @@ impl<S: Replicated> Replica<S> {
             {
                 let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
                 for c in &page.changes {
-                    if let Err(e) = g.state.apply_doc(&c.kind, &c.key, c.value.as_deref()) {
-                        tracing::error!(domain = S::DOMAIN, kind = %c.kind, key = %c.key, error = %e, "a committed document cannot be applied; skipped");
-                    }
-                    match c.value {
-                        Some(_) => g.revs.insert((c.kind.clone(), c.key.clone()), c.seq),
-                        None => g.revs.remove(&(c.kind.clone(), c.key.clone())),
-                    };
+                    g.apply(c.seq, &c.kind, &c.key, c.value.as_deref());
                 }
                 g.cursor = page.next;
             }
@@ -156,12 +182,40 @@ impl<S: Replicated> Replica<S> {
         }
     }
 
+    /// Commits writes without becoming the domain's writer — for writes whose expectations
+    /// cover everything they were computed from, so that concurrent callers commit together
+    /// (one group commit) — then applies them (and whatever the log holds before them).
+    /// Blocking.
+    pub fn commit(&self, writes: Vec<Write>) -> Result<u64, StateError> {
+        let writes = last_writes(writes);
+        if writes.is_empty() {
+            return Ok(0);
+        }
+        let result = self.store.commit_blocking(S::DOMAIN, writes.clone());
+        match &result {
+            Ok(c) if c.seq == 0 => {}
+            Ok(c) => {
+                if !self.apply_own(c.seq, &writes) {
+                    crate::state::blocking(|| self.catch_up_through(Some(c.seq)))?;
+                }
+            }
+            // Catch up with what conflicted, so that the caller computes again on it.
+            Err(e) if e.is_conflict() => self.catch_up()?,
+            Err(_) => {}
+        }
+        Ok(result?.seq)
+    }
+
     /// Applies this node's own commit `seq` straight from its writes when it directly follows
     /// what is applied (no other commit in between); false when it does not.
     fn apply_own(&self, seq: u64, writes: &[Write]) -> bool {
         let _one = crate::state::blocking(|| lock(&self.catching));
         let changes: Vec<Change> = {
             let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
+            if g.cursor >= seq {
+                // Applied already, by a catch-up that read it from the log.
+                return true;
+            }
             if g.cursor + 1 != seq {
                 return false;
             }
@@ -174,13 +228,7 @@ impl<S: Replicated> Replica<S> {
                 })
                 .collect();
             for c in &changes {
-                if let Err(e) = g.state.apply_doc(&c.kind, &c.key, c.value.as_deref()) {
-                    tracing::error!(domain = S::DOMAIN, kind = %c.kind, key = %c.key, error = %e, "a committed document cannot be applied; skipped");
-                }
-                match c.value {
-                    Some(_) => g.revs.insert((c.kind.clone(), c.key.clone()), seq),
-                    None => g.revs.remove(&(c.kind.clone(), c.key.clone())),
-                };
+                g.apply(seq, &c.kind, &c.key, c.value.as_deref());
             }
             g.cursor = seq;
             changes
@@ -212,6 +260,18 @@ impl<S: Replicated> Replica<S> {
 /// Shared access to a replica's state.
 pub struct ReadGuard<'a, S>(RwLockReadGuard<'a, Shared<S>>);
 
+impl<S> ReadGuard<'_, S> {
+    /// The revision of a document of a kind held in memory (`None`: absent).
+    pub fn rev(&self, kind: &str, key: &str) -> Option<u64> {
+        self.0.revs.get(&(kind.to_string(), key.to_string())).copied()
+    }
+
+    /// The expectation that a document of a kind held in memory is as this replica has it.
+    pub fn seen(&self, kind: &str, key: &str) -> Expect {
+        Expect::seen(self.rev(kind, key))
+    }
+}
+
 impl<S> Deref for ReadGuard<'_, S> {
     type Target = S;
     fn deref(&self) -> &S {
@@ -241,7 +301,7 @@ impl<S: Replicated> Deref for WriteGuard<'_, S> {
 impl<S: Replicated> WriteGuard<'_, S> {
     /// The revision of a document as this replica has it (`None`: absent).
     pub fn rev(&self, kind: &str, key: &str) -> Option<u64> {
-        self.read.as_ref().and_then(|r| r.0.revs.get(&(kind.to_string(), key.to_string())).copied())
+        self.read.as_ref().and_then(|r| r.rev(kind, key))
     }
 
     /// The expectation that a document is as this replica has it.
