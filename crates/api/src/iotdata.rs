@@ -225,7 +225,7 @@ impl IotData {
         let thing = req.param("thingName")?;
         let size = req.query_int("pageSize", 25, 1, 100)? as usize;
         let after = req.query("nextToken").filter(|t| !t.is_empty());
-        let (names, more) = self.shadows.named(thing, after, size);
+        let (names, more) = self.shadows.named(thing, after, size).map_err(|e| ApiError::internal(e.to_string()))?;
         let mut out = json!({ "results": names, "timestamp": shadow_service::timestamp() });
         if more && let Some(last) = names.last() {
             out["nextToken"] = Value::String(last.clone());

@@ -158,6 +158,7 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     keys.follow();
     let mut api = Api::new(keys, config.api.api_config(&identity.region, &identity.account_id));
     let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default())?;
+    shadows.follow();
     tokio::spawn(shadows.clone().serve_mqtt(broker.internal_client("$ferrite/shadow")));
     let functions = functions(config, docs.clone(), identity);
     authz.set_functions(functions.clone());

@@ -15,11 +15,10 @@ use bytes::Bytes;
 use mqtt::{MqttStr, QoS};
 use serde_json::{Value, json};
 use shadow::{Limits, Rejection, ShadowError, StoredShadow};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
-use store::{DocOp, Documents, StoreError};
-use writer::Writer;
+use store::{Documents, StoreError};
+use writer::Memory;
 
 /// What an accepted update produced: the messages to publish, the response document and the
 /// shadow to store.
@@ -105,9 +104,8 @@ struct Outcome {
 
 /// The shadows of every thing.
 pub struct Shadows {
-    shadows: writer::Memory,
+    memory: Memory,
     limits: Limits,
-    writer: Writer,
     broker: Broker,
 }
 
@@ -116,19 +114,17 @@ fn now_secs() -> u64 {
 }
 
 impl Shadows {
-    /// Loads every shadow from the store.
+    /// Opens the shadows in the store (nothing is loaded: shadows are read as requests need
+    /// them). Blocking.
     pub fn load(docs: Arc<Documents>, broker: Broker, limits: Limits) -> Result<Arc<Shadows>, StoreError> {
-        let mut shadows = BTreeMap::new();
-        for (k, v) in docs.load(KIND)? {
-            match (ShadowId::from_key(&k), serde_json::from_str::<StoredShadow>(&v)) {
-                (Some(id), Ok(s)) => {
-                    shadows.insert(id, s);
-                }
-                _ => tracing::warn!(key = %k, "unreadable stored shadow skipped"),
-            }
-        }
-        let shadows = Arc::new(Mutex::new(shadows));
-        Ok(Arc::new(Shadows { writer: Writer::start(docs, shadows.clone())?, shadows, limits, broker }))
+        let memory = Memory::open(docs.state().clone())?;
+        Ok(Arc::new(Shadows { memory, limits, broker }))
+    }
+
+    /// Applies what other nodes commit to shadows as it is committed. Call inside a Tokio
+    /// runtime.
+    pub fn follow(&self) {
+        self.memory.replica().follow();
     }
 
     /// Serves the MQTT contract until the client is dropped: subscribes to the request topics
@@ -182,8 +178,18 @@ impl Shadows {
         let now = now_secs();
         let prefix = id.topic_prefix();
         let names_ok = shadow::validate_thing_name(&id.thing).is_ok() && (id.name.is_empty() || shadow::validate_shadow_name(&id.name).is_ok());
-        let mut shadows = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
-        let current = shadows.get(id);
+        let mut lane = self.memory.hold();
+        let current = if names_ok { lane.current(id) } else { Ok(None) };
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(thing = %id.thing, shadow = %id.name, error = %e, "stored shadow cannot be read");
+                let rejection = Rejection::new(ShadowError::InternalFailure, now, None);
+                let messages = if mqtt { vec![(format!("{prefix}/{}/rejected", op.word()), rejection.payload())] } else { vec![] };
+                return Outcome { messages, answer: Err(rejection), durable: None };
+            }
+        };
+        let current = current.as_deref();
         let result: Result<Applied, Rejection> = if !names_ok {
             Err(Rejection::new(ShadowError::InvalidNode, now, None))
         } else {
@@ -203,15 +209,19 @@ impl Shadows {
                     .map(|o| (vec![(format!("{prefix}/delete/accepted"), o.accepted.clone())], o.accepted, Some(o.stored))),
             }
         };
+        let result = match result {
+            Ok((messages, answer, Some(stored))) => match lane.write(id, stored) {
+                Ok(durable) => Ok((messages, answer, Some(durable))),
+                Err(e) => {
+                    tracing::error!(thing = %id.thing, shadow = %id.name, error = %e, "shadow write cannot be queued");
+                    Err(Rejection::new(ShadowError::InternalFailure, now, None))
+                }
+            },
+            Ok((messages, answer, None)) => Ok((messages, answer, None)),
+            Err(r) => Err(r),
+        };
         match result {
-            Ok((messages, answer, stored)) => {
-                let durable = stored.map(|s| {
-                    let value = serde_json::to_string(&s).unwrap_or_default();
-                    shadows.insert(id.clone(), s);
-                    self.writer.write(vec![DocOp::Put { kind: KIND, key: id.key(), value }])
-                });
-                Outcome { messages, answer: Ok(answer), durable }
-            }
+            Ok((messages, answer, durable)) => Outcome { messages, answer: Ok(answer), durable },
             Err(rejection) => {
                 let messages = if mqtt { vec![(format!("{prefix}/{}/rejected", op.word()), rejection.payload())] } else { vec![] };
                 Outcome { messages, answer: Err(rejection), durable: None }
@@ -242,16 +252,11 @@ impl Shadows {
     }
 
     /// Names of a thing's live named shadows, sorted, after `after`, at most `limit`.
-    pub fn named(&self, thing: &str, after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
-        let shadows = self.shadows.lock().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = shadows
-            .iter()
-            .filter(|(k, s)| k.thing == thing && !k.name.is_empty() && s.live().is_some() && after.is_none_or(|a| k.name.as_str() > a))
-            .map(|(k, _)| k.name.clone())
-            .collect();
+    pub fn named(&self, thing: &str, after: Option<&str>, limit: usize) -> Result<(Vec<String>, bool), StoreError> {
+        let mut names = self.memory.named(thing, after, limit + 1)?;
         let more = names.len() > limit;
         names.truncate(limit);
-        (names, more)
+        Ok((names, more))
     }
 
     /// The limits in force.

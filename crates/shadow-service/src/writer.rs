@@ -1,99 +1,289 @@
-//! A group-commit writer for shadows: writes from many requests are applied in one
-//! transaction, in submission order, and each submitter learns when its write is committed.
+//! The shadows as the service sees them, and their group-commit writer.
 //!
-//! Requests are applied to memory before their write is durable (so the next request on the
-//! same shadow builds on it), and answered only once it is. When a commit fails, the writer
-//! takes the shadows' lock — no request can be applied meanwhile —, fails that batch and every
-//! write queued behind it (they may build on it), and puts the shadows they touched back to
-//! what the store holds.
+//! Committed shadows live in the state store's `shadow` domain and are read on demand through
+//! a replica whose state is only a bounded cache ([`store::cache::Cache`]): nothing is loaded
+//! at start, and changes committed by other nodes reach the cache through the change log.
+//! Shadows applied but not yet durable are *pending*: pinned in memory (so the next request on
+//! the same shadow builds on them) until their write commits.
+//!
+//! The writer commits the writes of many requests in one batch, in submission order, each
+//! shadow expected at the revision its chain of pending writes started from (so a shadow
+//! changed meanwhile on another node makes the batch conflict instead of being overwritten);
+//! each submitter learns when its write is committed. When a commit fails, the writer takes
+//! the pending lock — no request can be applied meanwhile —, fails that batch and every write
+//! queued behind it (they may build on it), and drops every pending shadow: the next request
+//! reads the store again.
 
-use crate::{ShadowId, StoredShadow};
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, mpsc};
-use store::{DocOp, Documents, StoreError};
+use crate::{KIND, ShadowId, StoredShadow};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use store::cache::Cache;
+use store::replica::{Replica, Replicated};
+use store::state::{Expect, StateError, Write};
 use tokio::sync::oneshot;
 
 /// Resolves to true once the write is committed (false if the commit failed).
 pub type Durable = oneshot::Receiver<bool>;
 
-type Job = (Vec<DocOp>, oneshot::Sender<bool>);
+/// The replica of the `shadow` domain: only a cache of committed shadows.
+#[derive(Debug, Default)]
+pub struct Committed {
+    cache: Cache<Arc<StoredShadow>>,
+}
 
-/// The shadows in memory, shared with the service.
-pub(crate) type Memory = Arc<Mutex<BTreeMap<ShadowId, StoredShadow>>>;
+impl Replicated for Committed {
+    const DOMAIN: &'static str = "shadow";
+    const KINDS: &'static [&'static str] = &[];
 
-/// The handle to the writer thread.
-pub struct Writer {
+    fn apply_doc(&mut self, kind: &str, _key: &str, _value: Option<&str>) -> Result<(), String> {
+        Err(format!("the shadow domain holds no {kind} documents in memory"))
+    }
+
+    fn apply_change(&mut self, seq: u64, kind: &str, key: &str, value: Option<&str>) -> Result<(), String> {
+        if kind != KIND {
+            return Err(format!("the shadow domain keeps no {kind} documents"));
+        }
+        match value.map(serde_json::from_str::<StoredShadow>) {
+            Some(Ok(s)) => self.cache.applied(key, (Some(Arc::new(s)), seq)),
+            None => self.cache.applied(key, (None, 0)),
+            Some(Err(e)) => {
+                self.cache.forget(key);
+                return Err(e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a write was computed from.
+#[derive(Debug, Clone, Copy)]
+enum Base {
+    /// A committed shadow, as read.
+    Seen(Expect),
+    /// A pending one: the previous write of its chain.
+    Pending,
+}
+
+struct Pending {
+    shadow: Arc<StoredShadow>,
+    /// Writes of this shadow queued or being committed.
+    in_flight: u32,
+}
+
+/// Shadows applied but not yet durable. Held while a request is applied, so requests are
+/// applied one at a time, in arrival order.
+#[derive(Default)]
+pub struct Lane {
+    pending: HashMap<ShadowId, Pending>,
+}
+
+struct Job {
+    id: ShadowId,
+    value: String,
+    terms: Vec<String>,
+    base: Base,
+    done: oneshot::Sender<bool>,
+}
+
+/// The shadows, committed and pending, and the handle to the writer thread.
+pub struct Memory {
+    replica: Arc<Replica<Committed>>,
+    lane: Arc<Mutex<Lane>>,
     tx: Mutex<mpsc::Sender<Job>>,
 }
 
-impl Writer {
-    /// Starts the writer thread over `docs`; `memory` is restored from it when a commit fails.
-    pub(crate) fn start(docs: Arc<Documents>, memory: Memory) -> Result<Writer, StoreError> {
+/// A lane held by a request: reads and writes shadows.
+pub struct Held<'a> {
+    memory: &'a Memory,
+    lane: MutexGuard<'a, Lane>,
+}
+
+impl Memory {
+    /// Opens the `shadow` domain of the store and starts the writer thread. Blocking.
+    pub fn open(state: store::state::StateStore) -> Result<Memory, StateError> {
+        index_stored_shadows(&state)?;
+        let replica = Replica::<Committed>::open(state)?;
+        let lane = Arc::new(Mutex::new(Lane::default()));
         let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new().name("ferrite-shadows".into()).spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let mut ops = first.0;
-                let mut done = vec![first.1];
-                while let Ok((more, d)) = rx.try_recv() {
-                    ops.extend(more);
-                    done.push(d);
-                    if ops.len() > 10_000 {
-                        break;
-                    }
-                }
-                match docs.apply(&ops) {
-                    Ok(()) => {
-                        for d in done {
-                            let _ = d.send(true);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "shadow store commit failed; the shadows it touched are restored from the store");
-                        let mut mem = memory.lock().unwrap_or_else(|e| e.into_inner());
-                        while let Ok((more, d)) = rx.try_recv() {
-                            ops.extend(more);
-                            done.push(d);
-                        }
-                        restore(&docs, &mut mem, &ops);
-                        for d in done {
-                            let _ = d.send(false);
-                        }
-                    }
-                }
-            }
-        })?;
-        Ok(Writer { tx: Mutex::new(tx) })
+        let (r, l) = (replica.clone(), lane.clone());
+        std::thread::Builder::new()
+            .name("ferrite-shadows".into())
+            .spawn(move || run(r, l, rx))
+            .map_err(|e| StateError::Backend { backend: "shadow", what: "start writer", detail: e.to_string() })?;
+        Ok(Memory { replica, lane, tx: Mutex::new(tx) })
     }
 
-    /// Queues a write.
-    pub fn write(&self, ops: Vec<DocOp>) -> Durable {
-        let (tx, rx) = oneshot::channel();
-        let _ = self.tx.lock().unwrap_or_else(|e| e.into_inner()).send((ops, tx));
-        rx
+    /// The replica underneath ([`Replica::follow`] it to see other nodes' changes).
+    pub fn replica(&self) -> &Arc<Replica<Committed>> {
+        &self.replica
+    }
+
+    /// Takes the lane.
+    pub fn hold(&self) -> Held<'_> {
+        Held { memory: self, lane: self.lane.lock().unwrap_or_else(|e| e.into_inner()) }
+    }
+
+    /// A committed shadow: from the cache, or read from the store. Blocking on a miss.
+    fn committed(&self, id: &ShadowId) -> Result<(Option<Arc<StoredShadow>>, Expect), StateError> {
+        let key = id.key();
+        let epoch = {
+            let c = self.replica.read();
+            if let Some((s, rev)) = c.cache.get(&key) {
+                return Ok((s.clone(), expect_of(s.is_some(), rev)));
+            }
+            c.cache.epoch()
+        };
+        let entry = match self.replica.store().get_blocking(KIND, &key)? {
+            Some(doc) => {
+                let s = serde_json::from_str::<StoredShadow>(&doc.value).map_err(|e| StateError::Corrupt { kind: KIND.into(), key: key.clone(), detail: e.to_string() })?;
+                (Some(Arc::new(s)), doc.rev)
+            }
+            None => (None, 0),
+        };
+        self.replica.read().cache.fill(&key, entry.clone(), epoch);
+        Ok((entry.0.clone(), expect_of(entry.0.is_some(), entry.1)))
+    }
+
+    /// Up to `limit` live named shadows of a thing after `after`, from the store (committed
+    /// ones: the HTTP API answers only once a write is durable).
+    pub fn named(&self, thing: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StateError> {
+        let after = after.map(|a| ShadowId { thing: thing.to_string(), name: a.to_string() }.key());
+        let found = self.replica.store().find_blocking(KIND, &store::state::Terms::Exact(named_term(thing)), after.as_deref(), limit)?;
+        Ok(found.into_iter().filter_map(|(k, _)| ShadowId::from_key(&k)).map(|id| id.name).collect())
     }
 }
 
-/// Puts the shadows named by `ops` back to their stored state (absent if not stored).
-fn restore(docs: &Documents, mem: &mut BTreeMap<ShadowId, StoredShadow>, ops: &[DocOp]) {
-    for op in ops {
-        let (DocOp::Put { key, .. } | DocOp::Delete { key, .. }) = op;
-        let Some(id) = ShadowId::from_key(key) else { continue };
-        match docs.get(crate::KIND, key) {
-            Ok(Some(v)) => match serde_json::from_str::<StoredShadow>(&v) {
-                Ok(s) => {
-                    mem.insert(id, s);
-                }
-                Err(e) => tracing::error!(key = %key, error = %e, "stored shadow unreadable"),
-            },
-            Ok(None) => {
-                mem.remove(&id);
-            }
-            // The store cannot be read either: drop the shadow from memory rather than keep a
-            // state that was never stored; it is read again at the next start.
-            Err(e) => {
-                tracing::error!(key = %key, error = %e, "stored shadow cannot be read back");
-                mem.remove(&id);
+fn expect_of(present: bool, rev: u64) -> Expect {
+    if present { Expect::Rev(rev) } else { Expect::Absent }
+}
+
+/// The term a live named shadow is found by among its thing's.
+fn named_term(thing: &str) -> String {
+    format!("n\u{1}{thing}")
+}
+
+fn terms_of(id: &ShadowId, s: &StoredShadow) -> Vec<String> {
+    if !id.name.is_empty() && s.live().is_some() { vec![named_term(&id.thing)] } else { Vec::new() }
+}
+
+impl Held<'_> {
+    /// The shadow as the next request sees it: pending, else committed.
+    pub fn current(&self, id: &ShadowId) -> Result<Option<Arc<StoredShadow>>, StateError> {
+        if let Some(p) = self.lane.pending.get(id) {
+            return Ok(Some(p.shadow.clone()));
+        }
+        Ok(self.memory.committed(id)?.0)
+    }
+
+    /// Makes a shadow pending and queues its write.
+    pub fn write(&mut self, id: &ShadowId, shadow: StoredShadow) -> Result<Durable, StateError> {
+        let base = match self.lane.pending.get(id) {
+            Some(_) => Base::Pending,
+            None => Base::Seen(self.memory.committed(id)?.1),
+        };
+        let value = serde_json::to_string(&shadow).map_err(|e| StateError::Corrupt { kind: KIND.into(), key: id.key(), detail: e.to_string() })?;
+        let terms = terms_of(id, &shadow);
+        let p = self.lane.pending.entry(id.clone()).or_insert_with(|| Pending { shadow: Arc::new(shadow.clone()), in_flight: 0 });
+        p.shadow = Arc::new(shadow);
+        p.in_flight += 1;
+        let (done, rx) = oneshot::channel();
+        let _ = self.memory.tx.lock().unwrap_or_else(|e| e.into_inner()).send(Job { id: id.clone(), value, terms, base, done });
+        Ok(rx)
+    }
+}
+
+/// The writer thread: batches, commits, and settles the pending shadows.
+fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Receiver<Job>) {
+    // The revision each shadow with writes in flight was last committed at.
+    let mut committed: HashMap<String, Expect> = HashMap::new();
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < 10_000 {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
             }
         }
+        // One write per shadow: the last value, expected as its first write found it.
+        let mut expect: HashMap<String, Expect> = HashMap::new();
+        let mut writes: Vec<Write> = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            let key = j.id.key();
+            let e = match j.base {
+                Base::Seen(e) => e,
+                Base::Pending => committed.get(&key).copied().unwrap_or(Expect::Any),
+            };
+            expect.entry(key.clone()).or_insert(e);
+            writes.push(Write::put(KIND, key, j.value.clone()).terms(j.terms.clone()));
+        }
+        let writes = store::replica::last_writes(writes).into_iter().map(|w| {
+            let e = expect.get(&w.key).copied().unwrap_or(Expect::Any);
+            w.expect(e)
+        });
+        match replica.commit(writes.collect()) {
+            Ok(seq) => {
+                let mut l = lane.lock().unwrap_or_else(|e| e.into_inner());
+                for j in jobs {
+                    let key = j.id.key();
+                    committed.insert(key.clone(), Expect::Rev(seq));
+                    if let Some(p) = l.pending.get_mut(&j.id) {
+                        p.in_flight -= 1;
+                        if p.in_flight == 0 {
+                            l.pending.remove(&j.id);
+                            committed.remove(&key);
+                        }
+                    }
+                    let _ = j.done.send(true);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "shadow store commit failed; pending shadows are dropped and read again from the store");
+                let mut l = lane.lock().unwrap_or_else(|e| e.into_inner());
+                while let Ok(j) = rx.try_recv() {
+                    jobs.push(j);
+                }
+                {
+                    let c = replica.read();
+                    for id in l.pending.keys() {
+                        c.cache.forget(&id.key());
+                    }
+                }
+                l.pending.clear();
+                committed.clear();
+                for j in jobs {
+                    let _ = j.done.send(false);
+                }
+            }
+        }
+    }
+}
+
+/// Gives live named shadows stored before shadows had index terms their terms, once per store.
+fn index_stored_shadows(store: &store::state::StateStore) -> Result<(), StateError> {
+    const MARK: &str = "shadow.terms.1";
+    if store.get_blocking("schema", MARK)?.is_some() {
+        return Ok(());
+    }
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.scan_blocking(KIND, after.as_deref(), 1000)?;
+        let done = page.len() < 1000;
+        after = page.last().map(|(k, _)| k.clone());
+        let docs: Vec<(String, Vec<String>)> = page
+            .into_iter()
+            .filter_map(|(k, doc)| {
+                let id = ShadowId::from_key(&k)?;
+                let s = serde_json::from_str::<StoredShadow>(&doc.value).ok()?;
+                Some((k, terms_of(&id, &s)))
+            })
+            .collect();
+        store.set_terms_blocking(KIND, docs)?;
+        if done {
+            break;
+        }
+    }
+    match store.commit_blocking("schema", vec![Write::put("schema", MARK, "done").expect(Expect::Absent)]) {
+        Err(e) if !e.is_conflict() => Err(e),
+        _ => Ok(()),
     }
 }
