@@ -227,28 +227,14 @@ impl Registry {
 /// Gives things stored before things had index terms (a data directory of an earlier
 /// Ferrite) their terms, once per store: a forward migration, marked done in the store.
 fn index_stored_things(store: &store::state::StateStore) -> Result<()> {
-    const MARK: &str = "registry.thing-terms.1";
-    let err = |e| RegistryError::Store(store::StoreError::from(e));
-    if store.get_blocking("schema", MARK).map_err(err)?.is_some() {
-        return Ok(());
-    }
-    let mut after: Option<String> = None;
-    let mut indexed = 0usize;
-    loop {
-        let page = store.scan_blocking(THING, after.as_deref(), 1000).map_err(err)?;
-        let done = page.len() < 1000;
-        after = page.last().map(|(k, _)| k.clone());
-        let docs = page.into_iter().map(|(key, doc)| Ok((key.clone(), state::thing_terms(&state::parse_thing(&key, &doc.value)?)))).collect::<Result<Vec<_>>>()?;
-        indexed += docs.len();
-        store.set_terms_blocking(THING, docs).map_err(err)?;
-        if done {
-            break;
+    let terms = |key: &str, value: &str| match state::parse_thing(key, value) {
+        Ok(t) => Some(state::thing_terms(&t)),
+        Err(e) => {
+            tracing::error!(thing = key, error = %e, "stored thing unreadable; not indexed");
+            None
         }
-    }
-    match store.commit_blocking("schema", vec![Write::put("schema", MARK, "done").expect(store::state::Expect::Absent)]) {
-        Err(e) if !e.is_conflict() => return Err(err(e)),
-        _ => {}
-    }
+    };
+    let indexed = store.index_once("registry.thing-terms.1", THING, terms).map_err(store::StoreError::from)?;
     if indexed > 0 {
         tracing::info!(things = indexed, "indexed the things of an earlier data directory");
     }

@@ -260,30 +260,6 @@ fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Recei
 
 /// Gives live named shadows stored before shadows had index terms their terms, once per store.
 fn index_stored_shadows(store: &store::state::StateStore) -> Result<(), StateError> {
-    const MARK: &str = "shadow.terms.1";
-    if store.get_blocking("schema", MARK)?.is_some() {
-        return Ok(());
-    }
-    let mut after: Option<String> = None;
-    loop {
-        let page = store.scan_blocking(KIND, after.as_deref(), 1000)?;
-        let done = page.len() < 1000;
-        after = page.last().map(|(k, _)| k.clone());
-        let docs: Vec<(String, Vec<String>)> = page
-            .into_iter()
-            .filter_map(|(k, doc)| {
-                let id = ShadowId::from_key(&k)?;
-                let s = serde_json::from_str::<StoredShadow>(&doc.value).ok()?;
-                Some((k, terms_of(&id, &s)))
-            })
-            .collect();
-        store.set_terms_blocking(KIND, docs)?;
-        if done {
-            break;
-        }
-    }
-    match store.commit_blocking("schema", vec![Write::put("schema", MARK, "done").expect(Expect::Absent)]) {
-        Err(e) if !e.is_conflict() => Err(e),
-        _ => Ok(()),
-    }
+    store.index_once("shadow.terms.1", KIND, |k, v| Some(terms_of(&ShadowId::from_key(k)?, &serde_json::from_str::<StoredShadow>(v).ok()?)))?;
+    Ok(())
 }

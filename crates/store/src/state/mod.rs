@@ -394,6 +394,31 @@ impl StateStore {
         block_on(self.set_terms(kind, docs))
     }
 
+    /// A forward migration run once per store: gives every stored document of `kind` the
+    /// terms `terms_of` computes (`None`: leave it), page by page, then records `mark` as
+    /// done. Blocking. Returns the documents given terms.
+    pub fn index_once(&self, mark: &str, kind: &str, terms_of: impl Fn(&str, &str) -> Option<Vec<String>>) -> Result<usize> {
+        if self.get_blocking("schema", mark)?.is_some() {
+            return Ok(0);
+        }
+        let (mut after, mut indexed) = (None::<String>, 0);
+        loop {
+            let page = self.scan_blocking(kind, after.as_deref(), 1000)?;
+            let done = page.len() < 1000;
+            after = page.last().map(|(k, _)| k.clone());
+            let docs: Vec<(String, Vec<String>)> = page.into_iter().filter_map(|(k, d)| terms_of(&k, &d.value).map(|t| (k, t))).collect();
+            indexed += docs.len();
+            self.set_terms_blocking(kind, docs)?;
+            if done {
+                break;
+            }
+        }
+        match self.commit_blocking("schema", vec![Write::put("schema", mark, "done").expect(Expect::Absent)]) {
+            Err(e) if !e.is_conflict() => Err(e),
+            _ => Ok(indexed),
+        }
+    }
+
     /// [`StateStore::scan_all`] for synchronous callers.
     pub fn scan_all_blocking(&self, kind: &str) -> Result<Vec<(String, Doc)>> {
         block_on(self.scan_all(kind))
