@@ -2,7 +2,8 @@
 what one node commits, the other serves within a second; races between them are decided by the
 store (one CreateThing wins, one UpdateThing with a stale expectedVersion loses); a certificate
 revoked through one node drops its connection on the other; a policy changed through one node
-changes the other's decisions. Run once, in the SQLite pass (the nodes use PostgreSQL anyway)."""
+changes the other's decisions; a shadow updated through one node is read on the other, and one
+shadow version is taken once. Run once, in the SQLite pass (the nodes use PostgreSQL anyway)."""
 import json
 import os
 import threading
@@ -224,3 +225,41 @@ def test_a_rule_created_on_one_node_runs_on_the_other_and_stops_when_disabled(no
     finally:
         sub.stop()
         pub.stop()
+
+
+def shadow_on(data, name):
+    """The classic shadow as this node serves it (None while it has none)."""
+    try:
+        return json.loads(data.get_thing_shadow(thingName=name)["payload"].read())
+    except data.exceptions.ResourceNotFoundException:
+        return None
+
+
+def test_a_shadow_updated_on_one_node_is_read_on_the_other_within_a_second(nodes):
+    a, b = nodes
+    da, db = a.client("iot-data"), b.client("iot-data")
+    for n in range(3):
+        da.update_thing_shadow(thingName="shadowed", payload=json.dumps({"state": {"reported": {"n": n}}}))
+        doc, elapsed = within(1.0, lambda: (s := shadow_on(db, "shadowed")) and s["state"]["reported"].get("n") == n and s)
+        assert doc["version"] == n + 1 and elapsed < 1.0
+    db.delete_thing_shadow(thingName="shadowed")
+    within(1.0, lambda: shadow_on(da, "shadowed") is None)
+
+
+def test_updates_of_one_shadow_version_on_both_nodes_are_taken_once(nodes):
+    a, b = nodes
+    da, db = a.client("iot-data"), b.client("iot-data")
+    da.update_thing_shadow(thingName="contested-shadow", payload=json.dumps({"state": {"reported": {"by": "start"}}}))
+    for n in range(6):
+        version = within(1.0, lambda: (v := shadow_on(da, "contested-shadow")["version"]) == shadow_on(db, "contested-shadow")["version"] and v)[0]
+        results = race(
+            lambda: da.update_thing_shadow(thingName="contested-shadow", payload=json.dumps({"state": {"reported": {"by": f"a{n}"}}, "version": version})),
+            lambda: db.update_thing_shadow(thingName="contested-shadow", payload=json.dumps({"state": {"reported": {"by": f"b{n}"}}, "version": version})),
+        )
+        failed = [r for r in results if isinstance(r, Exception)]
+        assert len(failed) == 1, results
+        assert code(failed[0]) == "ConflictException", failed[0]
+        winner = "a" if isinstance(results[1], Exception) else "b"
+        for data in (da, db):
+            doc = within(1.0, lambda: (s := shadow_on(data, "contested-shadow")) and s["version"] == version + 1 and s)[0]
+            assert doc["state"]["reported"]["by"] == f"{winner}{n}"

@@ -619,9 +619,11 @@ fn a_shadow_update_whose_commit_fails_is_not_accepted_and_is_rolled_back() {
     let filler = disk.fill();
     let big = format!(r#"{{"state":{{"reported":{{"x":2,"pad":"{}"}}}}}}"#, "p".repeat(6000));
     shadow_request(&mut dev, "$aws/things/full/shadow/update", &big);
-    if let Some(p) = next_publish(&mut dev, Duration::from_secs(3)) {
-        panic!("an update that could not be stored was answered on {}", p.topic.as_str());
-    }
+    // Not accepted: rejected with AWS's 500 InternalFailure, as the HTTP API answers it.
+    let failed = next_publish(&mut dev, Duration::from_secs(10)).expect("an update that could not be stored is answered");
+    assert!(failed.topic.as_str().ends_with("/update/rejected"), "an update that could not be stored was answered on {}", failed.topic.as_str());
+    let error: serde_json::Value = serde_json::from_slice(&failed.payload).unwrap();
+    assert_eq!(error["code"].as_i64(), Some(500), "{error}");
     std::fs::remove_file(filler).unwrap();
     shadow_request(&mut dev, "$aws/things/full/shadow/get", "{}");
     let got = next_publish(&mut dev, Duration::from_secs(10)).expect("get is answered");

@@ -5,7 +5,10 @@
 //!
 //! Ordering and durability: requests are applied to the in-memory shadows one at a time, in
 //! arrival order; the store writes are group-committed in that same order, and a reply
-//! (`/accepted`, HTTP 200) is published only once its write is committed.
+//! (`/accepted`, HTTP 200) is published only once its write is committed. A write that loses
+//! to another node's commit of the same shadow is applied again to what won (up to
+//! [`ATTEMPTS`] times), so an update without a version merges and one with a stale version is
+//! rejected with a conflict, as on one node.
 
 mod writer;
 
@@ -18,13 +21,16 @@ use shadow::{Limits, Rejection, ShadowError, StoredShadow};
 use std::sync::Arc;
 use std::time::Instant;
 use store::{Documents, StoreError};
-use writer::Memory;
+use writer::{Memory, Settled};
 
 /// What an accepted update produced: the messages to publish, the response document and the
 /// shadow to store.
 type Applied = (Vec<(String, Value)>, Value, Option<StoredShadow>);
 
 const KIND: &str = "shadow";
+
+/// How many times a request is applied when other nodes keep committing its shadow first.
+pub const ATTEMPTS: usize = 4;
 
 /// Which shadow: a thing's classic shadow (`name` empty) or a named one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,6 +108,23 @@ struct Outcome {
     durable: Option<writer::Durable>,
 }
 
+impl Outcome {
+    /// Waits for the write, if any: Committed when there is none.
+    async fn settled(&mut self) -> Settled {
+        match self.durable.take() {
+            Some(d) => d.await.unwrap_or(Settled::Failed),
+            None => Settled::Committed,
+        }
+    }
+}
+
+/// An MQTT request, kept until its reply is published (it is applied again after a conflict).
+struct Request {
+    id: ShadowId,
+    op: Op,
+    payload: Bytes,
+}
+
 /// The shadows of every thing.
 pub struct Shadows {
     memory: Memory,
@@ -139,12 +162,12 @@ impl Shadows {
         }
         let client = Arc::new(client);
         // Replies are published by one task in request order, each after its write is durable.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Outcome>(4096);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Request, Outcome)>(4096);
         let publisher = {
             let (shadows, client) = (self.clone(), client.clone());
             tokio::spawn(async move {
-                while let Some(o) = rx.recv().await {
-                    shadows.finish(o, &client).await;
+                while let Some((r, o)) = rx.recv().await {
+                    shadows.finish(r, o, &client).await;
                 }
             })
         };
@@ -152,24 +175,44 @@ impl Shadows {
             let d = client.recv().await;
             let Some((id, op)) = parse_topic(&d.msg.topic) else { continue };
             let outcome = self.apply(&id, op, &d.msg.payload, true);
-            if tx.send(outcome).await.is_err() {
+            if tx.send((Request { id, op, payload: d.msg.payload.clone() }, outcome)).await.is_err() {
                 break;
             }
         }
         publisher.abort();
     }
 
-    async fn finish(&self, o: Outcome, client: &InternalClient) {
-        if let Some(d) = o.durable
-            && !matches!(d.await, Ok(true))
-        {
-            tracing::error!("shadow write was not committed; replies withheld");
-            return;
-        }
-        for (topic, payload) in o.messages {
+    /// Publishes a request's replies once its write is durable; after a conflict, applies it
+    /// again; after a store failure, publishes an InternalFailure rejection instead.
+    async fn finish(&self, r: Request, o: Outcome, client: &InternalClient) {
+        let messages = match self.settle(&r.id, r.op, &r.payload, true, o).await {
+            Some(o) => o.messages,
+            None => {
+                let rejection = Rejection::new(ShadowError::InternalFailure, now_secs(), None);
+                vec![(format!("{}/{}/rejected", r.id.topic_prefix(), r.op.word()), rejection.payload())]
+            }
+        };
+        for (topic, payload) in messages {
             let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: MqttStr::from(topic), payload: Bytes::from(payload.to_string()), ..Default::default() };
             client.publish(Message::from_publish(p, None, Instant::now())).await;
         }
+    }
+
+    /// Waits for an applied request's write; after a conflict, applies the request again to
+    /// what won (up to [`ATTEMPTS`] in all). The outcome once durable (or with nothing to
+    /// write), None when the store failed or the conflicts did not stop.
+    async fn settle(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool, mut o: Outcome) -> Option<Outcome> {
+        for attempt in 1..=ATTEMPTS {
+            match o.settled().await {
+                Settled::Committed => return Some(o),
+                Settled::Conflict if attempt < ATTEMPTS => o = self.apply(id, op, payload, mqtt),
+                settled => {
+                    tracing::error!(thing = %id.thing, shadow = %id.name, attempts = attempt, ?settled, "shadow write was not committed");
+                    return None;
+                }
+            }
+        }
+        None
     }
 
     /// Applies one operation to memory and queues its store write. `mqtt` says whether the
@@ -232,14 +275,12 @@ impl Shadows {
     /// Runs an operation for the HTTP API: returns the accepted document once durable (the MQTT
     /// topics get their messages too), or the rejection.
     pub async fn http(&self, id: &ShadowId, op: Op, payload: &[u8]) -> Result<Value, Rejection> {
-        let mut o = self.apply(id, op, payload, false);
+        let first = self.apply(id, op, payload, false);
+        let Some(mut o) = self.settle(id, op, payload, false, first).await else {
+            return Err(Rejection::new(ShadowError::InternalFailure, now_secs(), None));
+        };
         let answer = std::mem::replace(&mut o.answer, Ok(Value::Null));
         if answer.is_ok() {
-            if let Some(d) = o.durable.take()
-                && !matches!(d.await, Ok(true))
-            {
-                return Err(Rejection::new(ShadowError::InternalFailure, now_secs(), None));
-            }
             // HTTP requests publish the same accepted/delta/documents messages as MQTT ones.
             if op != Op::Get {
                 for (topic, payload) in o.messages {

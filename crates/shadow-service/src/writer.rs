@@ -12,7 +12,8 @@
 //! each submitter learns when its write is committed. When a commit fails, the writer takes
 //! the pending lock — no request can be applied meanwhile —, fails that batch and every write
 //! queued behind it (they may build on it), and drops every pending shadow: the next request
-//! reads the store again.
+//! reads the store again. A failure that is a conflict (another node committed one of the
+//! shadows first) is reported as such, so the request can be applied again to what won.
 
 use crate::{KIND, ShadowId, StoredShadow};
 use std::collections::HashMap;
@@ -22,8 +23,20 @@ use store::replica::{Replica, Replicated};
 use store::state::{Expect, StateError, Write};
 use tokio::sync::oneshot;
 
-/// Resolves to true once the write is committed (false if the commit failed).
-pub type Durable = oneshot::Receiver<bool>;
+/// How a queued write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Durable.
+    Committed,
+    /// Not written: a shadow of its batch was committed elsewhere first; applying the request
+    /// again reads what won.
+    Conflict,
+    /// Not written: the store failed.
+    Failed,
+}
+
+/// Resolves once the write is settled.
+pub type Durable = oneshot::Receiver<Settled>;
 
 /// The replica of the `shadow` domain: only a cache of committed shadows.
 #[derive(Debug, Default)]
@@ -82,7 +95,7 @@ struct Job {
     value: String,
     terms: Vec<String>,
     base: Base,
-    done: oneshot::Sender<bool>,
+    done: oneshot::Sender<Settled>,
 }
 
 /// The shadows, committed and pending, and the handle to the writer thread.
@@ -233,11 +246,17 @@ fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Recei
                             committed.remove(&key);
                         }
                     }
-                    let _ = j.done.send(true);
+                    let _ = j.done.send(Settled::Committed);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "shadow store commit failed; pending shadows are dropped and read again from the store");
+                let settled = if e.is_conflict() {
+                    tracing::info!(error = %e, "shadow changed elsewhere first; pending shadows are read again from the store");
+                    Settled::Conflict
+                } else {
+                    tracing::error!(error = %e, "shadow store commit failed; pending shadows are dropped and read again from the store");
+                    Settled::Failed
+                };
                 let mut l = lane.lock().unwrap_or_else(|e| e.into_inner());
                 while let Ok(j) = rx.try_recv() {
                     jobs.push(j);
@@ -251,7 +270,7 @@ fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Recei
                 l.pending.clear();
                 committed.clear();
                 for j in jobs {
-                    let _ = j.done.send(false);
+                    let _ = j.done.send(settled);
                 }
             }
         }
