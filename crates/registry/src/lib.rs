@@ -169,19 +169,13 @@ impl Registry {
 
     /// A thing and its revision, from the cache or the store (`None`: there is none).
     pub(crate) fn load_thing(&self, name: &str) -> Result<Option<(Arc<Thing>, u64)>> {
-        let epoch = {
-            let st = self.read();
-            if let Some((thing, rev)) = st.things.get(name) {
-                return Ok(thing.map(|t| (t, rev)));
-            }
-            st.things.epoch()
-        };
-        let entry = match self.replica.store().get_blocking(THING, name).map_err(store::StoreError::from)? {
-            Some(doc) => (Some(Arc::new(state::parse_thing(name, &doc.value)?)), doc.rev),
-            None => (None, 0),
-        };
-        self.read().things.fill(name, entry.clone(), epoch);
-        Ok(entry.0.map(|t| (t, entry.1)))
+        let (thing, rev) = self.replica.read_through(name, |st| &st.things, |store| {
+            Ok::<_, RegistryError>(match store.get_blocking(THING, name).map_err(store::StoreError::from)? {
+                Some(doc) => (Some(Arc::new(state::parse_thing(name, &doc.value)?)), doc.rev),
+                None => (None, 0),
+            })
+        })?;
+        Ok(thing.map(|t| (t, rev)))
     }
 
     /// Up to `limit` things after `after` (by name) having a term in `terms` (all things when
@@ -194,6 +188,22 @@ impl Registry {
         }
         .map_err(store::StoreError::from)?;
         docs.into_iter().map(|(key, doc)| Ok((state::parse_thing(&key, &doc.value)?, doc.rev))).collect()
+    }
+
+    /// A page of up to `limit` things after `after` having a term in `terms` (all things when `None`), mapped by `keep`
+    /// (`None`: skip), read from the store `batch` things at a time until the page is full.
+    pub(crate) fn find_page<T>(&self, terms: Option<&Terms>, after: Option<&str>, limit: usize, batch: usize, mut keep: impl FnMut(Thing) -> Option<T>) -> Result<Page<T>> {
+        let mut items = Vec::new();
+        let mut after = after.map(str::to_string);
+        loop {
+            let found = self.find_things(terms, after.as_deref(), batch)?;
+            let done = found.len() < batch;
+            after = found.last().map(|(t, _)| t.name.clone());
+            items.extend(found.into_iter().filter_map(|(t, _)| keep(t)));
+            if done || items.len() > limit {
+                return Ok(Page::take(items.into_iter(), limit));
+            }
+        }
     }
 
     /// The configured region.

@@ -74,17 +74,7 @@ impl Registry {
     ) -> Result<Page<(String, PrincipalType)>> {
         validate::principal(principal)?;
         let term = Terms::Exact(terms::principal(principal));
-        let mut items = Vec::new();
-        let mut after = after_thing.map(str::to_string);
-        loop {
-            let found = self.find_things(Some(&term), after.as_deref(), 1000)?;
-            let done = found.len() < 1000;
-            after = found.last().map(|(t, _)| t.name.clone());
-            items.extend(found.into_iter().filter_map(|(t, _)| t.principals.get(principal).map(|k| (t.name.clone(), *k))).filter(|(_, k)| ty.is_none_or(|want| *k == want)));
-            if done || items.len() > limit {
-                return Ok(Page::take(items.into_iter(), limit));
-            }
-        }
+        self.find_page(Some(&term), after_thing, limit, 1000, |t| t.principals.get(principal).copied().filter(|k| ty.is_none_or(|want| *k == want)).map(|k| (t.name, k)))
     }
 }
 

@@ -272,18 +272,7 @@ impl Registry {
             (None, _, Some(ty)) => Some(Terms::Exact(terms::of_type(ty))),
             (None, _, None) => None,
         };
-        let mut items = Vec::new();
-        let mut after = after_name.map(str::to_string);
-        let page = (limit + 1).clamp(16, 1000);
-        loop {
-            let found = self.find_things(terms.as_ref(), after.as_deref(), page)?;
-            let done = found.len() < page;
-            after = found.last().map(|(t, _)| t.name.clone());
-            items.extend(found.into_iter().map(|(t, _)| t).filter(|t| matches(t)));
-            if done || items.len() > limit {
-                return Ok(Page::take(items.into_iter(), limit));
-            }
-        }
+        self.find_page(terms.as_ref(), after_name, limit, (limit + 1).clamp(16, 1000), |t| matches(&t).then_some(t))
     }
 }
 

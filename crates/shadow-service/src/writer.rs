@@ -139,22 +139,17 @@ impl Memory {
     /// A committed shadow: from the cache, or read from the store. Blocking on a miss.
     fn committed(&self, id: &ShadowId) -> Result<(Option<Arc<StoredShadow>>, Expect), StateError> {
         let key = id.key();
-        let epoch = {
-            let c = self.replica.read();
-            if let Some((s, rev)) = c.cache.get(&key) {
-                return Ok((s.clone(), expect_of(s.is_some(), rev)));
-            }
-            c.cache.epoch()
-        };
-        let entry = match self.replica.store().get_blocking(KIND, &key)? {
-            Some(doc) => {
-                let s = serde_json::from_str::<StoredShadow>(&doc.value).map_err(|e| StateError::Corrupt { kind: KIND.into(), key: key.clone(), detail: e.to_string() })?;
-                (Some(Arc::new(s)), doc.rev)
-            }
-            None => (None, 0),
-        };
-        self.replica.read().cache.fill(&key, entry.clone(), epoch);
-        Ok((entry.0.clone(), expect_of(entry.0.is_some(), entry.1)))
+        let (shadow, rev) = self.replica.read_through(&key, |c| &c.cache, |store| {
+            Ok::<_, StateError>(match store.get_blocking(KIND, &key)? {
+                Some(doc) => {
+                    let s = serde_json::from_str::<StoredShadow>(&doc.value).map_err(|e| StateError::Corrupt { kind: KIND.into(), key: key.clone(), detail: e.to_string() })?;
+                    (Some(Arc::new(s)), doc.rev)
+                }
+                None => (None, 0),
+            })
+        })?;
+        let expect = expect_of(shadow.is_some(), rev);
+        Ok((shadow, expect))
     }
 
     /// Up to `limit` live named shadows of a thing after `after`, from the store (committed

@@ -8,6 +8,7 @@
 //! watch ([`Replica::follow`]) and are applied the same way. Every applied change is handed to
 //! the subscribers ([`Replica::subscribe`]) once, after it is applied.
 
+use crate::cache::{Cache, Entry};
 use crate::state::{Action, Change, Expect, StateError, StateStore, Write};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -113,6 +114,28 @@ impl<S: Replicated> Replica<S> {
     /// Reads the state (never waits on I/O).
     pub fn read(&self) -> ReadGuard<'_, S> {
         ReadGuard(self.shared.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A document through one of the state's caches: the cached entry, or `load` it from the
+    /// store and offer it to the cache, tagged with the epoch seen before reading (so a change
+    /// applied meanwhile wins; see [`crate::cache`]). Blocking on a miss.
+    pub fn read_through<V: Clone, E>(
+        &self,
+        key: &str,
+        cache: impl Fn(&S) -> &Cache<V>,
+        load: impl FnOnce(&StateStore) -> Result<Entry<V>, E>,
+    ) -> Result<Entry<V>, E> {
+        let epoch = {
+            let st = self.read();
+            let c = cache(&st);
+            if let Some(entry) = c.get(key) {
+                return Ok(entry);
+            }
+            c.epoch()
+        };
+        let entry = load(&self.store)?;
+        cache(&self.read()).fill(key, entry.clone(), epoch);
+        Ok(entry)
     }
 
     /// Becomes this process's writer of the domain, caught up with the log as far as this node
