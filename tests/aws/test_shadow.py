@@ -168,6 +168,24 @@ def test_concurrent_updates_lose_nothing(ferrite, iotdata):
     assert got["state"]["reported"] == {f"k{i}": i for i in range(40)}
 
 
+def test_many_clients_updating_shadows_never_seen_before_all_get_answers(iotdata):
+    # Each first update reads the store (a cache miss) while the other requests wait for the
+    # shadow lane: on PostgreSQL, waiting must leave the runtime free to finish that read.
+    from concurrent.futures import wait
+
+    def create(i):
+        iotdata.update_thing_shadow(thingName=f"fresh-{i}", payload=json.dumps({"state": {"reported": {"n": i}}}))
+
+    pool = ThreadPoolExecutor(16)
+    futures = [pool.submit(create, i) for i in range(160)]
+    done, pending = wait(futures, timeout=60)
+    pool.shutdown(wait=False, cancel_futures=True)
+    assert not pending, f"{len(pending)} of 160 updates were not answered within 60 s"
+    for f in done:
+        f.result()
+    assert shadow_of(iotdata, "fresh-159")["state"]["reported"] == {"n": 159}
+
+
 def test_shadows_survive_kill_9():
     from conftest import Ferrite
 

@@ -131,9 +131,12 @@ impl Memory {
         &self.replica
     }
 
-    /// Takes the lane.
+    /// Takes the lane. Waiting for it hands a Tokio worker back to the runtime: the holder may
+    /// be waiting for the database, whose connection tasks need a worker to run (with every
+    /// worker parked on this lock, PostgreSQL reads would never finish).
     pub fn hold(&self) -> Held<'_> {
-        Held { memory: self, lane: self.lane.lock().unwrap_or_else(|e| e.into_inner()) }
+        let lane = store::state::blocking(|| self.lane.lock().unwrap_or_else(|e| e.into_inner()));
+        Held { memory: self, lane }
     }
 
     /// A committed shadow: from the cache, or read from the store. Blocking on a miss.
