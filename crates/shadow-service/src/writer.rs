@@ -131,16 +131,10 @@ impl Memory {
         &self.replica
     }
 
-    /// Takes the lane. Waiting for it (only when it is taken) hands a Tokio worker back to the runtime: the holder may
-    /// be waiting for the database, whose connection tasks need a worker to run (with every
-    /// worker parked on this lock, PostgreSQL reads would never finish).
+    /// Takes the lane (its holder may be waiting for the database: see
+    /// [`store::state::lock_waiting`]).
     pub fn hold(&self) -> Held<'_> {
-        let lane = match self.lane.try_lock() {
-            Ok(lane) => lane,
-            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => store::state::blocking(|| self.lane.lock().unwrap_or_else(|e| e.into_inner())),
-        };
-        Held { memory: self, lane }
+        Held { memory: self, lane: store::state::lock_waiting(&self.lane) }
     }
 
     /// A committed shadow: from the cache, or read from the store. Blocking on a miss.

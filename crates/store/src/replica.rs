@@ -141,7 +141,7 @@ impl<S: Replicated> Replica<S> {
     /// Becomes this process's writer of the domain, caught up with the log as far as this node
     /// knows (a commit it has not heard of yet makes the commit conflict instead). Blocking.
     pub fn write(&self) -> Result<WriteGuard<'_, S>, StateError> {
-        let writer = crate::state::blocking(|| lock(&self.writer));
+        let writer = crate::state::lock_waiting(&self.writer);
         if lock(&self.wake).has_changed().unwrap_or(true) {
             self.catch_up()?;
         }
@@ -165,7 +165,7 @@ impl<S: Replicated> Replica<S> {
 
     /// Catches up; with `through`, only as long as that sequence is not applied yet.
     fn catch_up_through(&self, through: Option<u64>) -> Result<(), StateError> {
-        let _one = lock(&self.catching);
+        let _one = crate::state::lock_waiting(&self.catching);
         if through.is_some_and(|seq| self.read().0.cursor >= seq) {
             return Ok(());
         }
@@ -232,7 +232,7 @@ impl<S: Replicated> Replica<S> {
     /// Applies this node's own commit `seq` straight from its writes when it directly follows
     /// what is applied (no other commit in between); false when it does not.
     fn apply_own(&self, seq: u64, writes: &[Write]) -> bool {
-        let _one = crate::state::blocking(|| lock(&self.catching));
+        let _one = crate::state::lock_waiting(&self.catching);
         let changes: Vec<Change> = {
             let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
             if g.cursor >= seq {

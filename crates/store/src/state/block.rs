@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
@@ -48,5 +48,16 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
         _ => f(),
+    }
+}
+
+/// Takes a lock whose holder may be waiting for the database: at once when it is free, else
+/// through [`blocking`], so that a Tokio worker waiting for it does not stall the database
+/// calls the holder waits for. A poisoned lock is taken as it is.
+pub fn lock_waiting<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.try_lock() {
+        Ok(g) => g,
+        Err(TryLockError::Poisoned(e)) => e.into_inner(),
+        Err(TryLockError::WouldBlock) => blocking(|| m.lock().unwrap_or_else(|e| e.into_inner())),
     }
 }
