@@ -6,6 +6,7 @@
 
 pub mod generated;
 mod model;
+pub mod bind;
 pub mod route;
 
 pub use model::*;

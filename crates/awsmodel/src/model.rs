@@ -201,14 +201,54 @@ impl Service {
     }
 
     /// The compiled regular expression of a pattern constraint (anchored at both ends, as
-    /// AWS matches them); `None` when Rust's regex crate cannot compile it.
+    /// AWS matches them, in Rust's dialect of Java's: see [`rust_pattern`]); `None` when Rust's
+    /// regex crate cannot compile it (look-arounds: those are not enforced).
     pub fn regex(&self, pattern: u16) -> Option<&Regex> {
         let i = pattern as usize;
-        self.compiled[i].get_or_init(|| Regex::new(&format!("^(?:{})$", self.patterns[i])).ok()).as_ref()
+        self.compiled[i]
+            .get_or_init(|| {
+                let p = rust_pattern(self.patterns[i]);
+                regex::RegexBuilder::new(&format!("^(?:{p})$")).size_limit(1 << 24).build().ok()
+            })
+            .as_ref()
     }
 
     /// The input shape of an operation.
     pub fn input(&self, op: &Operation) -> Option<&Shape> {
         op.input.map(|id| self.shape(id))
     }
+}
+
+/// A botocore (Java) pattern in Rust's regex dialect: `\p{Graph}` becomes `[:graph:]` (used
+/// inside a class), a `-` right after a class escape (`[\w- ]`) is escaped, and a counted
+/// repetition above 1000 (`{1,2048}`, which would compile to megabytes) becomes `+`/`*`: the
+/// shape's own length bounds still apply.
+pub fn rust_pattern(java: &str) -> String {
+    let mut p = java.replace("\\p{Graph}", "[:graph:]");
+    for class in ["\\w-", "\\d-", "\\s-"] {
+        p = p.replace(class, &format!("{}\\-", &class[..2]));
+    }
+    let mut out = String::with_capacity(p.len());
+    let mut rest = p.as_str();
+    while let Some(start) = rest.find('{') {
+        let (before, after) = rest.split_at(start);
+        out.push_str(before);
+        let counted = after[1..].split_once('}').and_then(|(inner, tail)| {
+            let (lo, hi) = inner.split_once(',').unwrap_or((inner, inner));
+            let (lo, hi) = (lo.trim().parse::<u32>().ok()?, hi.trim().parse::<u32>().ok()?);
+            Some((lo, hi, tail))
+        });
+        match counted {
+            Some((lo, hi, tail)) if hi > 1000 => {
+                out.push(if lo == 0 { '*' } else { '+' });
+                rest = tail;
+            }
+            _ => {
+                out.push('{');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
