@@ -56,6 +56,11 @@ impl ApiError {
         ApiError::new(500, "InternalFailureException", message)
     }
 
+    /// 501 NotImplementedException: an operation of the model that has no handler.
+    pub fn not_implemented(model: &str, op: &str) -> ApiError {
+        ApiError::new(501, NOT_IMPLEMENTED, format!("Ferrite does not implement {model}:{op} yet."))
+    }
+
     /// Adds an extra member to the error body.
     pub fn with(mut self, key: &str, value: Value) -> ApiError {
         self.extra.insert(key.into(), value);
@@ -77,6 +82,9 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+/// The error type of an operation Ferrite does not implement (status 501).
+pub const NOT_IMPLEMENTED: &str = "NotImplementedException";
 
 /// The error type of a write that lost a race with another writer (another node): the
 /// service catches up and runs the call again; after [`CONFLICT_RETRIES`] the caller gets it.

@@ -2,7 +2,9 @@
 //! `/metrics`), and for everything else: body limit, SigV4, dispatch by signing name and route,
 //! and the rest-json response (request id, error type header).
 
-use crate::service::{ApiRequest, Body, match_path};
+use crate::service::{ApiRequest, Body};
+use awsmodel::Protocol;
+use awsmodel::route::Miss;
 use crate::{Api, ApiError};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
@@ -10,6 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpListener;
@@ -77,6 +80,18 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Option<TlsAcceptor
     }
 }
 
+/// The service's own validation exception (from its model; `ValidationException` 400 when it
+/// models none) for a request that does not fit the operation's input.
+fn validation_error(model: &awsmodel::Service, e: awsmodel::bind::BindError) -> ApiError {
+    // IAM and STS answer constraint violations with the query protocol's ValidationError.
+    let (code, status) = match model.validation_error.and_then(|id| model.shape(id).error) {
+        _ if model.protocol == Protocol::Query => ("ValidationError", 400),
+        Some(e) => (e.code, e.status),
+        None => ("ValidationException", 400),
+    };
+    ApiError::new(status, code, e.to_string())
+}
+
 fn request_id() -> String {
     let mut b = [0u8; 16];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
@@ -119,7 +134,7 @@ impl Api {
             }
         }
         let id = request_id();
-        let query_protocol = self.signing_service(&req).and_then(|s| self.services.get(s.as_str())).is_some_and(|s| s.query_operations().is_some());
+        let protocol = self.signing_service(&req).and_then(|s| self.routers.get(s.as_str())).map_or(Protocol::RestJson, |r| r.protocol());
         let (op, result) = self.dispatch(req, &id).await;
         let status = match &result {
             Ok(r) => r.status,
@@ -150,14 +165,18 @@ impl Api {
                 *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
                 resp
             }
-            Err(e) if query_protocol => {
+            Err(e) if protocol == Protocol::Query => {
                 let mut resp = Response::new(Full::new(Bytes::from(crate::iam::xml_error(&e, &id))));
                 *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 resp.headers_mut().insert("content-type", HeaderValue::from_static("text/xml"));
                 resp
             }
             Err(e) => {
-                let mut resp = Response::new(Full::new(Bytes::from(e.body().to_string())));
+                let mut body = e.body();
+                if protocol == Protocol::Json {
+                    body["__type"] = serde_json::Value::String(e.error_type.to_string());
+                }
+                let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
                 *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
                 resp.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.error_type));
@@ -175,7 +194,7 @@ impl Api {
     fn signing_service(&self, req: &http::Request<Incoming>) -> Option<String> {
         let credential = match req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             Some(auth) => auth.split("Credential=").nth(1)?.split(',').next()?.to_string(),
-            None => req.uri().query()?.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential=")).and_then(crate::service::decode)?,
+            None => req.uri().query()?.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential=")).and_then(awsmodel::route::decode)?,
         };
         credential.split('/').nth(3).map(str::to_string)
     }
@@ -206,41 +225,58 @@ impl Api {
             Ok(v) => v,
             Err(e) => return ("unauthenticated", Err(ApiError::new(403, e.aws_type(), e.to_string()))),
         };
-        let Some(service) = self.services.get(caller.service.as_str()) else {
+        let Some(router) = self.routers.get(caller.service.as_str()) else {
             return ("unknown", Err(ApiError::new(404, "UnknownServiceException", format!("Ferrite does not serve {:?}.", caller.service))));
         };
         let method = parts.method.as_str();
-        let Some((route, mut params)) = service.routes().iter().filter(|r| r.method == method).find_map(|r| match_path(r.path, path).map(|p| (r, p))) else {
-            let e = ApiError::new(404, "UnknownOperationException", format!("No {} operation answers {method} {path}.", caller.service));
-            return ("unknown", Err(e));
-        };
         let query: Vec<(String, String)> = query
             .split('&')
             .filter(|p| !p.is_empty())
             .filter_map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                Some((crate::service::decode(k)?, crate::service::decode(v)?))
+                Some((awsmodel::route::decode(k)?, awsmodel::route::decode(v)?))
             })
             .collect();
-        let mut op = route.op;
-        if let Some(ops) = service.query_operations() {
-            params = crate::iam::form_fields(&body, &query);
-            op = match crate::iam::query_operation(ops, &params) {
-                Ok(o) => o,
-                Err(e) => return ("unknown", Err(e)),
-            };
-        }
+        let mut fields: Vec<(String, String)> = Vec::new();
+        let matched = match router.find(method, path, &query, &headers) {
+            Ok(m) => m,
+            Err(Miss::NeedsAction) => {
+                fields = crate::iam::form_fields(&body, &query).into_iter().collect();
+                let action = fields.iter().find(|(k, _)| k == "Action").map_or("", |(_, v)| v.as_str());
+                match router.action(action) {
+                    Some(m) => m,
+                    None => return ("unknown", Err(ApiError::new(400, "InvalidAction", format!("Could not find operation {action:?}")))),
+                }
+            }
+            Err(Miss::NoRoute) => {
+                let e = ApiError::new(404, "UnknownOperationException", format!("No {} operation answers {method} {path}.", caller.service));
+                return ("unknown", Err(e));
+            }
+        };
+        let (model, op) = (matched.service, matched.op.name);
+        // The operation's parameters for IAM's resource: path labels, or the form fields.
+        let params: HashMap<String, String> = if fields.is_empty() { matched.labels.iter().cloned().collect() } else { fields.iter().cloned().collect() };
         // Every operation goes through IAM: a root key may do anything, a user's key what its
         // policies allow.
         let who = match crate::iam::caller(&self.keys, &self.users, &caller.access_key) {
             Ok(w) => w,
             Err(e) => return ("unauthenticated", Err(e)),
         };
-        if let Err(e) = crate::iam::authorize(&who, service.signing_name(), op, &params, &self.config.region, &self.config.account_id) {
+        if let Err(e) = crate::iam::authorize(&who, model, op, &params, &self.config.region, &self.config.account_id) {
             return (op, Err(e));
         }
+        let bound = awsmodel::bind::Parts { labels: &matched.labels, query: &query, headers: &headers, body: &body, fields: &fields };
+        let input = match awsmodel::bind::bind(model, matched.op, &bound) {
+            Ok(i) => i,
+            Err(e) => return (op, Err(validation_error(model, e))),
+        };
+        let Some(service) = self.services.get(model.name) else {
+            return (op, Err(ApiError::not_implemented(model.name, op)));
+        };
         let request = ApiRequest {
             op,
+            model,
+            input,
             method: method.to_string(),
             params,
             query,

@@ -6,7 +6,7 @@
 //! and resource ARN.
 
 use crate::keys::AccessKey;
-use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Route, Service};
+use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Service};
 use crate::{ApiError, Keys};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -95,23 +95,14 @@ pub enum Caller {
     User(Arc<(User, Vec<identity::policy::Policy>)>),
 }
 
-/// The IAM action prefix of a signing name.
-fn action_prefix(service: &str) -> &str {
-    match service {
-        "iotdata" | "iot-jobs-data" | "iot" => "iot",
-        "lambda" => "lambda",
-        other => other,
-    }
-}
-
 /// The IAM action of an operation (AWS names a few differently from the operation).
-fn action(service: &str, op: &str) -> String {
-    let name = match (service, op) {
+fn action(prefix: &str, op: &str) -> String {
+    let name = match (prefix, op) {
         ("lambda", "Invoke") => "InvokeFunction",
         ("lambda", "ListFunctions20150331" | "ListFunctions") => "ListFunctions",
         (_, op) => op,
     };
-    format!("{}:{name}", action_prefix(service))
+    format!("{prefix}:{name}")
 }
 
 /// The resource ARN an operation acts on, from its parameters (path labels, or the query
@@ -120,7 +111,7 @@ fn resource(service: &str, params: &HashMap<String, String>, region: &str, accou
     let get = |k: &str| params.get(k).map(String::as_str);
     let iot = |kind: &str, name: &str| format!("arn:aws:iot:{region}:{account}:{kind}/{name}");
     match service {
-        "iot" | "iotdata" => {
+        "iot" | "iot-data" => {
             for (param, kind) in [
                 ("thingName", "thing"),
                 ("thingGroupName", "thinggroup"),
@@ -149,13 +140,13 @@ fn resource(service: &str, params: &HashMap<String, String>, region: &str, accou
 }
 
 /// Decides a call by a user's key: 403 AccessDeniedException unless its policies allow it.
-pub fn authorize(caller: &Caller, service: &str, op: &str, params: &HashMap<String, String>, region: &str, account: &str) -> Result<(), ApiError> {
+pub fn authorize(caller: &Caller, model: &awsmodel::Service, op: &str, params: &HashMap<String, String>, region: &str, account: &str) -> Result<(), ApiError> {
     let Caller::User(u) = caller else { return Ok(()) };
-    if service == "sts" && op == "GetCallerIdentity" {
+    if model.name == "sts" && op == "GetCallerIdentity" {
         return Ok(()); // AWS: needs no permission
     }
-    let action = action(service, op);
-    let resource = resource(service, params, region, account);
+    let action = action(model.iam_prefix, op);
+    let resource = resource(model.name, params, region, account);
     let user_arn = format!("arn:aws:iam::{account}:user/{}", u.0.name);
     let vars = |k: &str| match k {
         "aws:username" => Some(u.0.name.clone()),
@@ -187,7 +178,7 @@ pub fn form_fields(body: &[u8], query: &[(String, String)]) -> HashMap<String, S
     let mut out: HashMap<String, String> = query.iter().cloned().collect();
     for pair in String::from_utf8_lossy(body).split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let d = |s: &str| crate::service::decode(&s.replace('+', " "));
+        let d = |s: &str| awsmodel::route::decode(&s.replace('+', " "));
         if let (Some(k), Some(v)) = (d(k), d(v)) {
             out.insert(k, v);
         }
@@ -233,27 +224,6 @@ fn xml_ok(op: &str, ns: &str, result: &str, request_id: &str) -> Reply {
 
 const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
-
-/// The operations of the `iam` service Ferrite serves.
-pub const IAM_OPERATIONS: &[&str] = &[
-    "CreateUser",
-    "GetUser",
-    "ListUsers",
-    "DeleteUser",
-    "CreateAccessKey",
-    "ListAccessKeys",
-    "UpdateAccessKey",
-    "DeleteAccessKey",
-    "PutUserPolicy",
-    "GetUserPolicy",
-    "ListUserPolicies",
-    "DeleteUserPolicy",
-];
-
-/// The operations of the `sts` service Ferrite serves.
-pub const STS_OPERATIONS: &[&str] = &["GetCallerIdentity"];
-
-static QUERY_ROUTES: &[Route] = &[Route { method: "POST", path: "/", op: "Query" }, Route { method: "GET", path: "/", op: "Query" }];
 
 /// The `iam` service.
 pub struct Iam {
@@ -449,7 +419,7 @@ impl Iam {
                 self.users.put(&u).map_err(store_err)?;
                 ok(String::new())
             }
-            other => Err(ApiError::new(400, "InvalidAction", format!("Could not find operation {other} for version 2010-05-08"))),
+            other => Err(ApiError::not_implemented("iam", other)),
         }
     }
 }
@@ -467,21 +437,9 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-/// The operation a query-protocol request names, among `ops`.
-pub fn query_operation(ops: &'static [&'static str], fields: &HashMap<String, String>) -> Result<&'static str, ApiError> {
-    let action = fields.get("Action").map(String::as_str).unwrap_or("");
-    ops.iter().copied().find(|o| *o == action).ok_or_else(|| ApiError::new(400, "InvalidAction", format!("Could not find operation {action:?}")))
-}
-
 impl Service for Iam {
-    fn signing_name(&self) -> &'static str {
-        "iam"
-    }
-    fn routes(&self) -> &'static [Route] {
-        QUERY_ROUTES
-    }
-    fn query_operations(&self) -> Option<&'static [&'static str]> {
-        Some(IAM_OPERATIONS)
+    fn models(&self) -> &'static [&'static str] {
+        &["iam"]
     }
     fn call(&self, req: ApiRequest) -> BoxReply<'_> {
         Box::pin(async move { self.run(req.op, &req.params, &req.request_id) })
@@ -489,17 +447,14 @@ impl Service for Iam {
 }
 
 impl Service for Sts {
-    fn signing_name(&self) -> &'static str {
-        "sts"
-    }
-    fn routes(&self) -> &'static [Route] {
-        QUERY_ROUTES
-    }
-    fn query_operations(&self) -> Option<&'static [&'static str]> {
-        Some(STS_OPERATIONS)
+    fn models(&self) -> &'static [&'static str] {
+        &["sts"]
     }
     fn call(&self, req: ApiRequest) -> BoxReply<'_> {
         Box::pin(async move {
+            if req.op != "GetCallerIdentity" {
+                return Err(ApiError::not_implemented("sts", req.op));
+            }
             let (arn, id) = match self.keys.get(&req.caller.access_key).and_then(|k| k.user) {
                 Some(u) => (format!("arn:aws:iam::{}:user/{u}", self.account), req.caller.access_key.clone()),
                 None => (format!("arn:aws:iam::{}:root", self.account), self.account.clone()),
@@ -517,11 +472,11 @@ mod tests {
     #[test]
     fn actions_and_resources_follow_aws_names() {
         assert_eq!(action("iot", "CreateThing"), "iot:CreateThing");
-        assert_eq!(action("iotdata", "Publish"), "iot:Publish");
+        assert_eq!(action(awsmodel::service("iot-data").unwrap().iam_prefix, "Publish"), "iot:Publish");
         assert_eq!(action("lambda", "Invoke"), "lambda:InvokeFunction");
         let p = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
         assert_eq!(resource("iot", &p("thingName", "t1"), "us-east-1", "1"), "arn:aws:iot:us-east-1:1:thing/t1");
-        assert_eq!(resource("iotdata", &p("topic", "a/b"), "r", "1"), "arn:aws:iot:r:1:topic/a/b");
+        assert_eq!(resource("iot-data", &p("topic", "a/b"), "r", "1"), "arn:aws:iot:r:1:topic/a/b");
         assert_eq!(resource("lambda", &p("FunctionName", "arn:aws:lambda:r:1:function:f"), "r", "1"), "arn:aws:lambda:r:1:function:f");
         assert_eq!(resource("iam", &p("UserName", "bob"), "r", "1"), "arn:aws:iam::1:user/bob");
         assert_eq!(resource("iot", &HashMap::new(), "r", "1"), "*");

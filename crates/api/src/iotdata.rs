@@ -1,7 +1,7 @@
 //! The `iotdata` service (AWS IoT data plane): Publish over HTTP into the broker, retained
 //! messages, DeleteConnection, and the Device Shadow REST API.
 
-use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Route, Service};
+use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Service};
 use crate::ApiError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -12,17 +12,6 @@ use serde_json::{Value, json};
 use shadow_service::{Op, ShadowId, Shadows};
 use std::sync::Arc;
 use std::time::Instant;
-
-const ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/topics/{topic}", op: "Publish" },
-    Route { method: "GET", path: "/retainedMessage/{topic}", op: "GetRetainedMessage" },
-    Route { method: "GET", path: "/retainedMessage", op: "ListRetainedMessages" },
-    Route { method: "DELETE", path: "/connections/{clientId}", op: "DeleteConnection" },
-    Route { method: "GET", path: "/things/{thingName}/shadow", op: "GetThingShadow" },
-    Route { method: "POST", path: "/things/{thingName}/shadow", op: "UpdateThingShadow" },
-    Route { method: "DELETE", path: "/things/{thingName}/shadow", op: "DeleteThingShadow" },
-    Route { method: "GET", path: "/api/things/shadow/ListNamedShadowsForThing/{thingName}", op: "ListNamedShadowsForThing" },
-];
 
 /// The data-plane service over the broker and the shadows.
 pub struct IotData {
@@ -37,12 +26,8 @@ impl IotData {
 }
 
 impl Service for IotData {
-    fn signing_name(&self) -> &'static str {
-        "iotdata"
-    }
-
-    fn routes(&self) -> &'static [Route] {
-        ROUTES
+    fn models(&self) -> &'static [&'static str] {
+        &["iot-data"]
     }
 
     fn call(&self, req: ApiRequest) -> BoxReply<'_> {
@@ -56,7 +41,7 @@ impl Service for IotData {
                 "UpdateThingShadow" => self.shadow(&req, Op::Update).await,
                 "DeleteThingShadow" => self.shadow(&req, Op::Delete).await,
                 "ListNamedShadowsForThing" => self.list_named_shadows(&req),
-                op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+                op => Err(ApiError::not_implemented("iot-data", op)),
             }
         })
     }
@@ -168,7 +153,7 @@ impl IotData {
     fn list_retained(&self, req: &ApiRequest) -> Reply {
         let size = req.query_int("maxResults", 200, 1, 200)? as usize;
         let after = match req.query("nextToken") {
-            Some(t) => Some(crate::service::decode(t).filter(|_| !t.is_empty()).ok_or_else(|| ApiError::invalid("nextToken is not valid"))?),
+            Some(t) => Some(awsmodel::route::decode(t).filter(|_| !t.is_empty()).ok_or_else(|| ApiError::invalid("nextToken is not valid"))?),
             None => None,
         };
         let mut page = self.broker.inner().retained.list(after.as_deref(), size + 1, Instant::now());

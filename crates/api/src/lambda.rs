@@ -12,22 +12,12 @@
 //! fails), `Event` answers 202 and runs the function in the background with retries, `DryRun`
 //! answers 204.
 
-use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Route, Service};
+use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Service};
 use crate::{ApiError, pagination};
 use bytes::Bytes;
 use functions::{Function, FunctionError, Functions, InvokeError, Mode, NewFunction};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
-
-const ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/2015-03-31/functions", op: "CreateFunction" },
-    Route { method: "GET", path: "/2015-03-31/functions", op: "ListFunctions" },
-    Route { method: "GET", path: "/2015-03-31/functions/", op: "ListFunctions" },
-    Route { method: "GET", path: "/2015-03-31/functions/{FunctionName}", op: "GetFunction" },
-    Route { method: "GET", path: "/2015-03-31/functions/{FunctionName}/configuration", op: "GetFunctionConfiguration" },
-    Route { method: "DELETE", path: "/2015-03-31/functions/{FunctionName}", op: "DeleteFunction" },
-    Route { method: "POST", path: "/2015-03-31/functions/{FunctionName}/invocations", op: "Invoke" },
-];
 
 /// The Lambda-compatible functions service.
 pub struct Lambda {
@@ -71,12 +61,8 @@ impl From<InvokeError> for ApiError {
 }
 
 impl Service for Lambda {
-    fn signing_name(&self) -> &'static str {
-        "lambda"
-    }
-
-    fn routes(&self) -> &'static [Route] {
-        ROUTES
+    fn models(&self) -> &'static [&'static str] {
+        &["lambda"]
     }
 
     fn call(&self, req: ApiRequest) -> BoxReply<'_> {
@@ -200,7 +186,7 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
             functions.delete(req.param("FunctionName")?)?;
             Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
         }
-        op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+        op => Err(ApiError::not_implemented("lambda", op)),
     }
 }
 

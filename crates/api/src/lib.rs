@@ -1,9 +1,12 @@
 //! The AWS-compatible HTTP API: the only crate that knows HTTP and AWS's JSON wire shapes.
 //!
-//! Requests are verified with SigV4 ([`identity::sigv4`]) against [`Keys`], dispatched by the
-//! credential scope's service name to a [`Service`], matched to an operation by method and path
-//! template, and answered in rest-json (`x-amzn-RequestId`, `x-amzn-ErrorType`). `/healthz`,
-//! `/readyz` and `/metrics` need no signature.
+//! Requests are verified with SigV4 ([`identity::sigv4`]) against [`Keys`], matched by the
+//! credential scope's service name and then method and path (or `X-Amz-Target`, or `Action`)
+//! to an operation of AWS's models ([`awsmodel`]), authorized by IAM, bound and validated
+//! against the operation's input shape, and handed to the [`Service`] that answers that model;
+//! an operation no service answers gets 501 NotImplementedException. Answers follow the
+//! model's protocol (`x-amzn-RequestId`, `x-amzn-ErrorType`, `__type`, XML for IAM and STS).
+//! `/healthz`, `/readyz` and `/metrics` need no signature.
 
 mod error;
 mod http;
@@ -20,7 +23,7 @@ pub use error::ApiError;
 pub use http::serve;
 pub use keys::{AccessKey, Keys};
 pub use metrics::{ApiMetrics, MetricsSource};
-pub use service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Route, Service};
+pub use service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Service};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,8 +63,11 @@ impl Default for ApiConfig {
     }
 }
 
-/// The API: services by signing name, keys, metrics.
+/// The API: the models' routers, services by model, keys, metrics.
 pub struct Api {
+    /// Every model's operations, by signing name.
+    routers: HashMap<&'static str, awsmodel::route::Router>,
+    /// The service answering each model, by botocore name.
     services: HashMap<&'static str, Arc<dyn Service>>,
     keys: Arc<Keys>,
     users: Arc<iam::Users>,
@@ -80,7 +86,13 @@ impl Api {
         let body_budget = Arc::new(tokio::sync::Semaphore::new(config.max_pending_body_bytes.div_ceil(1024).min(tokio::sync::Semaphore::MAX_PERMITS)));
         let keys = Arc::new(keys);
         let users = Arc::new(iam::Users::new(keys.docs().clone()));
+        let mut by_signing: HashMap<&'static str, Vec<&'static awsmodel::Service>> = HashMap::new();
+        for &model in awsmodel::generated::ALL {
+            by_signing.entry(model.signing_name).or_default().push(model);
+        }
+        let routers = by_signing.into_iter().map(|(name, models)| (name, awsmodel::route::Router::new(&models))).collect();
         let mut api = Api {
+            routers,
             services: HashMap::new(),
             keys: keys.clone(),
             users: users.clone(),
@@ -96,9 +108,20 @@ impl Api {
         api
     }
 
-    /// Adds a service, reachable by its signing name.
+    /// Adds a service: it answers the operations of its models. A model already answered by
+    /// another service keeps that one (a wiring mistake, logged).
     pub fn add(&mut self, service: Arc<dyn Service>) {
-        self.services.insert(service.signing_name(), service);
+        for &model in service.models() {
+            if awsmodel::service(model).is_none() {
+                tracing::error!(model, "a service names a model that is not in models/");
+            }
+            if self.services.contains_key(model) {
+                tracing::error!(model, "two services answer one model; the first one is kept");
+                debug_assert!(false, "two services answer the model {model}");
+                continue;
+            }
+            self.services.insert(model, service.clone());
+        }
     }
 
     /// Adds lines to `/metrics`.

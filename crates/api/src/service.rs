@@ -1,27 +1,24 @@
-//! What a service plugs into the API: its SigV4 signing name, its route table (method and
-//! path template per operation), and one async entry point that receives a parsed request.
+//! What a service plugs into the API: the AWS models it answers (by botocore name) and one
+//! async entry point that receives a request already routed by the model and validated
+//! against the operation's input shape.
 
 use crate::ApiError;
 use bytes::Bytes;
 use identity::sigv4::Verified;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-
-/// One operation's HTTP binding, as in the botocore model.
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub method: &'static str,
-    /// Path template: literal segments, `{name}` (one segment) or `{name+}` (the rest).
-    pub path: &'static str,
-    pub op: &'static str,
-}
 
 /// A request matched to an operation.
 #[derive(Debug, Clone)]
 pub struct ApiRequest {
     pub op: &'static str,
+    /// The model the operation is from.
+    pub model: &'static awsmodel::Service,
+    /// The validated input: every member the request carries (labels, query, headers, body),
+    /// by member name ([`awsmodel::bind`]).
+    pub input: Map<String, Value>,
     pub method: String,
     /// Path labels, percent-decoded.
     pub params: HashMap<String, String>,
@@ -57,17 +54,11 @@ pub type BoxReply<'a> = Pin<Box<dyn Future<Output = Reply> + Send + 'a>>;
 
 /// A service reachable through the API.
 pub trait Service: Send + Sync + 'static {
-    /// The service name in the SigV4 credential scope (`iot`, `iotdata`, ...).
-    fn signing_name(&self) -> &'static str;
-    /// Its operations' HTTP bindings.
-    fn routes(&self) -> &'static [Route];
-    /// Runs one operation.
+    /// The models (botocore names: `iot`, `iot-data`, ...) whose operations it answers.
+    fn models(&self) -> &'static [&'static str];
+    /// Runs one operation of one of its models; an operation it has no handler for answers
+    /// [`ApiError::not_implemented`].
     fn call(&self, req: ApiRequest) -> BoxReply<'_>;
-    /// For a service of AWS's query protocol (IAM, STS): its operations, named by the request's
-    /// `Action` field; the request's form fields then arrive as `params`, and errors go out as XML.
-    fn query_operations(&self) -> Option<&'static [&'static str]> {
-        None
-    }
 }
 
 impl ApiResponse {
@@ -129,70 +120,5 @@ impl ApiRequest {
             return Err(ApiError::invalid("the request body must be a JSON object"));
         }
         Ok(v)
-    }
-}
-
-/// Matches a raw (percent-encoded) path against a template; returns the decoded labels.
-pub fn match_path(template: &str, path: &str) -> Option<HashMap<String, String>> {
-    let mut params = HashMap::new();
-    let t: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-    let p: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    for (i, seg) in t.iter().enumerate() {
-        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
-            let rest = p.get(i..)?.join("/");
-            if rest.is_empty() {
-                return None;
-            }
-            params.insert(name.to_string(), decode(&rest)?);
-            return Some(params);
-        }
-        let actual = p.get(i)?;
-        if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if actual.is_empty() {
-                return None;
-            }
-            params.insert(name.to_string(), decode(actual)?);
-        } else if seg != actual {
-            return None;
-        }
-    }
-    (t.len() == p.len()).then_some(params)
-}
-
-/// Percent-decodes into UTF-8 (`None` if the result is not UTF-8).
-pub fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_match_and_decode() {
-        let m = match_path("/things/{thingName}", "/things/a%20b").unwrap();
-        assert_eq!(m["thingName"], "a b");
-        assert!(match_path("/things/{thingName}", "/things/a/principals").is_none());
-        assert!(match_path("/things/{thingName}", "/things/").is_none());
-        let m = match_path("/topics/{topic}", "/topics/%24aws%2Fthings%2Fx").unwrap();
-        assert_eq!(m["topic"], "$aws/things/x");
-        let m = match_path("/retainedMessage/{topic+}", "/retainedMessage/a/b/c").unwrap();
-        assert_eq!(m["topic"], "a/b/c");
-        assert!(match_path("/thing-groups/addThingToThingGroup", "/thing-groups/addThingToThingGroup").unwrap().is_empty());
-        assert!(match_path("/things", "/things").is_some());
     }
 }

@@ -86,7 +86,15 @@ pub fn bind(service: &Service, op: &Operation, parts: &Parts<'_>) -> Result<Map<
             }
         }
     }
-    validate(service, input_id, &out, &mut violations);
+    // A blob or string payload is the body itself: present when the body is not empty.
+    let raw_payload = input.payload.and_then(|p| input.member(p)).filter(|m| service.shape(m.shape).kind != Kind::Structure);
+    if let Some(m) = raw_payload
+        && m.required
+        && parts.body.is_empty()
+    {
+        violations.push(Value::Null, m.name, "Member must not be null".into());
+    }
+    validate(service, input_id, &out, raw_payload.map(|m| m.name), &mut violations);
     violations.finish()?;
     Ok(out)
 }
@@ -210,10 +218,11 @@ fn truncate(s: &str) -> String {
 }
 
 /// Checks `input` against the structure `shape`, depth first with an explicit stack.
-fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, violations: &mut Violations) {
+/// `skip` names a root member checked elsewhere (a raw payload).
+fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip: Option<&str>, violations: &mut Violations) {
     // (value, shape, path); the root's members are pushed first.
     let mut stack: Vec<(&Value, ShapeId, String)> = Vec::new();
-    check_members(service, service.shape(shape), input, "", &mut stack, violations);
+    check_members(service, service.shape(shape), input, "", skip, &mut stack, violations);
     while let Some((value, id, path)) = stack.pop() {
         if violations.count > MAX_VIOLATIONS {
             return;
@@ -224,7 +233,7 @@ fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, viola
         }
         match shape.kind {
             Kind::Structure => match value {
-                Value::Object(m) => check_members(service, shape, m, &path, &mut stack, violations),
+                Value::Object(m) => check_members(service, shape, m, &path, None, &mut stack, violations),
                 _ => violations.push(value.clone(), &path, "Member must be a structure".into()),
             },
             Kind::List => match value {
@@ -291,11 +300,12 @@ fn check_members<'v>(
     shape: &Shape,
     object: &'v Map<String, Value>,
     path: &str,
+    skip: Option<&str>,
     stack: &mut Vec<(&'v Value, ShapeId, String)>,
     violations: &mut Violations,
 ) {
     let mut set = 0;
-    for m in shape.members.iter().rev() {
+    for m in shape.members.iter().rev().filter(|m| Some(m.name) != skip) {
         let key = if path.is_empty() { m.name } else { m.wire_name() };
         let at = if path.is_empty() { m.name.to_string() } else { format!("{path}.{}", m.name) };
         match object.get(key).filter(|v| !v.is_null()) {
@@ -381,6 +391,10 @@ mod tests {
         let input = run(&lambda::SERVICE, "Invoke", &[("FunctionName", "f")], &[], &[("x-amz-invocation-type", "Event")], "{not json").unwrap();
         assert_eq!(input["InvocationType"], "Event");
         assert!(input.get("Payload").is_none(), "a blob payload stays in the body");
+        let input = run(&iot_data::SERVICE, "UpdateThingShadow", &[("thingName", "t")], &[], &[], r#"{"state":{}}"#).unwrap();
+        assert!(input.get("payload").is_none());
+        let e = run(&iot_data::SERVICE, "UpdateThingShadow", &[("thingName", "t")], &[], &[], "").unwrap_err();
+        assert!(e.to_string().contains("Value null at 'payload'"), "{e}");
     }
 
     #[test]

@@ -138,9 +138,15 @@ impl Router {
         self.query.iter().find_map(|s| s.operation(action).map(|op| Matched { service: s, op, labels: Vec::new() }))
     }
 
-    /// Whether these services speak the query protocol.
-    pub fn is_query(&self) -> bool {
-        !self.query.is_empty()
+    /// The protocol these services speak (one per signing name in AWS's models).
+    pub fn protocol(&self) -> Protocol {
+        if !self.query.is_empty() {
+            Protocol::Query
+        } else if !self.targets.is_empty() && self.rest.is_empty() {
+            Protocol::Json
+        } else {
+            Protocol::RestJson
+        }
     }
 }
 

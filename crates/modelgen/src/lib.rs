@@ -35,7 +35,8 @@ const IAM_PREFIXES: &[(&str, &str)] = &[
     ("iot1click-projects", "iot1click"),
 ];
 
-/// The exceptions a service uses for bad input, in the order one is picked.
+/// The exceptions a service may use for bad input (the one most operations list is picked;
+/// on a tie, the first here).
 const VALIDATION_ERRORS: &[&str] =
     &["ValidationException", "InvalidRequestException", "InvalidParameterValueException", "InvalidInputException", "InvalidParameterException"];
 
@@ -115,7 +116,10 @@ fn service(name: &str, source: &str, model: &Value) -> Result<String> {
     let signing_name = s("signingName").unwrap_or(endpoint_prefix);
     let iam_prefix = IAM_PREFIXES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p).ok_or_else(|| anyhow!("no IAM prefix listed for {name}"))?;
     let is_exception = |n: &str| shapes.get(n).is_some_and(|s| s.get("exception").and_then(Value::as_bool) == Some(true));
-    let validation = VALIDATION_ERRORS.iter().find(|n| is_exception(n)).map(|n| ids[*n]);
+    // The one most operations list (iot models ValidationException too, for a few newer
+    // operations, but answers InvalidRequestException everywhere else).
+    let listed = |n: &str| operations.values().filter(|o| o.get("errors").and_then(Value::as_array).is_some_and(|e| e.iter().any(|e| e.get("shape").and_then(Value::as_str) == Some(n)))).count();
+    let validation = VALIDATION_ERRORS.iter().filter(|n| is_exception(n)).max_by_key(|n| (listed(n), std::cmp::Reverse(VALIDATION_ERRORS.iter().position(|x| x == *n)))).map(|n| ids[*n]);
 
     let mut patterns: Vec<String> = Vec::new();
     let mut out = String::new();

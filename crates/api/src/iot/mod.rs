@@ -22,113 +22,12 @@ mod types;
 pub use events::BrokerEvents;
 pub use topic_rules::RulesMetrics;
 
-use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Route, Service};
+use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Service};
 use crate::{ApiError, pagination};
 use registry::{AttributePayload, Page, Registry, RegistryError};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-const ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/things/{thingName}", op: "CreateThing" },
-    Route { method: "GET", path: "/things/{thingName}", op: "DescribeThing" },
-    Route { method: "PATCH", path: "/things/{thingName}", op: "UpdateThing" },
-    Route { method: "DELETE", path: "/things/{thingName}", op: "DeleteThing" },
-    Route { method: "GET", path: "/things", op: "ListThings" },
-    Route { method: "PUT", path: "/things/{thingName}/principals", op: "AttachThingPrincipal" },
-    Route { method: "DELETE", path: "/things/{thingName}/principals", op: "DetachThingPrincipal" },
-    Route { method: "GET", path: "/things/{thingName}/principals", op: "ListThingPrincipals" },
-    Route { method: "GET", path: "/things/{thingName}/principals-v2", op: "ListThingPrincipalsV2" },
-    Route { method: "GET", path: "/principals/things", op: "ListPrincipalThings" },
-    Route { method: "GET", path: "/principals/things-v2", op: "ListPrincipalThingsV2" },
-    Route { method: "GET", path: "/things/{thingName}/thing-groups", op: "ListThingGroupsForThing" },
-    Route { method: "POST", path: "/thing-types/{thingTypeName}", op: "CreateThingType" },
-    Route { method: "GET", path: "/thing-types/{thingTypeName}", op: "DescribeThingType" },
-    Route { method: "GET", path: "/thing-types", op: "ListThingTypes" },
-    Route { method: "PATCH", path: "/thing-types/{thingTypeName}", op: "UpdateThingType" },
-    Route { method: "POST", path: "/thing-types/{thingTypeName}/deprecate", op: "DeprecateThingType" },
-    Route { method: "DELETE", path: "/thing-types/{thingTypeName}", op: "DeleteThingType" },
-    Route { method: "POST", path: "/thing-groups/{thingGroupName}", op: "CreateThingGroup" },
-    Route { method: "GET", path: "/thing-groups/{thingGroupName}", op: "DescribeThingGroup" },
-    Route { method: "PATCH", path: "/thing-groups/{thingGroupName}", op: "UpdateThingGroup" },
-    Route { method: "DELETE", path: "/thing-groups/{thingGroupName}", op: "DeleteThingGroup" },
-    Route { method: "GET", path: "/thing-groups", op: "ListThingGroups" },
-    Route { method: "PUT", path: "/thing-groups/addThingToThingGroup", op: "AddThingToThingGroup" },
-    Route { method: "PUT", path: "/thing-groups/removeThingFromThingGroup", op: "RemoveThingFromThingGroup" },
-    Route { method: "PUT", path: "/thing-groups/updateThingGroupsForThing", op: "UpdateThingGroupsForThing" },
-    Route { method: "GET", path: "/thing-groups/{thingGroupName}/things", op: "ListThingsInThingGroup" },
-    Route { method: "POST", path: "/billing-groups/{billingGroupName}", op: "CreateBillingGroup" },
-    Route { method: "GET", path: "/billing-groups/{billingGroupName}", op: "DescribeBillingGroup" },
-    Route { method: "PATCH", path: "/billing-groups/{billingGroupName}", op: "UpdateBillingGroup" },
-    Route { method: "DELETE", path: "/billing-groups/{billingGroupName}", op: "DeleteBillingGroup" },
-    Route { method: "GET", path: "/billing-groups", op: "ListBillingGroups" },
-    Route { method: "PUT", path: "/billing-groups/addThingToBillingGroup", op: "AddThingToBillingGroup" },
-    Route { method: "PUT", path: "/billing-groups/removeThingFromBillingGroup", op: "RemoveThingFromBillingGroup" },
-    Route { method: "GET", path: "/billing-groups/{billingGroupName}/things", op: "ListThingsInBillingGroup" },
-    Route { method: "POST", path: "/tags", op: "TagResource" },
-    Route { method: "POST", path: "/untag", op: "UntagResource" },
-    Route { method: "GET", path: "/tags", op: "ListTagsForResource" },
-    Route { method: "GET", path: "/endpoint", op: "DescribeEndpoint" },
-    Route { method: "PATCH", path: "/event-configurations", op: "UpdateEventConfigurations" },
-    Route { method: "POST", path: "/keys-and-certificate", op: "CreateKeysAndCertificate" },
-    Route { method: "POST", path: "/certificates", op: "CreateCertificateFromCsr" },
-    Route { method: "POST", path: "/certificate/register", op: "RegisterCertificate" },
-    Route { method: "POST", path: "/certificate/register-no-ca", op: "RegisterCertificateWithoutCA" },
-    Route { method: "GET", path: "/certificates/{certificateId}", op: "DescribeCertificate" },
-    Route { method: "GET", path: "/certificates", op: "ListCertificates" },
-    Route { method: "GET", path: "/certificates-by-ca/{caCertificateId}", op: "ListCertificatesByCA" },
-    Route { method: "PUT", path: "/certificates/{certificateId}", op: "UpdateCertificate" },
-    Route { method: "DELETE", path: "/certificates/{certificateId}", op: "DeleteCertificate" },
-    Route { method: "GET", path: "/registrationcode", op: "GetRegistrationCode" },
-    Route { method: "DELETE", path: "/registrationcode", op: "DeleteRegistrationCode" },
-    Route { method: "POST", path: "/cacertificate", op: "RegisterCACertificate" },
-    Route { method: "GET", path: "/cacertificate/{caCertificateId}", op: "DescribeCACertificate" },
-    Route { method: "GET", path: "/cacertificates", op: "ListCACertificates" },
-    Route { method: "PUT", path: "/cacertificate/{caCertificateId}", op: "UpdateCACertificate" },
-    Route { method: "DELETE", path: "/cacertificate/{caCertificateId}", op: "DeleteCACertificate" },
-    Route { method: "POST", path: "/policies/{policyName}", op: "CreatePolicy" },
-    Route { method: "GET", path: "/policies/{policyName}", op: "GetPolicy" },
-    Route { method: "GET", path: "/policies", op: "ListPolicies" },
-    Route { method: "DELETE", path: "/policies/{policyName}", op: "DeletePolicy" },
-    Route { method: "POST", path: "/policies/{policyName}/version", op: "CreatePolicyVersion" },
-    Route { method: "GET", path: "/policies/{policyName}/version", op: "ListPolicyVersions" },
-    Route { method: "GET", path: "/policies/{policyName}/version/{policyVersionId}", op: "GetPolicyVersion" },
-    Route { method: "PATCH", path: "/policies/{policyName}/version/{policyVersionId}", op: "SetDefaultPolicyVersion" },
-    Route { method: "DELETE", path: "/policies/{policyName}/version/{policyVersionId}", op: "DeletePolicyVersion" },
-    Route { method: "PUT", path: "/target-policies/{policyName}", op: "AttachPolicy" },
-    Route { method: "POST", path: "/target-policies/{policyName}", op: "DetachPolicy" },
-    Route { method: "POST", path: "/attached-policies/{target}", op: "ListAttachedPolicies" },
-    Route { method: "POST", path: "/policy-targets/{policyName}", op: "ListTargetsForPolicy" },
-    Route { method: "PUT", path: "/principal-policies/{policyName}", op: "AttachPrincipalPolicy" },
-    Route { method: "DELETE", path: "/principal-policies/{policyName}", op: "DetachPrincipalPolicy" },
-    Route { method: "GET", path: "/principal-policies", op: "ListPrincipalPolicies" },
-    Route { method: "GET", path: "/policy-principals", op: "ListPolicyPrincipals" },
-    Route { method: "POST", path: "/effective-policies", op: "GetEffectivePolicies" },
-    Route { method: "POST", path: "/test-authorization", op: "TestAuthorization" },
-    Route { method: "GET", path: "/event-configurations", op: "DescribeEventConfigurations" },
-    Route { method: "POST", path: "/rules/{ruleName}", op: "CreateTopicRule" },
-    Route { method: "GET", path: "/rules/{ruleName}", op: "GetTopicRule" },
-    Route { method: "GET", path: "/rules", op: "ListTopicRules" },
-    Route { method: "PATCH", path: "/rules/{ruleName}", op: "ReplaceTopicRule" },
-    Route { method: "DELETE", path: "/rules/{ruleName}", op: "DeleteTopicRule" },
-    Route { method: "POST", path: "/rules/{ruleName}/enable", op: "EnableTopicRule" },
-    Route { method: "POST", path: "/rules/{ruleName}/disable", op: "DisableTopicRule" },
-    Route { method: "POST", path: "/destinations", op: "CreateTopicRuleDestination" },
-    Route { method: "GET", path: "/confirmdestination/{confirmationToken+}", op: "ConfirmTopicRuleDestination" },
-    Route { method: "GET", path: "/destinations/{arn+}", op: "GetTopicRuleDestination" },
-    Route { method: "GET", path: "/destinations", op: "ListTopicRuleDestinations" },
-    Route { method: "PATCH", path: "/destinations", op: "UpdateTopicRuleDestination" },
-    Route { method: "DELETE", path: "/destinations/{arn+}", op: "DeleteTopicRuleDestination" },
-    Route { method: "POST", path: "/authorizer/{authorizerName}", op: "CreateAuthorizer" },
-    Route { method: "GET", path: "/authorizer/{authorizerName}", op: "DescribeAuthorizer" },
-    Route { method: "GET", path: "/authorizers/", op: "ListAuthorizers" },
-    Route { method: "PUT", path: "/authorizer/{authorizerName}", op: "UpdateAuthorizer" },
-    Route { method: "DELETE", path: "/authorizer/{authorizerName}", op: "DeleteAuthorizer" },
-    Route { method: "POST", path: "/default-authorizer", op: "SetDefaultAuthorizer" },
-    Route { method: "GET", path: "/default-authorizer", op: "DescribeDefaultAuthorizer" },
-    Route { method: "DELETE", path: "/default-authorizer", op: "ClearDefaultAuthorizer" },
-    Route { method: "POST", path: "/authorizer/{authorizerName}/test", op: "TestInvokeAuthorizer" },
-];
 
 /// The `iot` service.
 pub struct Iot {
@@ -153,12 +52,8 @@ impl Iot {
 }
 
 impl Service for Iot {
-    fn signing_name(&self) -> &'static str {
-        "iot"
-    }
-
-    fn routes(&self) -> &'static [Route] {
-        ROUTES
+    fn models(&self) -> &'static [&'static str] {
+        &["iot"]
     }
 
     fn call(&self, req: ApiRequest) -> BoxReply<'_> {
@@ -280,7 +175,7 @@ impl Inner {
             "DescribeDefaultAuthorizer" => self.describe_default_authorizer(),
             "ClearDefaultAuthorizer" => self.clear_default_authorizer(),
             "TestInvokeAuthorizer" => self.test_invoke_authorizer(req),
-            op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+            op => Err(ApiError::not_implemented("iot", op)),
         }
     }
 }
@@ -534,6 +429,8 @@ mod tests {
 
     fn request(op: &'static str, params: &[(&str, &str)], query: &[(&str, &str)], body: &str) -> ApiRequest {
         ApiRequest {
+            model: &awsmodel::generated::iot::SERVICE,
+            input: Default::default(),
             op,
             method: "POST".into(),
             params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),

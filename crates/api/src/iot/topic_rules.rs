@@ -156,7 +156,7 @@ fn handle(rules: &Rules, req: &ApiRequest) -> Reply {
             rules.delete_destination(req.param("arn")?)?;
             ApiResponse::json(json!({}))
         }
-        op => Err(ApiError::internal(format!("operation {op} has no handler"))),
+        op => Err(ApiError::not_implemented("iot", op)),
     }
 }
 
@@ -167,7 +167,7 @@ fn tags(req: &ApiRequest) -> Result<Vec<(String, String)>, ApiError> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            let dec = |s: &str| crate::service::decode(&s.replace('+', " ")).ok_or_else(|| ApiError::invalid("x-amz-tagging is not valid"));
+            let dec = |s: &str| awsmodel::route::decode(&s.replace('+', " ")).ok_or_else(|| ApiError::invalid("x-amz-tagging is not valid"));
             Ok((dec(k)?, dec(v)?))
         })
         .collect()
@@ -239,6 +239,8 @@ mod tests {
 
     fn request(headers: &[(&str, &str)]) -> ApiRequest {
         ApiRequest {
+            model: &awsmodel::generated::iot::SERVICE,
+            input: Default::default(),
             op: "CreateTopicRule",
             method: "POST".into(),
             params: Default::default(),

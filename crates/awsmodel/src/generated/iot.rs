@@ -12,7 +12,7 @@ pub static SERVICE: Service = Service {
     protocol: Protocol::RestJson,
     target_prefix: None,
     iam_prefix: "iot",
-    validation_error: Some(1468),
+    validation_error: Some(708),
     operations: OPERATIONS,
     shapes: SHAPES,
     patterns: PATTERNS,

@@ -12,7 +12,7 @@ pub static SERVICE: Service = Service {
     protocol: Protocol::RestJson,
     target_prefix: None,
     iam_prefix: "iotjobsdata",
-    validation_error: Some(57),
+    validation_error: Some(28),
     operations: OPERATIONS,
     shapes: SHAPES,
     patterns: PATTERNS,

@@ -12,7 +12,7 @@ pub static SERVICE: Service = Service {
     protocol: Protocol::RestJson,
     target_prefix: None,
     iam_prefix: "iotsitewise",
-    validation_error: Some(608),
+    validation_error: Some(390),
     operations: OPERATIONS,
     shapes: SHAPES,
     patterns: PATTERNS,
