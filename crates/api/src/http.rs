@@ -134,7 +134,14 @@ impl Api {
             }
         }
         let id = request_id();
-        let protocol = self.signing_service(&req).and_then(|s| self.routers.get(s.as_str())).map_or(Protocol::RestJson, |r| r.protocol());
+        // The shape of an error answer: the signing service's protocol; for a request that is
+        // not signed, a form body means the query protocol (STS, IAM).
+        let form = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let protocol = match self.signing_service(&req).and_then(|s| self.routers.get(s.as_str())) {
+            Some(r) => r.protocol(),
+            None if form => Protocol::Query,
+            None => Protocol::RestJson,
+        };
         let (op, result) = self.dispatch(req, &id).await;
         let status = match &result {
             Ok(r) => r.status,

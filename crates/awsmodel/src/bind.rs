@@ -43,8 +43,12 @@ pub fn bind(service: &Service, op: &Operation, parts: &Parts<'_>) -> Result<Map<
     let input = service.shape(input_id);
     let mut out = Map::new();
     let mut violations = Violations::default();
+    // Members checked elsewhere or not at all: a raw payload (below), and the query
+    // protocol's structures, maps and lists of them (flattened into fields it does not bind).
+    let mut skip: Vec<&str> = Vec::new();
     if service.protocol == Protocol::Query {
         bind_fields(service, input, parts.fields, &mut out, &mut violations);
+        skip.extend(input.members.iter().filter(|m| !out.contains_key(m.name) && !is_scalar_or_list_of_scalars(service, m.shape)).map(|m| m.name));
     } else {
         bind_body(service, input, parts.body, &mut out)?;
         for m in input.members {
@@ -94,7 +98,8 @@ pub fn bind(service: &Service, op: &Operation, parts: &Parts<'_>) -> Result<Map<
     {
         violations.push(Value::Null, m.name, "Member must not be null".into());
     }
-    validate(service, input_id, &out, raw_payload.map(|m| m.name), &mut violations);
+    skip.extend(raw_payload.map(|m| m.name));
+    validate(service, input_id, &out, &skip, &mut violations);
     violations.finish()?;
     Ok(out)
 }
@@ -126,6 +131,15 @@ fn parse_object(body: &[u8]) -> Result<Value, BindError> {
         return Err(BindError::Malformed("The request body must be a JSON object.".into()));
     }
     Ok(v)
+}
+
+fn is_scalar_or_list_of_scalars(service: &Service, id: ShapeId) -> bool {
+    let shape = service.shape(id);
+    let scalar = |k: Kind| !matches!(k, Kind::Structure | Kind::Map | Kind::List);
+    match shape.kind {
+        Kind::List => shape.member.is_some_and(|m| scalar(service.shape(m).kind)),
+        k => scalar(k),
+    }
 }
 
 /// The query protocol's fields: scalars by member name, lists of scalars as `Name.member.N`.
@@ -218,8 +232,8 @@ fn truncate(s: &str) -> String {
 }
 
 /// Checks `input` against the structure `shape`, depth first with an explicit stack.
-/// `skip` names a root member checked elsewhere (a raw payload).
-fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip: Option<&str>, violations: &mut Violations) {
+/// `skip` names root members checked elsewhere.
+fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip: &[&str], violations: &mut Violations) {
     // (value, shape, path); the root's members are pushed first.
     let mut stack: Vec<(&Value, ShapeId, String)> = Vec::new();
     check_members(service, service.shape(shape), input, "", skip, &mut stack, violations);
@@ -233,7 +247,7 @@ fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip:
         }
         match shape.kind {
             Kind::Structure => match value {
-                Value::Object(m) => check_members(service, shape, m, &path, None, &mut stack, violations),
+                Value::Object(m) => check_members(service, shape, m, &path, &[], &mut stack, violations),
                 _ => violations.push(value.clone(), &path, "Member must be a structure".into()),
             },
             Kind::List => match value {
@@ -300,12 +314,12 @@ fn check_members<'v>(
     shape: &Shape,
     object: &'v Map<String, Value>,
     path: &str,
-    skip: Option<&str>,
+    skip: &[&str],
     stack: &mut Vec<(&'v Value, ShapeId, String)>,
     violations: &mut Violations,
 ) {
     let mut set = 0;
-    for m in shape.members.iter().rev().filter(|m| Some(m.name) != skip) {
+    for m in shape.members.iter().rev().filter(|m| !skip.contains(&m.name)) {
         let key = if path.is_empty() { m.name } else { m.wire_name() };
         let at = if path.is_empty() { m.name.to_string() } else { format!("{path}.{}", m.name) };
         match object.get(key).filter(|v| !v.is_null()) {
