@@ -292,7 +292,18 @@ impl Api {
             caller,
             request_id: id.to_string(),
         };
-        (op, service.call(request).await)
+        let mut reply = service.call(request).await;
+        // Debug builds (every test run) hold each answer to the model's output shape.
+        if cfg!(debug_assertions)
+            && let Ok(crate::ApiResponse { body: Body::Json(v), .. }) = &reply
+        {
+            let mismatches = awsmodel::output::check(model, matched.op, v);
+            if !mismatches.is_empty() {
+                tracing::error!(model = model.name, operation = op, ?mismatches, "answer does not match the model's output shape");
+                reply = Err(ApiError::internal(format!("The answer of {}:{op} does not match the model: {}", model.name, mismatches.join("; "))));
+            }
+        }
+        (op, reply)
     }
 
     /// Reads a request's body: at most `api.max_body_bytes` (413, refused from Content-Length

@@ -7,6 +7,7 @@
 pub mod generated;
 mod model;
 pub mod bind;
+pub mod output;
 pub mod route;
 
 pub use model::*;
