@@ -3,30 +3,12 @@
 
 use crate::ApiError;
 
-fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<String> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
-    String::from_utf8(bytes?).ok()
-}
-
 /// The key a `nextToken` continues after (`None`: the first page).
 pub fn after(token: Option<&str>) -> Result<Option<String>, ApiError> {
-    match token {
-        None | Some("") => Ok(None),
-        Some(t) => Ok(Some(unhex(t).ok_or_else(|| ApiError::invalid(format!("nextToken {t:?} is not valid")))?)),
-    }
+    awscore::page::after(token).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
-/// The `nextToken` that continues after `key`.
-pub fn token(key: &str) -> String {
-    hex(key)
-}
+pub use awscore::page::token;
 
 /// One page of `items` (sorted by `key`), starting after `token`. Returns the page and the token
 /// for the next one.
@@ -40,7 +22,7 @@ pub fn page<T>(items: Vec<T>, key: impl Fn(&T) -> &str, token: Option<&str>, siz
             None => break,
         }
     }
-    let next = if rest.peek().is_some() { out.last().map(|i| hex(key(i))) } else { None };
+    let next = if rest.peek().is_some() { out.last().map(|i| awscore::page::token(key(i))) } else { None };
     Ok((out, next))
 }
 

@@ -40,7 +40,7 @@ use registry::Registry;
 use state::{Change, State};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use store::Documents;
 use store::replica::{ReadGuard, Replica, WriteGuard};
 
@@ -81,18 +81,8 @@ pub(crate) fn page<T>(mut items: Vec<T>, key: impl Fn(&T) -> String, ascending: 
     Page { items: out, next }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// `n` random bytes as lowercase hex.
-pub(crate) fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    // SystemRandom only fails without an OS entropy source, which Ferrite cannot run without.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub(crate) use awscore::clock::now_ms;
+pub(crate) use awscore::id::random_hex;
 
 /// What every applied change — committed here or on another node — sets off: decisions
 /// recomputed, the TLS verifier rebuilt, connections of certificates that stopped being ACTIVE

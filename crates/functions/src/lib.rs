@@ -229,19 +229,9 @@ fn sha256_b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(&ring::digest::SHA256, s.as_bytes()).as_ref())
 }
 
-fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    // SystemRandom only fails without an OS entropy source, which Ferrite cannot run without.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
+use awscore::id::uuid as random_uuid;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+use awscore::clock::now_ms;
 
 impl Functions {
     /// The registry over `docs`.

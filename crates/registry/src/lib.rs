@@ -31,7 +31,7 @@ pub use types::ThingTypeUpdate;
 
 use state::{Change, State, THING};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use store::Documents;
 use store::replica::{ReadGuard, Replica, WriteGuard};
 use store::state::{Terms, Write};
@@ -84,21 +84,8 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A random (version 4) UUID.
-pub(crate) fn uuid() -> String {
-    let mut b = [0u8; 16];
-    // SystemRandom only fails without an OS entropy source, which Ferrite cannot run without.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
+pub(crate) use awscore::clock::now_ms;
+pub(crate) use awscore::id::uuid;
 
 impl Registry {
     /// Loads the registry: a replica of the state store's `registry` domain. Blocking.
@@ -337,14 +324,6 @@ mod tests {
         assert_eq!(r.parse_arn("arn:aws:iot:us-east-1:123456789012:rule/r"), None);
         assert_eq!(r.parse_arn("arn:aws:iot:us-east-1:123456789012:thing/"), None);
         assert_eq!(r.parse_arn("not an arn"), None);
-    }
-
-    #[test]
-    fn uuids_are_version_4() {
-        let u = uuid();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
-        assert_ne!(uuid(), u);
     }
 
     #[test]

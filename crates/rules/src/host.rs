@@ -9,16 +9,7 @@ use iotsql::{Host, HostError, Value};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-/// 16 random bytes as a version 4 UUID, lowercase.
-pub fn uuid() -> String {
-    let mut b = [0u8; 16];
-    // SystemRandom only fails without an OS entropy source, which Ferrite cannot run without.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-}
+pub use awscore::id::uuid;
 
 /// The context of one message, shared by its evaluation and its actions' templates.
 pub struct MessageHost {
