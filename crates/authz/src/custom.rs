@@ -61,23 +61,10 @@ pub struct AuthorizerAnswer {
     pub refresh_after_secs: Option<i64>,
 }
 
-/// Percent-decodes a query value (`+` is kept: tokens are often base64).
+/// Percent-decodes a query value (`+` is kept: tokens are often base64); bytes that are not
+/// UTF-8 become U+FFFD.
 fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(h) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(h);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&awscore::percent_decode_bytes(s)).into_owned()
 }
 
 /// The query parameters of an MQTT username (`name?a=1&b=2`).

@@ -179,24 +179,7 @@ fn match_segments(template: &[Segment], actual: &[&str]) -> Option<Vec<(String, 
     (template.len() == actual.len()).then_some(labels)
 }
 
-/// Percent-decodes into UTF-8 (`None` if the result is not UTF-8).
-pub fn decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
+pub use awscore::percent_decode as decode;
 
 #[cfg(test)]
 mod tests {
