@@ -93,11 +93,10 @@ def example(pattern, k):
     except Exception:  # noqa: BLE001
         return None
     out = []
-    stack = [list(tree)]
-    # An explicit stack of item lists (no recursion over the pattern's depth).
-    work = [(item, None) for item in reversed(list(tree))]
+    # An explicit stack of parse items (no recursion over the pattern's depth).
+    work = list(reversed(list(tree)))
     while work:
-        (op, arg), _ = work.pop()
+        op, arg = work.pop()
         name = str(op)
         if name == "LITERAL":
             out.append(chr(arg))
@@ -111,18 +110,17 @@ def example(pattern, k):
             lo, hi, sub = arg
             n = max(lo, min(k, hi if hi != sre.MAXREPEAT else k))
             for _ in range(n):
-                work.extend((item, None) for item in reversed(list(sub)))
+                work.extend(reversed(list(sub)))
         elif name == "SUBPATTERN":
-            work.extend((item, None) for item in reversed(list(arg[-1])))
+            work.extend(reversed(list(arg[-1])))
         elif name == "ATOMIC_GROUP":
-            work.extend((item, None) for item in reversed(list(arg)))
+            work.extend(reversed(list(arg)))
         elif name == "BRANCH":
-            work.extend((item, None) for item in reversed(list(arg[1][0])))
+            work.extend(reversed(list(arg[1][0])))
         elif name in ("AT", "ASSERT", "ASSERT_NOT"):
             continue
         else:
             return None
-    del stack
     return "".join(out)
 
 
@@ -176,7 +174,7 @@ def value(shape, depth=0):
     t = shape.type_name
     if t == "structure":
         members = shape.members
-        if shape.metadata.get("union") or shape.is_tagged_union if hasattr(shape, "is_tagged_union") else False:
+        if shape.metadata.get("union"):
             name = next(iter(members))
             return {name: value(members[name], depth + 1)}
         return {n: value(members[n], depth + 1) for n in shape.required_members if n in members}

@@ -77,7 +77,7 @@ pub fn bind(service: &Service, op: &Operation, parts: &Parts<'_>) -> Result<Map<
                         (!values.is_empty()).then_some(Value::Array(values))
                     }
                     Kind::Map => {
-                        let bound: Vec<&str> = input.members.iter().filter(|o| o.location == Location::Query && o.shape != m.shape).map(|o| o.wire_name()).collect();
+                        let bound: Vec<&str> = input.members.iter().filter(|o| o.location == Location::Query && o.name != m.name).map(|o| o.wire_name()).collect();
                         let map: Map<String, Value> =
                             parts.query.iter().filter(|(k, _)| !bound.contains(&k.as_str())).map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
                         (!map.is_empty()).then_some(Value::Object(map))
@@ -236,7 +236,7 @@ fn truncate(s: &str) -> String {
 fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip: &[&str], violations: &mut Violations) {
     // (value, shape, path); the root's members are pushed first.
     let mut stack: Vec<(&Value, ShapeId, String)> = Vec::new();
-    check_members(service, service.shape(shape), input, "", skip, &mut stack, violations);
+    check_members(service.shape(shape), input, "", skip, &mut stack, violations);
     while let Some((value, id, path)) = stack.pop() {
         if violations.count > MAX_VIOLATIONS {
             return;
@@ -247,7 +247,7 @@ fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip:
         }
         match shape.kind {
             Kind::Structure => match value {
-                Value::Object(m) => check_members(service, shape, m, &path, &[], &mut stack, violations),
+                Value::Object(m) => check_members(shape, m, &path, &[], &mut stack, violations),
                 _ => violations.push(value.clone(), &path, "Member must be a structure".into()),
             },
             Kind::List => match value {
@@ -310,7 +310,6 @@ fn validate(service: &Service, shape: ShapeId, input: &Map<String, Value>, skip:
 }
 
 fn check_members<'v>(
-    service: &Service,
     shape: &Shape,
     object: &'v Map<String, Value>,
     path: &str,
@@ -331,7 +330,6 @@ fn check_members<'v>(
             }
         }
     }
-    let _ = service;
     if shape.union && set != 1 {
         let at = if path.is_empty() { "input" } else { path };
         violations.push(Value::Object(object.clone()), at, format!("Member must have exactly one member set, not {set}"));
