@@ -70,21 +70,73 @@ pub struct Engine {
     pub shadows: Option<Arc<Shadows>>,
     pub config: RulesConfig,
     /// Topic rule destinations by ARN.
-    pub destinations: Mutex<BTreeMap<String, Destination>>,
+    pub destinations: Destinations,
     pub metrics: RulesMetrics,
     /// Where confirmation messages' `enableUrl` points (set once the API is listening).
     pub enable_url_base: Mutex<String>,
 }
 
 impl Engine {
-    /// The destinations, locked.
-    pub fn destinations(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Destination>> {
-        self.destinations.lock().unwrap_or_else(|e| e.into_inner())
+    /// The destinations, locked for a change (writers hold it while they commit, so take it on a
+    /// blocking thread only).
+    pub fn destinations(&self) -> DestinationsGuard<'_> {
+        DestinationsGuard { map: self.destinations.writing.lock().unwrap_or_else(|e| e.into_inner()), published: &self.destinations.published, changed: false }
+    }
+
+    /// The destinations as last changed: never waits for a writer (or for the database).
+    pub fn destinations_now(&self) -> Arc<BTreeMap<String, Destination>> {
+        self.destinations.published.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether an enabled destination has this confirmation URL.
     pub fn destination_enabled(&self, confirmation_url: &str) -> bool {
-        self.destinations().values().any(|d| d.confirmation_url == confirmation_url && d.usable())
+        self.destinations_now().values().any(|d| d.confirmation_url == confirmation_url && d.usable())
+    }
+}
+
+/// The topic rule destinations: the map writers change under a lock they hold while they commit
+/// to the store, and the copy actions read, replaced when a writer lets go. An action task on a
+/// Tokio worker must not wait for a lock whose holder waits for the database: with every
+/// worker so blocked, the database call never runs.
+#[derive(Default)]
+pub struct Destinations {
+    writing: Mutex<BTreeMap<String, Destination>>,
+    published: std::sync::RwLock<Arc<BTreeMap<String, Destination>>>,
+}
+
+impl Destinations {
+    /// The destinations, loaded.
+    pub fn new(map: BTreeMap<String, Destination>) -> Destinations {
+        Destinations { published: std::sync::RwLock::new(Arc::new(map.clone())), writing: Mutex::new(map) }
+    }
+}
+
+/// The destinations locked for a change; a change is published when the guard is dropped.
+pub struct DestinationsGuard<'a> {
+    map: std::sync::MutexGuard<'a, BTreeMap<String, Destination>>,
+    published: &'a std::sync::RwLock<Arc<BTreeMap<String, Destination>>>,
+    changed: bool,
+}
+
+impl std::ops::Deref for DestinationsGuard<'_> {
+    type Target = BTreeMap<String, Destination>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for DestinationsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.changed = true;
+        &mut self.map
+    }
+}
+
+impl Drop for DestinationsGuard<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            *self.published.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(self.map.clone());
+        }
     }
 }
 

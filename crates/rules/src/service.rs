@@ -104,7 +104,7 @@ impl Rules {
             destinations.insert(d.arn.clone(), d);
         }
         let enable_url_base = Mutex::new(config.enable_url_base.clone());
-        let engine = Arc::new(Engine { broker, functions, shadows, config, destinations: Mutex::new(destinations), metrics: RulesMetrics::default(), enable_url_base });
+        let engine = Arc::new(Engine { broker, functions, shadows, config, destinations: crate::engine::Destinations::new(destinations), metrics: RulesMetrics::default(), enable_url_base });
         let rules = Arc::new(Rules {
             docs: docs.clone(),
             engine,
@@ -552,7 +552,7 @@ impl Rules {
 
     /// GetTopicRuleDestination.
     pub fn get_destination(&self, arn: &str) -> Result<Destination, RulesError> {
-        self.engine.destinations().get(arn).cloned().ok_or_else(|| self.destination_not_found("GetTopicRuleDestination", arn))
+        self.engine.destinations_now().get(arn).cloned().ok_or_else(|| self.destination_not_found("GetTopicRuleDestination", arn))
     }
 
     fn destination_not_found(&self, op: &str, arn: &str) -> RulesError {
@@ -561,7 +561,7 @@ impl Rules {
 
     /// ListTopicRuleDestinations, by ARN.
     pub fn list_destinations(&self, after: Option<&str>, limit: usize) -> (Vec<Destination>, bool) {
-        let dests = self.engine.destinations();
+        let dests = self.engine.destinations_now();
         let mut out: Vec<Destination> = dests.values().filter(|d| after.is_none_or(|a| d.arn.as_str() > a)).take(limit + 1).cloned().collect();
         let more = out.len() > limit;
         out.truncate(limit);
