@@ -1,11 +1,14 @@
-//! API errors in AWS's rest-json shape: an error type (sent as `x-amzn-ErrorType`), an HTTP
-//! status from the botocore models, a message, and the exception's extra members.
+//! API errors in AWS's rest-json shape: an error type (sent as `x-amzn-ErrorType`), a message,
+//! and the exception's extra members. The HTTP status is the one the operation's model gives
+//! the exception ([`ApiError::resolve`]); handlers and domain crates name only the type.
 
 use serde_json::{Map, Value};
 
 /// An error returned by an operation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status: the model's for a modeled exception (set by [`ApiError::resolve`]),
+    /// else [`fallback_status`] or what [`ApiError::with_status`] set.
     pub status: u16,
     pub error_type: &'static str,
     pub message: String,
@@ -14,51 +17,63 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// An error of the given type and status.
-    pub fn new(status: u16, error_type: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, error_type, message: message.into(), extra: Map::new() }
+    /// An error of the given type.
+    pub fn new(error_type: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status: fallback_status(error_type), error_type, message: message.into(), extra: Map::new() }
     }
 
-    /// 400 InvalidRequestException.
+    /// Sets the status of an error no model describes (authentication, transport).
+    pub fn with_status(mut self, status: u16) -> ApiError {
+        self.status = status;
+        self
+    }
+
+    /// The error with the status `model` gives its type, when the model has the exception.
+    pub fn resolve(mut self, model: &awsmodel::Service) -> ApiError {
+        if let Some(status) = model.error_status(self.error_type) {
+            self.status = status;
+        }
+        self
+    }
+
+    /// InvalidRequestException.
     pub fn invalid(message: impl Into<String>) -> ApiError {
-        ApiError::new(400, "InvalidRequestException", message)
+        ApiError::new("InvalidRequestException", message)
     }
 
-    /// 404 ResourceNotFoundException.
+    /// ResourceNotFoundException.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(404, "ResourceNotFoundException", message)
+        ApiError::new("ResourceNotFoundException", message)
     }
 
-    /// 409 ResourceAlreadyExistsException with the existing resource's id and ARN.
+    /// ResourceAlreadyExistsException with the existing resource's id and ARN.
     pub fn already_exists(message: impl Into<String>, resource_id: &str, resource_arn: &str) -> ApiError {
-        ApiError::new(409, "ResourceAlreadyExistsException", message)
-            .with("resourceId", resource_id.into())
-            .with("resourceArn", resource_arn.into())
+        ApiError::new("ResourceAlreadyExistsException", message).with("resourceId", resource_id.into()).with("resourceArn", resource_arn.into())
     }
 
-    /// 409 VersionConflictException.
+    /// VersionConflictException.
     pub fn version_conflict(message: impl Into<String>) -> ApiError {
-        ApiError::new(409, "VersionConflictException", message)
+        ApiError::new("VersionConflictException", message)
     }
 
-    /// 409 DeleteConflictException.
+    /// DeleteConflictException.
     pub fn delete_conflict(message: impl Into<String>) -> ApiError {
-        ApiError::new(409, "DeleteConflictException", message)
+        ApiError::new("DeleteConflictException", message)
     }
 
-    /// 410 LimitExceededException.
+    /// LimitExceededException.
     pub fn limit_exceeded(message: impl Into<String>) -> ApiError {
-        ApiError::new(410, "LimitExceededException", message)
+        ApiError::new("LimitExceededException", message)
     }
 
-    /// 500 InternalFailureException.
+    /// InternalFailureException.
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(500, "InternalFailureException", message)
+        ApiError::new("InternalFailureException", message)
     }
 
     /// 501 NotImplementedException: an operation of the model that has no handler.
     pub fn not_implemented(model: &str, op: &str) -> ApiError {
-        ApiError::new(501, NOT_IMPLEMENTED, format!("Ferrite does not implement {model}:{op} yet."))
+        ApiError::new(NOT_IMPLEMENTED, format!("Ferrite does not implement {model}:{op} yet."))
     }
 
     /// Adds an extra member to the error body.
@@ -83,6 +98,25 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// The status of an error type before a model resolves it: errors that are in no model
+/// (Ferrite's own, the request's transport), and the usual one otherwise.
+pub fn fallback_status(error_type: &str) -> u16 {
+    match error_type {
+        NOT_IMPLEMENTED => 501,
+        CONFLICT => 409,
+        "ResourceNotFoundException" | "UnknownOperationException" | "UnknownServiceException" => 404,
+        "ResourceAlreadyExistsException" | "VersionConflictException" | "DeleteConflictException" => 409,
+        "AccessDeniedException" | "UnrecognizedClientException" => 403,
+        "UnauthorizedException" => 401,
+        "RequestTimeoutException" => 408,
+        "RequestEntityTooLargeException" => 413,
+        "ThrottlingException" | "TooManyRequestsException" => 429,
+        "ServiceUnavailableException" => 503,
+        t if t.starts_with("Internal") || t == "ServiceException" => 500,
+        _ => 400,
+    }
+}
+
 /// The error type of an operation Ferrite does not implement (status 501).
 pub const NOT_IMPLEMENTED: &str = "NotImplementedException";
 
@@ -96,7 +130,7 @@ pub const CONFLICT_RETRIES: usize = 5;
 impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> ApiError {
         if let store::StoreError::State(store::state::StateError::Conflict { kind, key, .. }) = &e {
-            return ApiError::new(409, CONFLICT, format!("The {kind} {key} was changed by another request at the same time; try again."));
+            return ApiError::new(CONFLICT, format!("The {kind} {key} was changed by another request at the same time; try again."));
         }
         tracing::error!(error = %e, "store failure in an API call");
         ApiError::internal("An internal error occurred while writing to the store.")

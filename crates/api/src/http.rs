@@ -84,12 +84,12 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Option<TlsAcceptor
 /// models none) for a request that does not fit the operation's input.
 fn validation_error(model: &awsmodel::Service, e: awsmodel::bind::BindError) -> ApiError {
     // IAM and STS answer constraint violations with the query protocol's ValidationError.
-    let (code, status) = match model.validation_error.and_then(|id| model.shape(id).error) {
-        _ if model.protocol == Protocol::Query => ("ValidationError", 400),
-        Some(e) => (e.code, e.status),
-        None => ("ValidationException", 400),
+    let code = match model.validation_error.and_then(|id| model.shape(id).error) {
+        _ if model.protocol == Protocol::Query => "ValidationError",
+        Some(e) => e.code,
+        None => "ValidationException",
     };
-    ApiError::new(status, code, e.to_string())
+    ApiError::new(code, e.to_string()).resolve(model)
 }
 
 fn request_id() -> String {
@@ -122,7 +122,7 @@ impl Api {
                     return text(StatusCode::OK, "text/plain; version=0.0.4", self.render_metrics());
                 }
                 "/metrics" => {
-                    let e = ApiError::new(403, "AccessDeniedException", "/metrics is served to loopback clients only (api.metrics_from_anywhere)");
+                    let e = ApiError::new("AccessDeniedException", "/metrics is served to loopback clients only (api.metrics_from_anywhere)");
                     let mut r = text(StatusCode::FORBIDDEN, "application/json", e.body().to_string());
                     r.headers_mut().insert("x-amzn-errortype", HeaderValue::from_static(e.error_type));
                     return r;
@@ -218,7 +218,7 @@ impl Api {
         let head = identity::sigv4::Request { method: parts.method.as_str(), path, query, headers: &headers, body: &[] };
         let pending = match identity::sigv4::verify_head(&head, &self.config.region, |k| self.keys.secret(k), SystemTime::now()) {
             Ok(p) => p,
-            Err(e) => return ("unauthenticated", Err(ApiError::new(403, e.aws_type(), e.to_string()))),
+            Err(e) => return ("unauthenticated", Err(ApiError::new(e.aws_type(), e.to_string()).with_status(403))),
         };
         let body = match self.read_body(&parts.headers, incoming).await {
             Ok(b) => b,
@@ -227,10 +227,10 @@ impl Api {
         let signed = identity::sigv4::Request { body: &body, ..head };
         let caller = match pending.finish(&signed) {
             Ok(v) => v,
-            Err(e) => return ("unauthenticated", Err(ApiError::new(403, e.aws_type(), e.to_string()))),
+            Err(e) => return ("unauthenticated", Err(ApiError::new(e.aws_type(), e.to_string()).with_status(403))),
         };
         let Some(router) = self.routers.get(caller.service.as_str()) else {
-            return ("unknown", Err(ApiError::new(404, "UnknownServiceException", format!("Ferrite does not serve {:?}.", caller.service))));
+            return ("unknown", Err(ApiError::new("UnknownServiceException", format!("Ferrite does not serve {:?}.", caller.service))));
         };
         let method = parts.method.as_str();
         let query: Vec<(String, String)> = query
@@ -249,11 +249,11 @@ impl Api {
                 let action = fields.iter().find(|(k, _)| k == "Action").map_or("", |(_, v)| v.as_str());
                 match router.action(action) {
                     Some(m) => m,
-                    None => return ("unknown", Err(ApiError::new(400, "InvalidAction", format!("Could not find operation {action:?}")))),
+                    None => return ("unknown", Err(ApiError::new("InvalidAction", format!("Could not find operation {action:?}")))),
                 }
             }
             Err(Miss::NoRoute) => {
-                let e = ApiError::new(404, "UnknownOperationException", format!("No {} operation answers {method} {path}.", caller.service));
+                let e = ApiError::new("UnknownOperationException", format!("No {} operation answers {method} {path}.", caller.service));
                 return ("unknown", Err(e));
             }
         };
@@ -289,7 +289,8 @@ impl Api {
             caller,
             request_id: id.to_string(),
         };
-        let mut reply = service.call(request).await;
+        // An exception's status is the one the model gives it.
+        let mut reply = service.call(request).await.map_err(|e| e.resolve(model));
         // Debug builds (every test run) hold each answer to the model's output shape.
         if cfg!(debug_assertions)
             && let Ok(crate::ApiResponse { body: Body::Json(v), .. }) = &reply
@@ -308,7 +309,7 @@ impl Api {
     /// the bytes being read before authentication stay within `api.max_pending_body_bytes` (429).
     async fn read_body(&self, headers: &http::HeaderMap, incoming: Incoming) -> Result<Bytes, ApiError> {
         let max = self.config.max_body_bytes;
-        let too_large = || ApiError::new(413, "RequestEntityTooLargeException", format!("The request body exceeds {max} bytes."));
+        let too_large = || ApiError::new("RequestEntityTooLargeException", format!("The request body exceeds {max} bytes."));
         let declared = match headers.get(http::header::CONTENT_LENGTH) {
             None => None,
             Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| ApiError::invalid("Content-Length is not a number"))?),
@@ -326,12 +327,12 @@ impl Api {
                 Ok(p) => Some(p),
                 Err(_) => {
                     tracing::info!(bytes = reserve, "request refused: api.max_pending_body_bytes in use");
-                    return Err(ApiError::new(429, "ThrottlingException", "Too many request bodies are being received; try again."));
+                    return Err(ApiError::new("ThrottlingException", "Too many request bodies are being received; try again."));
                 }
             }
         };
         match tokio::time::timeout(self.config.body_timeout, Limited::new(incoming, max).collect()).await {
-            Err(_) => Err(ApiError::new(408, "RequestTimeoutException", format!("The request body did not arrive within {} s.", self.config.body_timeout.as_secs()))),
+            Err(_) => Err(ApiError::new("RequestTimeoutException", format!("The request body did not arrive within {} s.", self.config.body_timeout.as_secs()))),
             Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
             Ok(Err(e)) => Err(ApiError::invalid(format!("The request body could not be read: {e}"))),
             Ok(Ok(b)) => Ok(b.to_bytes()),

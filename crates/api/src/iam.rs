@@ -159,7 +159,7 @@ pub fn authorize(caller: &Caller, model: &awsmodel::Service, op: &str, params: &
         return Ok(());
     }
     tracing::info!(user = %u.0.name, %action, %resource, "API call denied by IAM policy");
-    Err(ApiError::new(403, "AccessDeniedException", format!("User: {user_arn} is not authorized to perform: {action} on resource: {resource}")))
+    Err(ApiError::new("AccessDeniedException", format!("User: {user_arn} is not authorized to perform: {action} on resource: {resource}")))
 }
 
 /// Who signed with `key`.
@@ -169,7 +169,7 @@ pub fn caller(keys: &Keys, users: &Users, key: &str) -> Result<Caller, ApiError>
         Some(name) => users
             .with_policies(&name)
             .map(Caller::User)
-            .ok_or_else(|| ApiError::new(403, "UnrecognizedClientException", "The security token included in the request is invalid.")),
+            .ok_or_else(|| ApiError::new("UnrecognizedClientException", "The security token included in the request is invalid.")),
     }
 }
 
@@ -251,11 +251,11 @@ impl Sts {
 }
 
 fn field<'a>(f: &'a HashMap<String, String>, name: &str) -> Result<&'a str, ApiError> {
-    f.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| ApiError::new(400, "ValidationError", format!("{name} is required")))
+    f.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| ApiError::new("ValidationError", format!("{name} is required")))
 }
 
 fn no_such(what: &str) -> ApiError {
-    ApiError::new(404, "NoSuchEntity", what.to_string())
+    ApiError::new("NoSuchEntity", what.to_string())
 }
 
 fn store_err(e: StoreError) -> ApiError {
@@ -265,7 +265,7 @@ fn store_err(e: StoreError) -> ApiError {
 /// AWS's rule for user and policy names: 1..=64 (128 for policies) of `\w+=,.@-`.
 fn check_name(kind: &str, v: &str, max: usize) -> Result<(), ApiError> {
     if v.is_empty() || v.len() > max || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b)) {
-        return Err(ApiError::new(400, "ValidationError", format!("{kind} {v:?} must be 1 to {max} letters, digits or _+=,.@-")));
+        return Err(ApiError::new("ValidationError", format!("{kind} {v:?} must be 1 to {max} letters, digits or _+=,.@-")));
     }
     Ok(())
 }
@@ -297,7 +297,7 @@ impl Iam {
                 let name = field(f, "UserName")?;
                 check_name("UserName", name, 64)?;
                 if self.users.load(name).is_some() {
-                    return Err(ApiError::new(409, "EntityAlreadyExists", format!("User with name {name} already exists.")));
+                    return Err(ApiError::new("EntityAlreadyExists", format!("User with name {name} already exists.")));
                 }
                 let id = crate::keys::random_id("AIDA", 16);
                 let u = User { name: name.to_string(), id, created_ms: broker::message::unix_ms(), policies: BTreeMap::new() };
@@ -307,7 +307,7 @@ impl Iam {
             "GetUser" => {
                 let name = match f.get("UserName") {
                     Some(n) => n.clone(),
-                    None => return Err(ApiError::new(400, "ValidationError", "UserName is required (root has no IAM user)")),
+                    None => return Err(ApiError::new("ValidationError", "UserName is required (root has no IAM user)")),
                 };
                 let u = self.user(&name)?;
                 ok(format!("<User>{}</User>", self.user_xml(&u)))
@@ -323,7 +323,7 @@ impl Iam {
             "DeleteUser" => {
                 let u = self.user(field(f, "UserName")?)?;
                 if !u.policies.is_empty() || !self.keys_of(&u.name)?.is_empty() {
-                    return Err(ApiError::new(409, "DeleteConflict", "Cannot delete entity, must delete policies and access keys first."));
+                    return Err(ApiError::new("DeleteConflict", "Cannot delete entity, must delete policies and access keys first."));
                 }
                 self.users.delete(&u.name).map_err(store_err)?;
                 ok(String::new())
@@ -331,7 +331,7 @@ impl Iam {
             "CreateAccessKey" => {
                 let u = self.user(field(f, "UserName")?)?;
                 if self.keys_of(&u.name)?.len() >= MAX_KEYS {
-                    return Err(ApiError::new(409, "LimitExceeded", format!("Cannot exceed quota for AccessKeysPerUser: {MAX_KEYS}")));
+                    return Err(ApiError::new("LimitExceeded", format!("Cannot exceed quota for AccessKeysPerUser: {MAX_KEYS}")));
                 }
                 let k = self.keys.create_for(Some(&u.name), "").map_err(store_err)?;
                 ok(format!(
@@ -367,7 +367,7 @@ impl Iam {
                 } else {
                     let status = field(f, "Status")?;
                     if !matches!(status, "Active" | "Inactive") {
-                        return Err(ApiError::new(400, "ValidationError", format!("Status must be Active or Inactive, not {status:?}")));
+                        return Err(ApiError::new("ValidationError", format!("Status must be Active or Inactive, not {status:?}")));
                     }
                     k.status = status.to_string();
                     self.keys.put(&k).map_err(store_err)?;
@@ -380,11 +380,11 @@ impl Iam {
                 check_name("PolicyName", name, 128)?;
                 let doc = field(f, "PolicyDocument")?;
                 if doc.len() > MAX_POLICY_BYTES {
-                    return Err(ApiError::new(409, "LimitExceeded", format!("The policy document is larger than {MAX_POLICY_BYTES} bytes")));
+                    return Err(ApiError::new("LimitExceeded", format!("The policy document is larger than {MAX_POLICY_BYTES} bytes")));
                 }
-                identity::policy::parse_iam(doc).map_err(|e| ApiError::new(400, "MalformedPolicyDocument", e.0))?;
+                identity::policy::parse_iam(doc).map_err(|e| ApiError::new("MalformedPolicyDocument", e.0))?;
                 if !u.policies.contains_key(name) && u.policies.len() >= MAX_POLICIES {
-                    return Err(ApiError::new(409, "LimitExceeded", format!("Cannot exceed quota for inline policies per user: {MAX_POLICIES}")));
+                    return Err(ApiError::new("LimitExceeded", format!("Cannot exceed quota for inline policies per user: {MAX_POLICIES}")));
                 }
                 u.policies.insert(name.to_string(), doc.to_string());
                 self.users.put(&u).map_err(store_err)?;

@@ -96,7 +96,7 @@ impl IotData {
         }
         if !broker::reserved::may_publish(&topic) || (retain && !broker::reserved::may_retain(&topic)) {
             let what = if retain { "publish a retained message to" } else { "publish to" };
-            return Err(ApiError::new(401, "UnauthorizedException", format!("Clients may not {what} the reserved topic {topic}")));
+            return Err(ApiError::new("UnauthorizedException", format!("Clients may not {what} the reserved topic {topic}")));
         }
         let mut properties = Properties::default();
         if let Some(h) = req.header("x-amz-mqtt5-user-properties") {
@@ -196,7 +196,7 @@ fn shadow_error(r: shadow::Rejection) -> ApiError {
         503 => "ServiceUnavailableException",
         _ => "InternalFailureException",
     };
-    ApiError::new(r.code(), error_type, r.error.to_string())
+    ApiError::new(error_type, r.error.to_string()).with_status(r.code())
 }
 
 impl IotData {

@@ -31,18 +31,18 @@ impl Lambda {
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::new(400, "InvalidParameterValueException", message).with("Type", "User".into())
+    ApiError::new("InvalidParameterValueException", message).with("Type", "User".into())
 }
 
 impl From<FunctionError> for ApiError {
     fn from(e: FunctionError) -> ApiError {
         match e {
             FunctionError::Invalid(m) => invalid(m),
-            FunctionError::NotFound(m) => ApiError::new(404, "ResourceNotFoundException", format!("Function not found: {m}")).with("Type", "User".into()),
-            FunctionError::AlreadyExists(m) => ApiError::new(409, "ResourceConflictException", format!("Function already exist: {m}")).with("Type", "User".into()),
+            FunctionError::NotFound(m) => ApiError::new("ResourceNotFoundException", format!("Function not found: {m}")).with("Type", "User".into()),
+            FunctionError::AlreadyExists(m) => ApiError::new("ResourceConflictException", format!("Function already exist: {m}")).with("Type", "User".into()),
             FunctionError::Store(e) => {
                 tracing::error!(error = %e, "function store failure");
-                ApiError::new(500, "ServiceException", "An internal error occurred.")
+                ApiError::new("ServiceException", "An internal error occurred.")
             }
         }
     }
@@ -53,9 +53,9 @@ impl From<InvokeError> for ApiError {
         match e {
             InvokeError::Function(e) => ApiError::from(e),
             InvokeError::TooManyRequests(m) => {
-                ApiError::new(429, "TooManyRequestsException", format!("Rate Exceeded: {m}")).with("Reason", "ConcurrentInvocationLimitExceeded".into())
+                ApiError::new("TooManyRequestsException", format!("Rate Exceeded: {m}")).with("Reason", "ConcurrentInvocationLimitExceeded".into())
             }
-            InvokeError::NotRunnable(m) => ApiError::new(502, "InvalidRuntimeException", m),
+            InvokeError::NotRunnable(m) => ApiError::new("InvalidRuntimeException", m),
         }
     }
 }
@@ -76,7 +76,7 @@ impl Service for Lambda {
                 Ok(reply) => reply,
                 Err(e) => {
                     tracing::error!(operation = op, error = %e, "functions handler failed");
-                    Err(ApiError::new(500, "ServiceException", "An internal error occurred."))
+                    Err(ApiError::new("ServiceException", "An internal error occurred."))
                 }
             }
         })
@@ -198,7 +198,7 @@ impl Lambda {
         }
         let payload = if req.body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { req.body.clone() };
         if serde_json::from_slice::<Value>(&payload).is_err() {
-            return Err(ApiError::new(400, "InvalidRequestContentException", "Could not parse request body into json").with("Type", "User".into()));
+            return Err(ApiError::new("InvalidRequestContentException", "Could not parse request body into json").with("Type", "User".into()));
         }
         let executed = vec![("x-amz-executed-version".to_string(), "$LATEST".to_string())];
         match req.header("x-amz-invocation-type").unwrap_or("RequestResponse") {

@@ -57,23 +57,23 @@ pub enum AuthzError {
 pub type Result<T> = std::result::Result<T, AuthzError>;
 
 impl AuthzError {
-    /// The HTTP status and AWS error type of this error (registry errors are mapped by the
-    /// caller, which knows them).
-    pub fn aws(&self) -> (u16, &'static str) {
+    /// The AWS error type of this error (its HTTP status is the model's; registry errors are
+    /// mapped by the caller, which knows them).
+    pub fn aws_type(&self) -> &'static str {
         match self {
-            AuthzError::Invalid(_) => (400, "InvalidRequestException"),
-            AuthzError::NotFound(_) => (404, "ResourceNotFoundException"),
-            AuthzError::AlreadyExists { .. } => (409, "ResourceAlreadyExistsException"),
-            AuthzError::CertificateState(_) => (406, "CertificateStateException"),
-            AuthzError::CertificateValidation(_) => (400, "CertificateValidationException"),
-            AuthzError::CertificateConflict(_) => (409, "CertificateConflictException"),
-            AuthzError::RegistrationCodeValidation(_) => (400, "RegistrationCodeValidationException"),
-            AuthzError::DeleteConflict(_) => (409, "DeleteConflictException"),
-            AuthzError::MalformedPolicy(_) => (400, "MalformedPolicyException"),
-            AuthzError::VersionsLimitExceeded(_) => (409, "VersionsLimitExceededException"),
-            AuthzError::LimitExceeded(_) => (410, "LimitExceededException"),
-            AuthzError::InvalidResponse(_) => (400, "InvalidResponseException"),
-            AuthzError::Corrupt { .. } | AuthzError::Internal(_) | AuthzError::Store(_) | AuthzError::Registry(_) => (500, "InternalFailureException"),
+            AuthzError::Invalid(_) => "InvalidRequestException",
+            AuthzError::NotFound(_) => "ResourceNotFoundException",
+            AuthzError::AlreadyExists { .. } => "ResourceAlreadyExistsException",
+            AuthzError::CertificateState(_) => "CertificateStateException",
+            AuthzError::CertificateValidation(_) => "CertificateValidationException",
+            AuthzError::CertificateConflict(_) => "CertificateConflictException",
+            AuthzError::RegistrationCodeValidation(_) => "RegistrationCodeValidationException",
+            AuthzError::DeleteConflict(_) => "DeleteConflictException",
+            AuthzError::MalformedPolicy(_) => "MalformedPolicyException",
+            AuthzError::VersionsLimitExceeded(_) => "VersionsLimitExceededException",
+            AuthzError::LimitExceeded(_) => "LimitExceededException",
+            AuthzError::InvalidResponse(_) => "InvalidResponseException",
+            AuthzError::Corrupt { .. } | AuthzError::Internal(_) | AuthzError::Store(_) | AuthzError::Registry(_) => "InternalFailureException",
         }
     }
 }

@@ -195,6 +195,11 @@ impl Service {
         &self.shapes[id as usize]
     }
 
+    /// The HTTP status of the exception whose code on the wire is `code`.
+    pub fn error_status(&self, code: &str) -> Option<u16> {
+        self.shapes.iter().find_map(|s| s.error.filter(|e| e.code == code).map(|e| e.status))
+    }
+
     /// An operation by name.
     pub fn operation(&self, name: &str) -> Option<&Operation> {
         self.operations.iter().find(|o| o.name == name)

@@ -207,10 +207,7 @@ impl From<authz::AuthzError> for ApiError {
                 tracing::error!(error = %e, "certificate or policy operation failed");
                 ApiError::internal("An internal error occurred.")
             }
-            e => {
-                let (status, ty) = e.aws();
-                ApiError::new(status, ty, e.to_string())
-            }
+            e => ApiError::new(e.aws_type(), e.to_string()),
         }
     }
 }
@@ -442,6 +439,11 @@ mod tests {
         }
     }
 
+    /// An error with the status the iot model gives it, as the HTTP layer answers it.
+    fn error_of(reply: Reply) -> ApiError {
+        reply.unwrap_err().resolve(awsmodel::service("iot").unwrap())
+    }
+
     fn json_of(reply: Reply) -> Value {
         match reply.unwrap().body {
             crate::Body::Json(v) => v,
@@ -459,16 +461,16 @@ mod tests {
         assert_eq!(d["version"], 1);
         assert_eq!(d["thingId"], created["thingId"]);
         assert!(d.get("thingTypeName").is_none());
-        let e = f.inner.handle(&request("CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"2"}}}"#)).unwrap_err();
+        let e = error_of(f.inner.handle(&request("CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"2"}}}"#)));
         assert_eq!((e.status, e.error_type), (409, "ResourceAlreadyExistsException"));
         assert_eq!(e.body()["resourceArn"], created["thingArn"]);
         assert_eq!(e.body()["resourceId"], created["thingId"]);
-        let e = f.inner.handle(&request("DescribeThing", &[("thingName", "nope")], &[], "")).unwrap_err();
+        let e = error_of(f.inner.handle(&request("DescribeThing", &[("thingName", "nope")], &[], "")));
         assert_eq!((e.status, e.error_type), (404, "ResourceNotFoundException"));
-        let e = f.inner.handle(&request("UpdateThing", &[("thingName", "t1")], &[], r#"{"expectedVersion":"one"}"#)).unwrap_err();
+        let e = error_of(f.inner.handle(&request("UpdateThing", &[("thingName", "t1")], &[], r#"{"expectedVersion":"one"}"#)));
         assert_eq!(e.status, 400);
         assert!(e.message.contains("expectedVersion"), "{}", e.message);
-        let e = f.inner.handle(&request("CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#)).unwrap_err();
+        let e = error_of(f.inner.handle(&request("CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#)));
         assert!(e.message.contains("attributePayload.attributes"), "{}", e.message);
     }
 
@@ -480,12 +482,12 @@ mod tests {
         assert_eq!(made["authorizerArn"], "arn:aws:iot:us-east-1:123456789012:authorizer/a1");
         let d = json_of(f.inner.handle(&request("DescribeAuthorizer", &[("authorizerName", "a1")], &[], "")));
         assert_eq!((d["authorizerDescription"]["status"].as_str(), d["authorizerDescription"]["signingDisabled"].as_bool()), (Some("ACTIVE"), Some(true)));
-        let e = f.inner.handle(&request("DeleteAuthorizer", &[("authorizerName", "a1")], &[], "")).unwrap_err();
+        let e = error_of(f.inner.handle(&request("DeleteAuthorizer", &[("authorizerName", "a1")], &[], "")));
         assert_eq!((e.status, e.error_type), (409, "DeleteConflictException"));
-        let e = f.inner.handle(&request("DescribeDefaultAuthorizer", &[], &[], "")).unwrap_err();
+        let e = error_of(f.inner.handle(&request("DescribeDefaultAuthorizer", &[], &[], "")));
         assert_eq!(e.error_type, "ResourceNotFoundException");
         // No functions wired in: the invocation fails inside the service.
-        let e = tokio::task::block_in_place(|| f.inner.handle(&request("TestInvokeAuthorizer", &[("authorizerName", "a1")], &[], r#"{"token":"t"}"#))).unwrap_err();
+        let e = error_of(tokio::task::block_in_place(|| f.inner.handle(&request("TestInvokeAuthorizer", &[("authorizerName", "a1")], &[], r#"{"token":"t"}"#))));
         assert_eq!(e.status, 500);
         let list = json_of(f.inner.handle(&request("ListAuthorizers", &[], &[], "")));
         assert_eq!(list["authorizers"][0]["authorizerName"], "a1");
@@ -494,16 +496,16 @@ mod tests {
     #[test]
     fn certificate_and_policy_errors_have_aws_types_and_statuses() {
         let f = fixture("authz");
-        let e = f.inner.handle(&request("CreatePolicy", &[("policyName", "p")], &[], r#"{"policyDocument":"nope"}"#)).unwrap_err();
+        let e = error_of(f.inner.handle(&request("CreatePolicy", &[("policyName", "p")], &[], r#"{"policyDocument":"nope"}"#)));
         assert_eq!((e.status, e.error_type), (400, "MalformedPolicyException"));
         let c = json_of(f.inner.handle(&request("CreateKeysAndCertificate", &[], &[("setAsActive", "true")], "")));
         let id = c["certificateId"].as_str().unwrap();
         assert!(c["keyPair"]["PrivateKey"].as_str().unwrap().contains("RSA PRIVATE KEY"));
-        let e = f.inner.handle(&request("DeleteCertificate", &[("certificateId", id)], &[], "")).unwrap_err();
+        let e = error_of(f.inner.handle(&request("DeleteCertificate", &[("certificateId", id)], &[], "")));
         assert_eq!((e.status, e.error_type), (406, "CertificateStateException"));
         let listed = json_of(f.inner.handle(&request("ListCertificates", &[], &[("pageSize", "1")], "")));
         assert_eq!(listed["certificates"][0]["status"], "ACTIVE");
-        let e = f.inner.handle(&request("AttachPolicy", &[("policyName", "p")], &[], &format!(r#"{{"target":"{}"}}"#, c["certificateArn"].as_str().unwrap()))).unwrap_err();
+        let e = error_of(f.inner.handle(&request("AttachPolicy", &[("policyName", "p")], &[], &format!(r#"{{"target":"{}"}}"#, c["certificateArn"].as_str().unwrap()))));
         assert_eq!((e.status, e.error_type), (404, "ResourceNotFoundException"));
     }
 
@@ -520,7 +522,7 @@ mod tests {
         let names: Vec<&str> = rest["things"].as_array().unwrap().iter().map(|t| t["thingName"].as_str().unwrap()).collect();
         assert_eq!(names, ["t3", "t4"]);
         assert!(rest.get("nextToken").is_none());
-        let e = f.inner.handle(&request("ListThings", &[], &[("maxResults", "0")], "")).unwrap_err();
+        let e = error_of(f.inner.handle(&request("ListThings", &[], &[("maxResults", "0")], "")));
         assert_eq!(e.error_type, "InvalidRequestException");
     }
 
@@ -533,7 +535,7 @@ mod tests {
         assert_eq!(d["eventConfigurations"]["THING"]["Enabled"], false);
         let e = json_of(f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Data-ATS")], "")));
         assert_eq!(e["endpointAddress"], "iot.example.com");
-        let e = f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Other")], "")).unwrap_err();
+        let e = error_of(f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Other")], "")));
         assert_eq!(e.error_type, "InvalidRequestException");
     }
 }

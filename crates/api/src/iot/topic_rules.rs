@@ -36,13 +36,13 @@ pub(super) const OPS: &[&str] = &[
 impl From<RulesError> for ApiError {
     fn from(e: RulesError) -> ApiError {
         match e {
-            RulesError::SqlParse(m) => ApiError::new(400, "SqlParseException", m),
+            RulesError::SqlParse(m) => ApiError::new("SqlParseException", m),
             RulesError::Invalid(m) => ApiError::invalid(m),
-            RulesError::NotFound(m) => ApiError::new(401, "UnauthorizedException", m),
-            RulesError::AlreadyExists { message, arn } => ApiError::new(409, "ResourceAlreadyExistsException", message).with("resourceArn", arn.into()),
+            RulesError::NotFound(m) => ApiError::new("UnauthorizedException", m),
+            RulesError::AlreadyExists { message, arn } => ApiError::new("ResourceAlreadyExistsException", message).with("resourceArn", arn.into()),
             e @ (RulesError::Store(_) | RulesError::Corrupt { .. }) => {
                 tracing::error!(error = %e, "rules operation failed");
-                ApiError::new(500, "InternalException", "An internal error occurred.")
+                ApiError::new("InternalException", "An internal error occurred.")
             }
         }
     }
@@ -69,14 +69,14 @@ impl Iot {
         let rules = self.rules.clone();
         Box::pin(async move {
             let Some(rules) = rules else {
-                return Err(ApiError::new(503, "ServiceUnavailableException", "The rules engine is not running."));
+                return Err(ApiError::new("ServiceUnavailableException", "The rules engine is not running."));
             };
             let op = req.op;
             match tokio::task::spawn_blocking(move || handle(&rules, &req)).await {
                 Ok(reply) => reply,
                 Err(e) => {
                     tracing::error!(operation = op, error = %e, "rules handler failed");
-                    Err(ApiError::new(500, "InternalException", "An internal error occurred."))
+                    Err(ApiError::new("InternalException", "An internal error occurred."))
                 }
             }
         })
