@@ -280,11 +280,8 @@ impl Api {
         let request = ApiRequest {
             op,
             model,
-            input,
-            method: method.to_string(),
+            members: input,
             params,
-            query,
-            headers,
             body,
             caller,
             request_id: id.to_string(),

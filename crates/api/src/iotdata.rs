@@ -81,12 +81,13 @@ fn topic_name(t: &str) -> Result<MqttStr, ApiError> {
 
 impl IotData {
     async fn publish(&self, req: ApiRequest) -> Reply {
-        let topic = topic_name(req.param("topic")?)?;
-        let qos = match req.query_int("qos", 0, 0, 1)? {
+        let i = req.input();
+        let topic = topic_name(i.required("topic")?)?;
+        let qos = match i.int_in("qos", 0, 0, 1)? {
             0 => QoS::AtMostOnce,
             _ => QoS::AtLeastOnce,
         };
-        let retain = req.query_bool("retain", false)?;
+        let retain = i.bool("retain")?;
         let limits = &self.broker.inner().config;
         if !limits.topic_within_limits(&topic) {
             return Err(ApiError::invalid(format!(
@@ -99,10 +100,10 @@ impl IotData {
             return Err(ApiError::new("UnauthorizedException", format!("Clients may not {what} the reserved topic {topic}")));
         }
         let mut properties = Properties::default();
-        if let Some(h) = req.header("x-amz-mqtt5-user-properties") {
+        if let Some(h) = i.text("userProperties")? {
             properties.user_properties = parse_user_properties(h)?;
         }
-        properties.payload_format_indicator = match req.header("x-amz-mqtt5-payload-format-indicator") {
+        properties.payload_format_indicator = match i.text("payloadFormatIndicator")? {
             None | Some("UNSPECIFIED_BYTES") => None,
             Some("UTF8_DATA") => {
                 if std::str::from_utf8(&req.body).is_err() {
@@ -112,16 +113,16 @@ impl IotData {
             }
             Some(v) => return Err(ApiError::invalid(format!("payloadFormatIndicator must be UNSPECIFIED_BYTES or UTF8_DATA, not {v:?}"))),
         };
-        if let Some(c) = req.header("x-amz-mqtt5-correlation-data") {
+        if let Some(c) = i.text("correlationData")? {
             let data = B64.decode(c.trim()).map_err(|_| ApiError::invalid("correlationData must be base64"))?;
             properties.correlation_data = Some(Bytes::from(data));
         }
-        properties.content_type = req.query("contentType").map(str::to_string);
-        if let Some(t) = req.query("responseTopic") {
+        properties.content_type = i.str("contentType")?;
+        if let Some(t) = i.text("responseTopic")? {
             topic_name(t)?;
             properties.response_topic = Some(t.to_string());
         }
-        let expiry = req.query_int("messageExpiry", 0, 0, u32::MAX as i64)?;
+        let expiry = i.int_in("messageExpiry", 0, 0, u32::MAX as i64)?;
         properties.message_expiry_interval = (expiry > 0).then_some(expiry as u32);
         let publish = mqtt::Publish { qos, retain, topic, properties, payload: req.body.clone(), ..Default::default() };
         let msg = Message::from_publish(publish, None, Instant::now());
@@ -130,7 +131,7 @@ impl IotData {
     }
 
     fn get_retained(&self, req: &ApiRequest) -> Reply {
-        let topic = req.param("topic")?;
+        let topic = req.input().required("topic")?;
         let m = self
             .broker
             .inner()
@@ -151,8 +152,8 @@ impl IotData {
     }
 
     fn list_retained(&self, req: &ApiRequest) -> Reply {
-        let size = req.query_int("maxResults", 200, 1, 200)? as usize;
-        let after = match req.query("nextToken") {
+        let size = req.input().int_in("maxResults", 200, 1, 200)? as usize;
+        let after = match req.input().text("nextToken")? {
             Some(t) => Some(awsmodel::route::decode(t).filter(|_| !t.is_empty()).ok_or_else(|| ApiError::invalid("nextToken is not valid"))?),
             None => None,
         };
@@ -171,9 +172,9 @@ impl IotData {
     }
 
     fn delete_connection(&self, req: &ApiRequest) -> Reply {
-        let client_id = req.param("clientId")?;
-        let clean = req.query_bool("cleanSession", false)?;
-        let prevent_will = req.query_bool("preventWillMessage", false)?;
+        let client_id = req.input().required("clientId")?;
+        let clean = req.input().bool("cleanSession")?;
+        let prevent_will = req.input().bool("preventWillMessage")?;
         if !self.broker.disconnect_client(client_id, clean, prevent_will) {
             return Err(ApiError::not_found(format!("No connection with client ID {client_id}.")));
         }
@@ -201,15 +202,15 @@ fn shadow_error(r: shadow::Rejection) -> ApiError {
 
 impl IotData {
     async fn shadow(&self, req: &ApiRequest, op: Op) -> Reply {
-        let id = ShadowId { thing: req.param("thingName")?.to_string(), name: req.query("name").unwrap_or("").to_string() };
+        let id = ShadowId { thing: req.input().required("thingName")?.to_string(), name: req.input().text("shadowName")?.unwrap_or("").to_string() };
         let doc = self.shadows.http(&id, op, &req.body).await.map_err(shadow_error)?;
         Ok(ApiResponse { status: 200, body: Body::Bytes { content_type: "application/json", data: Bytes::from(doc.to_string()) }, headers: Vec::new() })
     }
 
     fn list_named_shadows(&self, req: &ApiRequest) -> Reply {
-        let thing = req.param("thingName")?;
-        let size = req.query_int("pageSize", 25, 1, 100)? as usize;
-        let after = req.query("nextToken").filter(|t| !t.is_empty());
+        let thing = req.input().required("thingName")?;
+        let size = req.input().int_in("pageSize", 25, 1, 100)? as usize;
+        let after = req.input().text("nextToken")?.filter(|t| !t.is_empty());
         let (names, more) = self.shadows.named(thing, after, size).map_err(|e| ApiError::internal(e.to_string()))?;
         let mut out = json!({ "results": names, "timestamp": shadow_service::timestamp() });
         if more && let Some(last) = names.last() {

@@ -16,7 +16,7 @@ use crate::service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Service};
 use crate::{ApiError, pagination};
 use bytes::Bytes;
 use functions::{Function, FunctionError, Functions, InvokeError, Mode, NewFunction};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// The Lambda-compatible functions service.
@@ -106,49 +106,35 @@ fn configuration(functions: &Functions, f: &Function) -> Value {
     })
 }
 
-fn get_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(invalid(format!("{key} must be a string"))),
-    }
-}
-
 fn create(functions: &Functions, req: &ApiRequest) -> Reply {
-    let Value::Object(body) = req.json()? else { return Err(invalid("the request body must be a JSON object")) };
-    let name = get_str(&body, "FunctionName")?.ok_or_else(|| invalid("FunctionName is required"))?;
-    let role = get_str(&body, "Role")?.ok_or_else(|| invalid("Role is required"))?;
-    let Some(Value::Object(code)) = body.get("Code") else { return Err(invalid("Code is required")) };
-    if ["ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion"].iter().any(|k| code.contains_key(*k)) {
+    let body = req.input();
+    let name = body.required("FunctionName")?;
+    let role = body.required("Role")?;
+    let code = body.obj("Code")?.ok_or_else(|| invalid("Code is required"))?;
+    if code.keys().any(|k| ["ZipFile", "S3Bucket", "S3Key", "S3ObjectVersion"].contains(&k)) {
         return Err(invalid(
             "Ferrite functions are webhooks or local commands: give Code.ImageUri as an http(s):// URL or a file:///absolute/path to a program",
         ));
     }
-    let location = get_str(code, "ImageUri")?.ok_or_else(|| invalid("Code.ImageUri is required (an http(s):// URL or a file:/// path)"))?;
-    if let Some(Value::Object(env)) = body.get("Environment")
+    let location = code.text("ImageUri")?.ok_or_else(|| invalid("Code.ImageUri is required (an http(s):// URL or a file:/// path)"))?;
+    if let Some(Value::Object(env)) = body.value("Environment")
         && env.get("Variables").and_then(Value::as_object).is_some_and(|v| !v.is_empty())
     {
         return Err(invalid("Ferrite functions take no environment variables: commands run with a clean environment"));
     }
-    if body.get("Layers").and_then(Value::as_array).is_some_and(|l| !l.is_empty()) {
+    if body.value("Layers").and_then(Value::as_array).is_some_and(|l| !l.is_empty()) {
         return Err(invalid("Ferrite functions have no layers"));
     }
-    let timeout_secs = match body.get("Timeout") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().and_then(|t| u32::try_from(t).ok()).ok_or_else(|| invalid("Timeout must be a number of seconds"))?),
-    };
-    let tags = match body.get("Tags") {
-        Some(Value::Object(t)) => t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect(),
-        _ => Default::default(),
-    };
+    let timeout_secs = body.i64("Timeout")?.map(|t| u32::try_from(t).map_err(|_| invalid("Timeout must be a number of seconds"))).transpose()?;
+    let tags = body.str_map("Tags")?.unwrap_or_default().into_iter().collect();
     let f = functions.create(NewFunction {
         name: functions::resolve_name(name)?,
         location: location.to_string(),
-        description: get_str(&body, "Description")?.unwrap_or_default().to_string(),
+        description: body.str("Description")?.unwrap_or_default(),
         timeout_secs,
         role: role.to_string(),
-        runtime: get_str(&body, "Runtime")?.unwrap_or_default().to_string(),
-        handler: get_str(&body, "Handler")?.unwrap_or_default().to_string(),
+        runtime: body.str("Runtime")?.unwrap_or_default(),
+        handler: body.str("Handler")?.unwrap_or_default(),
         tags,
     })?;
     Ok(ApiResponse { status: 201, body: Body::Json(configuration(functions, &f)), headers: Vec::new() })
@@ -158,7 +144,7 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
     match req.op {
         "CreateFunction" => create(functions, req),
         "GetFunction" => {
-            let f = functions.get(req.param("FunctionName")?)?;
+            let f = functions.get(req.input().required("FunctionName")?)?;
             ApiResponse::json(json!({
                 "Configuration": configuration(functions, &f),
                 "Code": {"RepositoryType": "Ferrite", "Location": f.target.location()},
@@ -166,13 +152,13 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
             }))
         }
         "GetFunctionConfiguration" => {
-            let f = functions.get(req.param("FunctionName")?)?;
+            let f = functions.get(req.input().required("FunctionName")?)?;
             ApiResponse::json(configuration(functions, &f))
         }
         "ListFunctions" => {
-            let size = req.query_int("MaxItems", 50, 1, 10_000)? as usize;
+            let size = req.input().int_in("MaxItems", 50, 1, 10_000)? as usize;
             let all = functions.list()?;
-            let (page, next) = pagination::page(all, |f| f.name.as_str(), req.query("Marker"), size)?;
+            let (page, next) = pagination::page(all, |f| f.name.as_str(), req.input().text("Marker")?, size)?;
             let mut out = json!({ "Functions": page.iter().map(|f| configuration(functions, f)).collect::<Vec<_>>() });
             if let Some(n) = next {
                 out["NextMarker"] = json!(n);
@@ -180,10 +166,10 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
             ApiResponse::json(out)
         }
         "DeleteFunction" => {
-            if req.query("Qualifier").is_some_and(|q| q != "$LATEST") {
+            if req.input().text("Qualifier")?.is_some_and(|q| q != "$LATEST") {
                 return Err(invalid("Ferrite functions have no versions or aliases"));
             }
-            functions.delete(req.param("FunctionName")?)?;
+            functions.delete(req.input().required("FunctionName")?)?;
             Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
         }
         op => Err(ApiError::not_implemented("lambda", op)),
@@ -192,8 +178,8 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
 
 impl Lambda {
     async fn invoke(&self, req: ApiRequest) -> Reply {
-        let mut name = req.param("FunctionName")?.to_string();
-        if let Some(q) = req.query("Qualifier") {
+        let mut name = req.input().required("FunctionName")?.to_string();
+        if let Some(q) = req.input().text("Qualifier")? {
             name = format!("{name}:{q}");
         }
         let payload = if req.body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { req.body.clone() };
@@ -201,7 +187,7 @@ impl Lambda {
             return Err(ApiError::new("InvalidRequestContentException", "Could not parse request body into json").with("Type", "User".into()));
         }
         let executed = vec![("x-amz-executed-version".to_string(), "$LATEST".to_string())];
-        match req.header("x-amz-invocation-type").unwrap_or("RequestResponse") {
+        match req.input().text("InvocationType")?.unwrap_or("RequestResponse") {
             "RequestResponse" => {
                 let out = self.functions.invoke(&name, payload, Mode::RequestResponse).await?;
                 let mut headers = executed;

@@ -10,6 +10,7 @@
 
 mod error;
 mod http;
+mod input;
 pub mod iam;
 pub mod iot;
 pub mod iotdata;
@@ -21,6 +22,7 @@ pub mod service;
 
 pub use error::ApiError;
 pub use http::serve;
+pub use input::Input;
 pub use keys::{AccessKey, Keys};
 pub use metrics::{ApiMetrics, MetricsSource};
 pub use service::{ApiRequest, ApiResponse, Body, BoxReply, Reply, Service};

@@ -3,7 +3,7 @@
 //! shape; a failing function is InvalidResponseException).
 
 use super::certificates::{marker_paging, with_marker};
-use super::{Inner, Input, done, secs};
+use super::{Inner, done, secs};
 use crate::ApiError;
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use authz::{AuthRequest, Authorizer, AuthorizerUpdate, MqttContext, NewAuthorizer};
@@ -34,10 +34,10 @@ impl Inner {
     }
 
     pub(super) fn create_authorizer(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
-        let has = |k: &str| body.keys().iter().any(|x| x == k);
+        let body = req.input();
+        let has = |k: &str| body.keys().any(|x| x == k);
         let a = self.authz.create_authorizer(NewAuthorizer {
-            name: req.param("authorizerName")?.to_string(),
+            name: req.input().required("authorizerName")?.to_string(),
             function_arn: body.str("authorizerFunctionArn")?.ok_or_else(|| ApiError::invalid("authorizerFunctionArn is required"))?,
             token_key_name: body.str("tokenKeyName")?,
             token_signing_public_keys: body.str_map("tokenSigningPublicKeys")?,
@@ -50,22 +50,22 @@ impl Inner {
     }
 
     pub(super) fn describe_authorizer(&self, req: &ApiRequest) -> Reply {
-        let a = self.authz.describe_authorizer(req.param("authorizerName")?)?;
+        let a = self.authz.describe_authorizer(req.input().required("authorizerName")?)?;
         ApiResponse::json(self.authorizer_description(&a))
     }
 
     pub(super) fn list_authorizers(&self, req: &ApiRequest) -> Reply {
         let (after, size, ascending) = marker_paging(req)?;
-        let page = self.authz.list_authorizers(req.query("status"), ascending, after.as_deref(), size)?;
+        let page = self.authz.list_authorizers(req.input().text("status")?, ascending, after.as_deref(), size)?;
         let items: Vec<Value> = page.items.iter().map(|a| self.authorizer_ref(a)).collect();
         ApiResponse::json(with_marker(json!({ "authorizers": items }), &page))
     }
 
     pub(super) fn update_authorizer(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
-        let has = |k: &str| body.keys().iter().any(|x| x == k);
+        let body = req.input();
+        let has = |k: &str| body.keys().any(|x| x == k);
         let a = self.authz.update_authorizer(AuthorizerUpdate {
-            name: req.param("authorizerName")?.to_string(),
+            name: req.input().required("authorizerName")?.to_string(),
             function_arn: body.str("authorizerFunctionArn")?,
             token_key_name: body.str("tokenKeyName")?,
             token_signing_public_keys: body.str_map("tokenSigningPublicKeys")?,
@@ -76,12 +76,12 @@ impl Inner {
     }
 
     pub(super) fn delete_authorizer(&self, req: &ApiRequest) -> Reply {
-        self.authz.delete_authorizer(req.param("authorizerName")?)?;
+        self.authz.delete_authorizer(req.input().required("authorizerName")?)?;
         done()
     }
 
     pub(super) fn set_default_authorizer(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let name = body.str("authorizerName")?.ok_or_else(|| ApiError::invalid("authorizerName is required"))?;
         let a = self.authz.set_default_authorizer(&name)?;
         ApiResponse::json(self.authorizer_ref(&a))
@@ -99,7 +99,7 @@ impl Inner {
 
     /// Runs on the blocking pool: waits for the function on the runtime.
     pub(super) fn test_invoke_authorizer(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let mut r = AuthRequest { token: body.str("token")?, token_signature: body.str("tokenSignature")?, ..Default::default() };
         if let Some(m) = body.obj("mqttContext")? {
             let password = match m.str("password")? {
@@ -114,7 +114,7 @@ impl Inner {
         if let Some(h) = body.obj("httpContext")? {
             r.http = Some((h.str_map("headers")?.unwrap_or_default(), h.str("queryString")?));
         }
-        let name = req.param("authorizerName")?;
+        let name = req.input().required("authorizerName")?;
         let handle = tokio::runtime::Handle::try_current().map_err(|_| ApiError::internal("no runtime"))?;
         let ans = handle.block_on(self.authz.test_invoke_authorizer(name, &r))?;
         let mut out = json!({

@@ -2,14 +2,14 @@
 //! DeleteBillingGroup, ListBillingGroups, AddThingToBillingGroup, RemoveThingFromBillingGroup,
 //! ListThingsInBillingGroup.
 
-use super::{Inner, Input, done, expected_version, paging, secs, with_token};
+use super::{Inner, done, expected_version, paging, secs, with_token};
 use crate::ApiError;
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use registry::{NameOrArn, NewBillingGroup, ResourceKind};
 use serde_json::{Value, json};
 
 fn group_and_thing(req: &ApiRequest) -> Result<(NameOrArn, NameOrArn), ApiError> {
-    let body = Input::body(req)?;
+    let body = req.input();
     let group = NameOrArn { name: body.str("billingGroupName")?, arn: body.str("billingGroupArn")? };
     let thing = NameOrArn { name: body.str("thingName")?, arn: body.str("thingArn")? };
     Ok((group, thing))
@@ -21,18 +21,18 @@ impl Inner {
     }
 
     pub(super) fn create_billing_group(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let description = match body.obj("billingGroupProperties")? {
             Some(p) => p.str("billingGroupDescription")?,
             None => None,
         };
         let b =
-            self.registry.create_billing_group(NewBillingGroup { name: req.param("billingGroupName")?.to_string(), description, tags: body.tags("tags")? })?;
+            self.registry.create_billing_group(NewBillingGroup { name: req.input().required("billingGroupName")?.to_string(), description, tags: body.tags("tags")? })?;
         ApiResponse::json(json!({"billingGroupName": b.name, "billingGroupArn": self.billing_arn(&b.name), "billingGroupId": b.id}))
     }
 
     pub(super) fn describe_billing_group(&self, req: &ApiRequest) -> Reply {
-        let b = self.registry.describe_billing_group(req.param("billingGroupName")?)?;
+        let b = self.registry.describe_billing_group(req.input().required("billingGroupName")?)?;
         let mut props = json!({});
         if let Some(d) = &b.description {
             props["billingGroupDescription"] = json!(d);
@@ -48,20 +48,20 @@ impl Inner {
     }
 
     pub(super) fn update_billing_group(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let props = body.obj("billingGroupProperties")?.ok_or_else(|| ApiError::invalid("billingGroupProperties is required"))?;
-        let b = self.registry.update_billing_group(req.param("billingGroupName")?, props.str("billingGroupDescription")?, body.i64("expectedVersion")?)?;
+        let b = self.registry.update_billing_group(req.input().required("billingGroupName")?, props.str("billingGroupDescription")?, body.i64("expectedVersion")?)?;
         ApiResponse::json(json!({ "version": b.version }))
     }
 
     pub(super) fn delete_billing_group(&self, req: &ApiRequest) -> Reply {
-        self.registry.delete_billing_group(req.param("billingGroupName")?, expected_version(req)?)?;
+        self.registry.delete_billing_group(req.input().required("billingGroupName")?, expected_version(req)?)?;
         done()
     }
 
     pub(super) fn list_billing_groups(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
-        let page = self.registry.list_billing_groups(req.query("namePrefixFilter"), after.as_deref(), limit)?;
+        let page = self.registry.list_billing_groups(req.input().text("namePrefixFilter")?, after.as_deref(), limit)?;
         let groups: Vec<Value> = page.items.iter().map(|b| json!({"groupName": b.name, "groupArn": self.billing_arn(&b.name)})).collect();
         ApiResponse::json(with_token(json!({ "billingGroups": groups }), &page, |b| b.name.as_str()))
     }
@@ -80,7 +80,7 @@ impl Inner {
 
     pub(super) fn list_things_in_billing_group(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
-        let page = self.registry.list_things_in_billing_group(req.param("billingGroupName")?, after.as_deref(), limit)?;
+        let page = self.registry.list_things_in_billing_group(req.input().required("billingGroupName")?, after.as_deref(), limit)?;
         ApiResponse::json(with_token(json!({ "things": page.items }), &page, String::as_str))
     }
 }

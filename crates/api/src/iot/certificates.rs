@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 
 /// `pageSize`, `marker` and `isAscendingOrder` of the certificate and policy lists.
 pub(crate) fn marker_paging(req: &ApiRequest) -> Result<(Option<String>, usize, bool), ApiError> {
-    let size = req.query_int("pageSize", 250, 1, 250)? as usize;
-    let after = pagination::after(req.query("marker"))?;
-    Ok((after, size, req.query_bool("isAscendingOrder", false)?))
+    let size = req.input().int_in("pageSize", 250, 1, 250)? as usize;
+    let after = pagination::after(req.input().text("marker")?)?;
+    Ok((after, size, req.input().bool("ascendingOrder")?))
 }
 
 /// Adds `nextMarker` when more items follow.
@@ -43,37 +43,37 @@ impl Inner {
     }
 
     pub(super) fn create_keys_and_certificate(&self, req: &ApiRequest) -> Reply {
-        let created = self.authz.create_keys_and_certificate(req.query_bool("setAsActive", false)?)?;
+        let created = self.authz.create_keys_and_certificate(req.input().bool("setAsActive")?)?;
         let mut v = self.created(&created.certificate);
         v["keyPair"] = json!({ "PublicKey": created.keys.public_key, "PrivateKey": created.keys.private_key });
         ApiResponse::json(v)
     }
 
     pub(super) fn create_certificate_from_csr(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let csr = required(&body, "certificateSigningRequest")?;
-        let c = self.authz.create_certificate_from_csr(&csr, req.query_bool("setAsActive", false)?)?;
+        let c = self.authz.create_certificate_from_csr(&csr, req.input().bool("setAsActive")?)?;
         ApiResponse::json(self.created(&c))
     }
 
     pub(super) fn register_certificate(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let pem = required(&body, "certificatePem")?;
         let ca = body.str("caCertificatePem")?;
-        let set_as_active = req.query_bool("setAsActive", false)? || body.bool("setAsActive")?;
+        let set_as_active = req.input().bool("setAsActive")? || body.bool("setAsActive")?;
         let c = self.authz.register_certificate(&pem, ca.as_deref(), set_as_active, body.str("status")?.as_deref())?;
         ApiResponse::json(json!({ "certificateArn": self.authz.cert_arn(&c.id), "certificateId": c.id }))
     }
 
     pub(super) fn register_certificate_without_ca(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let pem = required(&body, "certificatePem")?;
         let c = self.authz.register_certificate_without_ca(&pem, body.str("status")?.as_deref())?;
         ApiResponse::json(json!({ "certificateArn": self.authz.cert_arn(&c.id), "certificateId": c.id }))
     }
 
     pub(super) fn describe_certificate(&self, req: &ApiRequest) -> Reply {
-        let c = self.authz.describe_certificate(req.param("certificateId")?)?;
+        let c = self.authz.describe_certificate(req.input().required("certificateId")?)?;
         let mut d = json!({
             "certificateArn": self.authz.cert_arn(&c.id),
             "certificateId": c.id,
@@ -96,20 +96,20 @@ impl Inner {
 
     pub(super) fn list_certificates(&self, req: &ApiRequest, by_ca: bool) -> Reply {
         let (after, size, ascending) = marker_paging(req)?;
-        let ca = if by_ca { Some(req.param("caCertificateId")?) } else { None };
+        let ca = if by_ca { Some(req.input().required("caCertificateId")?) } else { None };
         let page = self.authz.list_certificates(ca, ascending, after.as_deref(), size)?;
         let items: Vec<Value> = page.items.iter().map(|c| self.cert_summary(c)).collect();
         ApiResponse::json(with_marker(json!({ "certificates": items }), &page))
     }
 
     pub(super) fn update_certificate(&self, req: &ApiRequest) -> Reply {
-        let status = req.query("newStatus").ok_or_else(|| ApiError::invalid("newStatus is required"))?;
-        self.authz.update_certificate(req.param("certificateId")?, status)?;
+        let status = req.input().text("newStatus")?.ok_or_else(|| ApiError::invalid("newStatus is required"))?;
+        self.authz.update_certificate(req.input().required("certificateId")?, status)?;
         done()
     }
 
     pub(super) fn delete_certificate(&self, req: &ApiRequest) -> Reply {
-        self.authz.delete_certificate(req.param("certificateId")?, req.query_bool("forceDelete", false)?)?;
+        self.authz.delete_certificate(req.input().required("certificateId")?, req.input().bool("forceDelete")?)?;
         done()
     }
 
@@ -123,13 +123,13 @@ impl Inner {
     }
 
     pub(super) fn register_ca_certificate(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let new = authz::NewCa {
             ca_pem: required(&body, "caCertificate")?,
             verification_pem: body.str("verificationCertificate")?,
-            set_as_active: req.query_bool("setAsActive", false)?,
-            allow_auto_registration: req.query_bool("allowAutoRegistration", false)?,
-            registration_config: body.obj("registrationConfig")?.map(|_| req.json().map(|v| v["registrationConfig"].clone())).transpose()?,
+            set_as_active: req.input().bool("setAsActive")?,
+            allow_auto_registration: req.input().bool("allowAutoRegistration")?,
+            registration_config: body.value("registrationConfig").cloned(),
             tags: body.tags("tags")?,
             mode: body.str("certificateMode")?,
         };
@@ -142,7 +142,7 @@ impl Inner {
     }
 
     pub(super) fn describe_ca_certificate(&self, req: &ApiRequest) -> Reply {
-        let ca = self.authz.describe_ca_certificate(req.param("caCertificateId")?)?;
+        let ca = self.authz.describe_ca_certificate(req.input().required("certificateId")?)?;
         let mut out = json!({
             "certificateDescription": {
                 "certificateArn": self.authz.ca_arn(&ca.id),
@@ -167,7 +167,7 @@ impl Inner {
 
     pub(super) fn list_ca_certificates(&self, req: &ApiRequest) -> Reply {
         let (after, size, ascending) = marker_paging(req)?;
-        let page = self.authz.list_ca_certificates(req.query("templateName"), ascending, after.as_deref(), size)?;
+        let page = self.authz.list_ca_certificates(req.input().text("templateName")?, ascending, after.as_deref(), size)?;
         let items: Vec<Value> = page
             .items
             .iter()
@@ -184,19 +184,19 @@ impl Inner {
     }
 
     pub(super) fn update_ca_certificate(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let update = authz::CaUpdate {
-            new_status: req.query("newStatus").map(str::to_string),
-            new_auto_registration: req.query("newAutoRegistrationStatus").map(str::to_string),
-            registration_config: body.obj("registrationConfig")?.map(|_| req.json().map(|v| v["registrationConfig"].clone())).transpose()?,
+            new_status: req.input().str("newStatus")?,
+            new_auto_registration: req.input().str("newAutoRegistrationStatus")?,
+            registration_config: body.value("registrationConfig").cloned(),
             remove_auto_registration: body.bool("removeAutoRegistration")?,
         };
-        self.authz.update_ca_certificate(req.param("caCertificateId")?, update)?;
+        self.authz.update_ca_certificate(req.input().required("certificateId")?, update)?;
         done()
     }
 
     pub(super) fn delete_ca_certificate(&self, req: &ApiRequest) -> Reply {
-        self.authz.delete_ca_certificate(req.param("caCertificateId")?)?;
+        self.authz.delete_ca_certificate(req.input().required("certificateId")?)?;
         done()
     }
 }

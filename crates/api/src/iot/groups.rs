@@ -2,7 +2,7 @@
 //! DeleteThingGroup, ListThingGroups, AddThingToThingGroup, RemoveThingFromThingGroup,
 //! UpdateThingGroupsForThing, ListThingsInThingGroup, ListThingGroupsForThing.
 
-use super::{Inner, Input, done, expected_version, paging, secs, with_token};
+use super::{Inner, done, expected_version, paging, secs, with_token};
 use crate::ApiError;
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use registry::{NameOrArn, NewThingGroup, ResourceKind, ThingGroupUpdate};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 /// A thing group and a thing, by name or ARN (`overrideDynamicGroups` is accepted and ignored:
 /// there are no dynamic groups).
 fn group_and_thing(req: &ApiRequest) -> Result<(NameOrArn, NameOrArn), ApiError> {
-    let body = Input::body(req)?;
+    let body = req.input();
     body.bool("overrideDynamicGroups")?;
     let group = NameOrArn { name: body.str("thingGroupName")?, arn: body.str("thingGroupArn")? };
     let thing = NameOrArn { name: body.str("thingName")?, arn: body.str("thingArn")? };
@@ -24,14 +24,14 @@ impl Inner {
     }
 
     pub(super) fn create_thing_group(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let props = body.obj("thingGroupProperties")?;
         let (description, attributes) = match &props {
             Some(p) => (p.str("thingGroupDescription")?, p.attribute_payload("attributePayload")?),
             None => (None, None),
         };
         let g = self.registry.create_thing_group(NewThingGroup {
-            name: req.param("thingGroupName")?.to_string(),
+            name: req.input().required("thingGroupName")?.to_string(),
             parent: body.str("parentGroupName")?,
             description,
             attributes,
@@ -45,7 +45,7 @@ impl Inner {
     }
 
     pub(super) fn describe_thing_group(&self, req: &ApiRequest) -> Reply {
-        let (g, ancestors) = self.registry.describe_thing_group(req.param("thingGroupName")?)?;
+        let (g, ancestors) = self.registry.describe_thing_group(req.input().required("thingGroupName")?)?;
         let mut props = json!({ "attributePayload": { "attributes": g.attributes } });
         if let Some(d) = &g.description {
             props["thingGroupDescription"] = json!(d);
@@ -69,10 +69,10 @@ impl Inner {
     }
 
     pub(super) fn update_thing_group(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let props = body.obj("thingGroupProperties")?.ok_or_else(|| ApiError::invalid("thingGroupProperties is required"))?;
         let g = self.registry.update_thing_group(ThingGroupUpdate {
-            name: req.param("thingGroupName")?.to_string(),
+            name: req.input().required("thingGroupName")?.to_string(),
             description: props.str("thingGroupDescription")?,
             attributes: props.attribute_payload("attributePayload")?,
             expected_version: body.i64("expectedVersion")?,
@@ -81,7 +81,7 @@ impl Inner {
     }
 
     pub(super) fn delete_thing_group(&self, req: &ApiRequest) -> Reply {
-        let name = req.param("thingGroupName")?;
+        let name = req.input().required("thingGroupName")?;
         self.registry.delete_thing_group(name, expected_version(req)?)?;
         // The policies attached to the group go with it.
         self.authz.forget_target(&self.registry.arn(registry::ResourceKind::ThingGroup, name))?;
@@ -90,11 +90,8 @@ impl Inner {
 
     pub(super) fn list_thing_groups(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
-        let recursive = match req.query("recursive") {
-            None => None,
-            Some(_) => Some(req.query_bool("recursive", false)?),
-        };
-        let page = self.registry.list_thing_groups(req.query("parentGroup"), req.query("namePrefixFilter"), recursive, after.as_deref(), limit)?;
+        let recursive = req.input().opt_bool("recursive")?;
+        let page = self.registry.list_thing_groups(req.input().text("parentGroup")?, req.input().text("namePrefixFilter")?, recursive, after.as_deref(), limit)?;
         let groups: Vec<Value> = page.items.iter().map(|g| self.group_ref(&g.name)).collect();
         ApiResponse::json(with_token(json!({ "thingGroups": groups }), &page, |g| g.name.as_str()))
     }
@@ -112,7 +109,7 @@ impl Inner {
     }
 
     pub(super) fn update_thing_groups_for_thing(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         body.bool("overrideDynamicGroups")?;
         let thing = body.str("thingName")?.ok_or_else(|| ApiError::invalid("thingName is required"))?;
         let add = body.strs("thingGroupsToAdd")?.unwrap_or_default();
@@ -123,14 +120,14 @@ impl Inner {
 
     pub(super) fn list_things_in_thing_group(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
-        let recursive = req.query_bool("recursive", false)?;
-        let page = self.registry.list_things_in_thing_group(req.param("thingGroupName")?, recursive, after.as_deref(), limit)?;
+        let recursive = req.input().bool("recursive")?;
+        let page = self.registry.list_things_in_thing_group(req.input().required("thingGroupName")?, recursive, after.as_deref(), limit)?;
         ApiResponse::json(with_token(json!({ "things": page.items }), &page, String::as_str))
     }
 
     pub(super) fn list_thing_groups_for_thing(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
-        let page = self.registry.list_thing_groups_for_thing(req.param("thingName")?, after.as_deref(), limit)?;
+        let page = self.registry.list_thing_groups_for_thing(req.input().required("thingName")?, after.as_deref(), limit)?;
         let groups: Vec<Value> = page.items.iter().map(|g| self.group_ref(g)).collect();
         ApiResponse::json(with_token(json!({ "thingGroups": groups }), &page, String::as_str))
     }

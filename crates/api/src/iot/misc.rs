@@ -1,7 +1,7 @@
 //! Tags by ARN (TagResource, UntagResource, ListTagsForResource), DescribeEndpoint, and the
 //! event configuration (UpdateEventConfigurations, DescribeEventConfigurations).
 
-use super::{Inner, Input, done, secs, tag_list};
+use super::{Inner, done, secs, tag_list};
 use crate::ApiError;
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use serde_json::{Map, Value, json};
@@ -13,7 +13,7 @@ const ENDPOINT_TYPES: [&str; 4] = ["iot:Data", "iot:Data-ATS", "iot:CredentialPr
 
 impl Inner {
     pub(super) fn tag_resource(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let arn = body.str("resourceArn")?.ok_or_else(|| ApiError::invalid("resourceArn is required"))?;
         if body.objs("tags")?.is_none() {
             return Err(ApiError::invalid("tags is required"));
@@ -23,7 +23,7 @@ impl Inner {
     }
 
     pub(super) fn untag_resource(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let arn = body.str("resourceArn")?.ok_or_else(|| ApiError::invalid("resourceArn is required"))?;
         let keys = body.strs("tagKeys")?.ok_or_else(|| ApiError::invalid("tagKeys is required"))?;
         self.registry.untag_resource(&arn, &keys)?;
@@ -31,14 +31,14 @@ impl Inner {
     }
 
     pub(super) fn list_tags_for_resource(&self, req: &ApiRequest) -> Reply {
-        let arn = req.query("resourceArn").ok_or_else(|| ApiError::invalid("resourceArn is required"))?;
+        let arn = req.input().text("resourceArn")?.ok_or_else(|| ApiError::invalid("resourceArn is required"))?;
         // At most 50 tags per resource: always one page.
         let tags = self.registry.list_tags(arn)?;
         ApiResponse::json(json!({ "tags": tag_list(&tags) }))
     }
 
     pub(super) fn describe_endpoint(&self, req: &ApiRequest) -> Reply {
-        if let Some(t) = req.query("endpointType")
+        if let Some(t) = req.input().text("endpointType")?
             && !ENDPOINT_TYPES.iter().any(|k| k.eq_ignore_ascii_case(t))
         {
             return Err(ApiError::invalid(format!("Endpoint type {t} not recognized; valid types are {}.", ENDPOINT_TYPES.join(", "))));
@@ -47,12 +47,12 @@ impl Inner {
     }
 
     pub(super) fn update_event_configurations(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let mut changes = BTreeMap::new();
         if let Some(configs) = body.obj("eventConfigurations")? {
             for key in configs.keys() {
-                let c = configs.obj(&key)?.ok_or_else(|| ApiError::invalid(format!("eventConfigurations.{key} must be an object")))?;
-                changes.insert(key, c.bool("Enabled")?);
+                let c = configs.obj(key)?.ok_or_else(|| ApiError::invalid(format!("eventConfigurations.{key} must be an object")))?;
+                changes.insert(key.to_string(), c.bool("Enabled")?);
             }
         }
         self.registry.update_event_configurations(&changes)?;

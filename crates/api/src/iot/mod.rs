@@ -19,14 +19,14 @@ mod things;
 mod topic_rules;
 mod types;
 
+pub use crate::Input;
 pub use events::BrokerEvents;
 pub use topic_rules::RulesMetrics;
 
 use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Service};
 use crate::{ApiError, pagination};
-use registry::{AttributePayload, Page, Registry, RegistryError};
-use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use registry::{Page, Registry, RegistryError};
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// The `iot` service.
@@ -221,139 +221,10 @@ impl crate::MetricsSource for AuthzMetrics {
     }
 }
 
-/// A JSON object from a request body (or a member of one), read member by member with AWS's
-/// types: a member of the wrong type is an InvalidRequestException naming it; `null` is absent.
-pub(crate) struct Input {
-    members: Map<String, Value>,
-    /// Where this object sits in the request (`""` for the body), for messages.
-    path: String,
-}
-
-impl Input {
-    /// The request body.
-    pub fn body(req: &ApiRequest) -> Result<Input, ApiError> {
-        let Value::Object(members) = req.json()? else { return Err(ApiError::invalid("the request body must be a JSON object")) };
-        Ok(Input { members, path: String::new() })
-    }
-
-    fn name(&self, key: &str) -> String {
-        if self.path.is_empty() { key.to_string() } else { format!("{}.{key}", self.path) }
-    }
-
-    /// The member names.
-    pub fn keys(&self) -> Vec<String> {
-        self.members.keys().cloned().collect()
-    }
-
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.members.get(key).filter(|v| !v.is_null())
-    }
-
-    fn wrong(&self, key: &str, what: &str) -> ApiError {
-        ApiError::invalid(format!("{} must be {what}", self.name(key)))
-    }
-
-    /// A string member.
-    pub fn str(&self, key: &str) -> Result<Option<String>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(self.wrong(key, "a string")),
-        }
-    }
-
-    /// A boolean member (absent: false).
-    pub fn bool(&self, key: &str) -> Result<bool, ApiError> {
-        match self.get(key) {
-            None => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(self.wrong(key, "a boolean")),
-        }
-    }
-
-    /// An integer member.
-    pub fn i64(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| self.wrong(key, "an integer")),
-        }
-    }
-
-    /// A structure member.
-    pub fn obj(&self, key: &str) -> Result<Option<Input>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Input { members: m.clone(), path: self.name(key) })),
-            Some(_) => Err(self.wrong(key, "an object")),
-        }
-    }
-
-    /// A list-of-structures member.
-    pub fn objs(&self, key: &str) -> Result<Option<Vec<Input>>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::Object(m) => Ok(Input { members: m.clone(), path: format!("{}.member", self.name(key)) }),
-                    _ => Err(self.wrong(key, "a list of objects")),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(_) => Err(self.wrong(key, "a list")),
-        }
-    }
-
-    /// A list-of-strings member.
-    pub fn strs(&self, key: &str) -> Result<Option<Vec<String>>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.wrong(key, "a list of strings")))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(_) => Err(self.wrong(key, "a list of strings")),
-        }
-    }
-
-    /// A string-to-string map member.
-    pub fn str_map(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, ApiError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())).ok_or_else(|| self.wrong(key, "a map of strings to strings")))
-                .collect::<Result<BTreeMap<_, _>, _>>()
-                .map(Some),
-            Some(_) => Err(self.wrong(key, "a map of strings to strings")),
-        }
-    }
-
-    /// An AttributePayload member (`attributes`, `merge`).
-    pub fn attribute_payload(&self, key: &str) -> Result<Option<AttributePayload>, ApiError> {
-        let Some(p) = self.obj(key)? else { return Ok(None) };
-        Ok(Some(AttributePayload { attributes: p.str_map("attributes")?, merge: p.bool("merge")? }))
-    }
-
-    /// A TagList member (`[{"Key": ..., "Value": ...}]`; a missing value is the empty string).
-    pub fn tags(&self, key: &str) -> Result<Vec<(String, String)>, ApiError> {
-        let Some(items) = self.objs(key)? else { return Ok(Vec::new()) };
-        items
-            .iter()
-            .map(|t| {
-                let k = t.str("Key")?.ok_or_else(|| ApiError::invalid(format!("{} is required", t.name("Key"))))?;
-                Ok((k, t.str("Value")?.unwrap_or_default()))
-            })
-            .collect()
-    }
-}
-
 /// The `maxResults` and `nextToken` of a list request: the key to continue after and the page
 /// size (1 to 250; 250 when absent).
 pub(crate) fn paging(req: &ApiRequest) -> Result<(Option<String>, usize), ApiError> {
-    let limit = req.query_int("maxResults", 250, 1, 250)? as usize;
-    Ok((pagination::after(req.query("nextToken"))?, limit))
+    req.input().page("maxResults", "nextToken", 250)
 }
 
 /// Adds `nextToken` to a list response when more items follow the page.
@@ -371,12 +242,9 @@ pub(crate) fn secs(ms: i64) -> Value {
     json!(ms as f64 / 1000.0)
 }
 
-/// An optional `expectedVersion` query parameter.
+/// The optional `expectedVersion` member.
 pub(crate) fn expected_version(req: &ApiRequest) -> Result<Option<i64>, ApiError> {
-    match req.query("expectedVersion") {
-        None => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| ApiError::invalid(format!("expectedVersion must be an integer, not {v:?}"))),
-    }
+    req.input().i64("expectedVersion")
 }
 
 /// `{"tags": [...]}` / TagList from a tag map.
@@ -394,7 +262,6 @@ mod tests {
     use super::*;
     use bytes::Bytes;
     use identity::sigv4::Verified;
-    use std::collections::HashMap;
 
     struct Fixture {
         dir: std::path::PathBuf,
@@ -424,19 +291,23 @@ mod tests {
         Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into() } }
     }
 
-    fn request(op: &'static str, params: &[(&str, &str)], query: &[(&str, &str)], body: &str) -> ApiRequest {
-        ApiRequest {
-            model: &awsmodel::generated::iot::SERVICE,
-            input: Default::default(),
+    /// Binds a request through the iot model, as the HTTP layer does, and runs it.
+    fn call(inner: &Inner, op: &'static str, labels: &[(&str, &str)], query: &[(&str, &str)], body: &str) -> Reply {
+        let model = &awsmodel::generated::iot::SERVICE;
+        let pairs = |p: &[(&str, &str)]| p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let (labels, query) = (pairs(labels), pairs(query));
+        let parts = awsmodel::bind::Parts { labels: &labels, query: &query, headers: &[], body: body.as_bytes(), fields: &[] };
+        let members = awsmodel::bind::bind(model, model.operation(op).unwrap(), &parts).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let req = ApiRequest {
+            model,
+            members,
             op,
-            method: "POST".into(),
-            params: params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
-            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            headers: Vec::new(),
+            params: labels.into_iter().collect(),
             body: Bytes::from(body.to_string()),
             caller: Verified { access_key: "AKIA".into(), region: "us-east-1".into(), service: "iot".into() },
             request_id: "r".into(),
-        }
+        };
+        inner.handle(&req)
     }
 
     /// An error with the status the iot model gives it, as the HTTP layer answers it.
@@ -454,23 +325,23 @@ mod tests {
     #[test]
     fn things_map_to_aws_shapes_and_errors() {
         let f = fixture("things");
-        let created = json_of(f.inner.handle(&request("CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"1"}}}"#)));
+        let created = json_of(call(&f.inner, "CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"1"}}}"#));
         assert_eq!(created["thingArn"], "arn:aws:iot:us-east-1:123456789012:thing/t1");
-        let d = json_of(f.inner.handle(&request("DescribeThing", &[("thingName", "t1")], &[], "")));
+        let d = json_of(call(&f.inner, "DescribeThing", &[("thingName", "t1")], &[], ""));
         assert_eq!(d["defaultClientId"], "t1");
         assert_eq!(d["version"], 1);
         assert_eq!(d["thingId"], created["thingId"]);
         assert!(d.get("thingTypeName").is_none());
-        let e = error_of(f.inner.handle(&request("CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"2"}}}"#)));
+        let e = error_of(call(&f.inner, "CreateThing", &[("thingName", "t1")], &[], r#"{"attributePayload":{"attributes":{"a":"2"}}}"#));
         assert_eq!((e.status, e.error_type), (409, "ResourceAlreadyExistsException"));
         assert_eq!(e.body()["resourceArn"], created["thingArn"]);
         assert_eq!(e.body()["resourceId"], created["thingId"]);
-        let e = error_of(f.inner.handle(&request("DescribeThing", &[("thingName", "nope")], &[], "")));
+        let e = error_of(call(&f.inner, "DescribeThing", &[("thingName", "nope")], &[], ""));
         assert_eq!((e.status, e.error_type), (404, "ResourceNotFoundException"));
-        let e = error_of(f.inner.handle(&request("UpdateThing", &[("thingName", "t1")], &[], r#"{"expectedVersion":"one"}"#)));
+        let e = error_of(call(&f.inner, "UpdateThing", &[("thingName", "t1")], &[], r#"{"expectedVersion":"one"}"#));
         assert_eq!(e.status, 400);
         assert!(e.message.contains("expectedVersion"), "{}", e.message);
-        let e = error_of(f.inner.handle(&request("CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#)));
+        let e = error_of(call(&f.inner, "CreateThing", &[("thingName", "t2")], &[], r#"{"attributePayload":{"attributes":{"a":1}}}"#));
         assert!(e.message.contains("attributePayload.attributes"), "{}", e.message);
     }
 
@@ -478,34 +349,34 @@ mod tests {
     async fn authorizers_have_aws_shapes_and_a_missing_function_is_an_invalid_response() {
         let f = fixture("authorizers");
         let body = r#"{"authorizerFunctionArn":"arn:aws:lambda:us-east-1:123456789012:function:auth","signingDisabled":true}"#;
-        let made = json_of(f.inner.handle(&request("CreateAuthorizer", &[("authorizerName", "a1")], &[], body)));
+        let made = json_of(call(&f.inner, "CreateAuthorizer", &[("authorizerName", "a1")], &[], body));
         assert_eq!(made["authorizerArn"], "arn:aws:iot:us-east-1:123456789012:authorizer/a1");
-        let d = json_of(f.inner.handle(&request("DescribeAuthorizer", &[("authorizerName", "a1")], &[], "")));
+        let d = json_of(call(&f.inner, "DescribeAuthorizer", &[("authorizerName", "a1")], &[], ""));
         assert_eq!((d["authorizerDescription"]["status"].as_str(), d["authorizerDescription"]["signingDisabled"].as_bool()), (Some("ACTIVE"), Some(true)));
-        let e = error_of(f.inner.handle(&request("DeleteAuthorizer", &[("authorizerName", "a1")], &[], "")));
+        let e = error_of(call(&f.inner, "DeleteAuthorizer", &[("authorizerName", "a1")], &[], ""));
         assert_eq!((e.status, e.error_type), (409, "DeleteConflictException"));
-        let e = error_of(f.inner.handle(&request("DescribeDefaultAuthorizer", &[], &[], "")));
+        let e = error_of(call(&f.inner, "DescribeDefaultAuthorizer", &[], &[], ""));
         assert_eq!(e.error_type, "ResourceNotFoundException");
         // No functions wired in: the invocation fails inside the service.
-        let e = error_of(tokio::task::block_in_place(|| f.inner.handle(&request("TestInvokeAuthorizer", &[("authorizerName", "a1")], &[], r#"{"token":"t"}"#))));
+        let e = error_of(tokio::task::block_in_place(|| call(&f.inner, "TestInvokeAuthorizer", &[("authorizerName", "a1")], &[], r#"{"token":"t"}"#)));
         assert_eq!(e.status, 500);
-        let list = json_of(f.inner.handle(&request("ListAuthorizers", &[], &[], "")));
+        let list = json_of(call(&f.inner, "ListAuthorizers", &[], &[], ""));
         assert_eq!(list["authorizers"][0]["authorizerName"], "a1");
     }
 
     #[test]
     fn certificate_and_policy_errors_have_aws_types_and_statuses() {
         let f = fixture("authz");
-        let e = error_of(f.inner.handle(&request("CreatePolicy", &[("policyName", "p")], &[], r#"{"policyDocument":"nope"}"#)));
+        let e = error_of(call(&f.inner, "CreatePolicy", &[("policyName", "p")], &[], r#"{"policyDocument":"nope"}"#));
         assert_eq!((e.status, e.error_type), (400, "MalformedPolicyException"));
-        let c = json_of(f.inner.handle(&request("CreateKeysAndCertificate", &[], &[("setAsActive", "true")], "")));
+        let c = json_of(call(&f.inner, "CreateKeysAndCertificate", &[], &[("setAsActive", "true")], ""));
         let id = c["certificateId"].as_str().unwrap();
         assert!(c["keyPair"]["PrivateKey"].as_str().unwrap().contains("RSA PRIVATE KEY"));
-        let e = error_of(f.inner.handle(&request("DeleteCertificate", &[("certificateId", id)], &[], "")));
+        let e = error_of(call(&f.inner, "DeleteCertificate", &[("certificateId", id)], &[], ""));
         assert_eq!((e.status, e.error_type), (406, "CertificateStateException"));
-        let listed = json_of(f.inner.handle(&request("ListCertificates", &[], &[("pageSize", "1")], "")));
+        let listed = json_of(call(&f.inner, "ListCertificates", &[], &[("pageSize", "1")], ""));
         assert_eq!(listed["certificates"][0]["status"], "ACTIVE");
-        let e = error_of(f.inner.handle(&request("AttachPolicy", &[("policyName", "p")], &[], &format!(r#"{{"target":"{}"}}"#, c["certificateArn"].as_str().unwrap()))));
+        let e = error_of(call(&f.inner, "AttachPolicy", &[("policyName", "p")], &[], &format!(r#"{{"target":"{}"}}"#, c["certificateArn"].as_str().unwrap())));
         assert_eq!((e.status, e.error_type), (404, "ResourceNotFoundException"));
     }
 
@@ -513,29 +384,29 @@ mod tests {
     fn lists_page_with_opaque_tokens() {
         let f = fixture("paging");
         for i in 0..5 {
-            f.inner.handle(&request("CreateThing", &[("thingName", &format!("t{i}"))], &[], "")).unwrap();
+            call(&f.inner, "CreateThing", &[("thingName", &format!("t{i}"))], &[], "").unwrap();
         }
-        let first = json_of(f.inner.handle(&request("ListThings", &[], &[("maxResults", "3")], "")));
+        let first = json_of(call(&f.inner, "ListThings", &[], &[("maxResults", "3")], ""));
         assert_eq!(first["things"].as_array().unwrap().len(), 3);
         let token = first["nextToken"].as_str().unwrap().to_string();
-        let rest = json_of(f.inner.handle(&request("ListThings", &[], &[("nextToken", &token)], "")));
+        let rest = json_of(call(&f.inner, "ListThings", &[], &[("nextToken", &token)], ""));
         let names: Vec<&str> = rest["things"].as_array().unwrap().iter().map(|t| t["thingName"].as_str().unwrap()).collect();
         assert_eq!(names, ["t3", "t4"]);
         assert!(rest.get("nextToken").is_none());
-        let e = error_of(f.inner.handle(&request("ListThings", &[], &[("maxResults", "0")], "")));
+        let e = error_of(call(&f.inner, "ListThings", &[], &[("maxResults", "0")], ""));
         assert_eq!(e.error_type, "InvalidRequestException");
     }
 
     #[test]
     fn timestamps_are_epoch_seconds_and_endpoint_is_the_configured_host() {
         let f = fixture("misc");
-        let d = json_of(f.inner.handle(&request("DescribeEventConfigurations", &[], &[], "")));
+        let d = json_of(call(&f.inner, "DescribeEventConfigurations", &[], &[], ""));
         let created = d["creationDate"].as_f64().unwrap();
         assert!(created > 1.6e9 && created < 1e11, "{created}");
         assert_eq!(d["eventConfigurations"]["THING"]["Enabled"], false);
-        let e = json_of(f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Data-ATS")], "")));
+        let e = json_of(call(&f.inner, "DescribeEndpoint", &[], &[("endpointType", "iot:Data-ATS")], ""));
         assert_eq!(e["endpointAddress"], "iot.example.com");
-        let e = error_of(f.inner.handle(&request("DescribeEndpoint", &[], &[("endpointType", "iot:Other")], "")));
+        let e = error_of(call(&f.inner, "DescribeEndpoint", &[], &[("endpointType", "iot:Other")], ""));
         assert_eq!(e.error_type, "InvalidRequestException");
     }
 }

@@ -23,8 +23,8 @@ impl Inner {
     }
 
     pub(super) fn create_policy(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
-        let name = req.param("policyName")?;
+        let body = req.input();
+        let name = req.input().required("policyName")?;
         let p = self.authz.create_policy(name, &required(&body, "policyDocument")?, &body.tags("tags")?)?;
         ApiResponse::json(json!({
             "policyName": p.name,
@@ -35,7 +35,7 @@ impl Inner {
     }
 
     pub(super) fn get_policy(&self, req: &ApiRequest) -> Reply {
-        let p = self.authz.get_policy(req.param("policyName")?)?;
+        let p = self.authz.get_policy(req.input().required("policyName")?)?;
         ApiResponse::json(json!({
             "policyName": p.name,
             "policyArn": self.authz.policy_arn(&p.name),
@@ -54,14 +54,14 @@ impl Inner {
     }
 
     pub(super) fn delete_policy(&self, req: &ApiRequest) -> Reply {
-        self.authz.delete_policy(req.param("policyName")?)?;
+        self.authz.delete_policy(req.input().required("policyName")?)?;
         done()
     }
 
     pub(super) fn create_policy_version(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let (p, id) =
-            self.authz.create_policy_version(req.param("policyName")?, &required(&body, "policyDocument")?, req.query_bool("setAsDefault", false)?)?;
+            self.authz.create_policy_version(req.input().required("policyName")?, &required(&body, "policyDocument")?, req.input().bool("setAsDefault")?)?;
         ApiResponse::json(json!({
             "policyArn": self.authz.policy_arn(&p.name),
             "policyDocument": p.versions.get(&id).map(|v| v.document.as_str()),
@@ -71,7 +71,7 @@ impl Inner {
     }
 
     pub(super) fn get_policy_version(&self, req: &ApiRequest) -> Reply {
-        let (p, id) = self.authz.get_policy_version(req.param("policyName")?, req.param("policyVersionId")?)?;
+        let (p, id) = self.authz.get_policy_version(req.input().required("policyName")?, req.input().required("policyVersionId")?)?;
         let v = p.versions.get(&id).ok_or_else(|| ApiError::not_found("no such policy version"))?;
         ApiResponse::json(json!({
             "policyArn": self.authz.policy_arn(&p.name),
@@ -86,7 +86,7 @@ impl Inner {
     }
 
     pub(super) fn list_policy_versions(&self, req: &ApiRequest) -> Reply {
-        let p: Policy = self.authz.get_policy(req.param("policyName")?)?;
+        let p: Policy = self.authz.get_policy(req.input().required("policyName")?)?;
         let versions: Vec<Value> = p
             .versions
             .iter()
@@ -97,19 +97,19 @@ impl Inner {
     }
 
     pub(super) fn set_default_policy_version(&self, req: &ApiRequest) -> Reply {
-        self.authz.set_default_policy_version(req.param("policyName")?, req.param("policyVersionId")?)?;
+        self.authz.set_default_policy_version(req.input().required("policyName")?, req.input().required("policyVersionId")?)?;
         done()
     }
 
     pub(super) fn delete_policy_version(&self, req: &ApiRequest) -> Reply {
-        self.authz.delete_policy_version(req.param("policyName")?, req.param("policyVersionId")?)?;
+        self.authz.delete_policy_version(req.input().required("policyName")?, req.input().required("policyVersionId")?)?;
         done()
     }
 
     pub(super) fn attach_policy(&self, req: &ApiRequest, detach: bool) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let target = required(&body, "target")?;
-        let name = req.param("policyName")?;
+        let name = req.input().required("policyName")?;
         if detach {
             self.authz.detach_policy(name, &target)?
         } else {
@@ -120,8 +120,8 @@ impl Inner {
 
     /// AttachPrincipalPolicy / DetachPrincipalPolicy (deprecated): the principal in a header.
     pub(super) fn principal_policy(&self, req: &ApiRequest, detach: bool) -> Reply {
-        let principal = req.header("x-amzn-iot-principal").ok_or_else(|| ApiError::invalid("principal is required (the x-amzn-iot-principal header)"))?;
-        let name = req.param("policyName")?;
+        let principal = req.input().required("principal")?;
+        let name = req.input().required("policyName")?;
         if detach {
             // The deprecated form answers 404 for what is not attached.
             let attached = self.authz.list_attached_policies(principal, false, None, 250)?;
@@ -137,12 +137,12 @@ impl Inner {
 
     pub(super) fn list_attached_policies(&self, req: &ApiRequest) -> Reply {
         let (after, size, _) = marker_paging(req)?;
-        let page = self.authz.list_attached_policies(req.param("target")?, req.query_bool("recursive", false)?, after.as_deref(), size)?;
+        let page = self.authz.list_attached_policies(req.input().required("target")?, req.input().bool("recursive")?, after.as_deref(), size)?;
         ApiResponse::json(with_marker(json!({ "policies": self.policy_list(&page.items) }), &page))
     }
 
     pub(super) fn list_principal_policies(&self, req: &ApiRequest) -> Reply {
-        let principal = req.header("x-amzn-iot-principal").ok_or_else(|| ApiError::invalid("principal is required (the x-amzn-iot-principal header)"))?;
+        let principal = req.input().required("principal")?;
         let (after, size, _) = marker_paging(req)?;
         let page = self.authz.list_attached_policies(principal, false, after.as_deref(), size)?;
         ApiResponse::json(with_marker(json!({ "policies": self.policy_list(&page.items) }), &page))
@@ -151,9 +151,9 @@ impl Inner {
     pub(super) fn list_targets_for_policy(&self, req: &ApiRequest, deprecated: bool) -> Reply {
         let (after, size, _) = marker_paging(req)?;
         let name = if deprecated {
-            req.header("x-amzn-iot-policy").ok_or_else(|| ApiError::invalid("policyName is required (the x-amzn-iot-policy header)"))?
+            req.input().required("policyName")?
         } else {
-            req.param("policyName")?
+            req.input().required("policyName")?
         };
         let page = self.authz.list_targets_for_policy(name, after.as_deref(), size)?;
         let key = if deprecated { "principals" } else { "targets" };
@@ -161,17 +161,17 @@ impl Inner {
     }
 
     pub(super) fn get_effective_policies(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         if body.str("cognitoIdentityPoolId")?.is_some() {
             return Err(ApiError::invalid("Amazon Cognito identities are not supported by Ferrite"));
         }
-        let policies = self.authz.effective_policies(body.str("principal")?.as_deref(), req.query("thingName"))?;
+        let policies = self.authz.effective_policies(body.str("principal")?.as_deref(), req.input().text("thingName")?)?;
         let items: Vec<Value> = policies.iter().map(|p| json!({ "policyName": p.name, "policyArn": p.arn, "policyDocument": p.document })).collect();
         ApiResponse::json(json!({ "effectivePolicies": items }))
     }
 
     pub(super) fn test_authorization(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         if body.str("cognitoIdentityPoolId")?.is_some() {
             return Err(ApiError::invalid("Amazon Cognito identities are not supported by Ferrite"));
         }
@@ -185,7 +185,7 @@ impl Inner {
             .collect::<Result<Vec<_>, ApiError>>()?;
         let add = body.strs("policyNamesToAdd")?.unwrap_or_default();
         let skip = body.strs("policyNamesToSkip")?.unwrap_or_default();
-        let results = self.authz.test_authorization(body.str("principal")?.as_deref(), req.query("clientId"), infos, &add, &skip)?;
+        let results = self.authz.test_authorization(body.str("principal")?.as_deref(), req.input().text("clientId")?, infos, &add, &skip)?;
         let items: Vec<Value> = results.iter().map(|r| self.auth_result(r)).collect();
         ApiResponse::json(json!({ "authResults": items }))
     }

@@ -2,7 +2,7 @@
 //! ListThings, AttachThingPrincipal, DetachThingPrincipal, ListThingPrincipals(V2),
 //! ListPrincipalThings(V2).
 
-use super::{Inner, Input, done, expected_version, paging, with_token};
+use super::{Inner, done, expected_version, paging, with_token};
 use crate::ApiError;
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use registry::{NewThing, PrincipalType, ResourceKind, Thing, ThingFilter, ThingUpdate};
@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 /// The `x-amzn-principal` header (the model's `principal` member).
 fn principal(req: &ApiRequest) -> Result<&str, ApiError> {
-    req.header("x-amzn-principal").ok_or_else(|| ApiError::invalid("principal is required (the x-amzn-principal header)"))
+    req.input().required("principal")
 }
 
 fn principal_type(req: &ApiRequest) -> Result<Option<PrincipalType>, ApiError> {
-    match req.query("thingPrincipalType") {
+    match req.input().text("thingPrincipalType")? {
         None => Ok(None),
         Some(v) => PrincipalType::parse(v)
             .map(Some)
@@ -42,9 +42,9 @@ impl Inner {
     }
 
     pub(super) fn create_thing(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let t = self.registry.create_thing(NewThing {
-            name: req.param("thingName")?.to_string(),
+            name: req.input().required("thingName")?.to_string(),
             type_name: body.str("thingTypeName")?,
             attributes: body.attribute_payload("attributePayload")?,
             billing_group: body.str("billingGroupName")?,
@@ -53,7 +53,7 @@ impl Inner {
     }
 
     pub(super) fn describe_thing(&self, req: &ApiRequest) -> Reply {
-        let t = self.registry.describe_thing(req.param("thingName")?)?;
+        let t = self.registry.describe_thing(req.input().required("thingName")?)?;
         let mut v = json!({
             "defaultClientId": t.name,
             "thingName": t.name,
@@ -72,9 +72,9 @@ impl Inner {
     }
 
     pub(super) fn update_thing(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         self.registry.update_thing(ThingUpdate {
-            name: req.param("thingName")?.to_string(),
+            name: req.input().required("thingName")?.to_string(),
             type_name: body.str("thingTypeName")?,
             remove_type: body.bool("removeThingType")?,
             attributes: body.attribute_payload("attributePayload")?,
@@ -84,17 +84,17 @@ impl Inner {
     }
 
     pub(super) fn delete_thing(&self, req: &ApiRequest) -> Reply {
-        self.registry.delete_thing(req.param("thingName")?, expected_version(req)?)?;
+        self.registry.delete_thing(req.input().required("thingName")?, expected_version(req)?)?;
         done()
     }
 
     pub(super) fn list_things(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
         let filter = ThingFilter {
-            attribute_name: req.query("attributeName").map(str::to_string),
-            attribute_value: req.query("attributeValue").map(str::to_string),
-            prefix: req.query_bool("usePrefixAttributeValue", false)?,
-            type_name: req.query("thingTypeName").map(str::to_string),
+            attribute_name: req.input().str("attributeName")?,
+            attribute_value: req.input().str("attributeValue")?,
+            prefix: req.input().bool("usePrefixAttributeValue")?,
+            type_name: req.input().str("thingTypeName")?,
         };
         let page = self.registry.list_things(&filter, after.as_deref(), limit)?;
         let things: Vec<Value> = page.items.iter().map(|t| self.thing_attribute(t)).collect();
@@ -103,19 +103,19 @@ impl Inner {
 
     pub(super) fn attach_thing_principal(&self, req: &ApiRequest) -> Reply {
         let ty = principal_type(req)?.unwrap_or(PrincipalType::NonExclusive);
-        self.registry.attach_thing_principal(req.param("thingName")?, principal(req)?, ty)?;
+        self.registry.attach_thing_principal(req.input().required("thingName")?, principal(req)?, ty)?;
         done()
     }
 
     pub(super) fn detach_thing_principal(&self, req: &ApiRequest) -> Reply {
-        self.registry.detach_thing_principal(req.param("thingName")?, principal(req)?)?;
+        self.registry.detach_thing_principal(req.input().required("thingName")?, principal(req)?)?;
         done()
     }
 
     pub(super) fn list_thing_principals(&self, req: &ApiRequest, v2: bool) -> Reply {
         let (after, limit) = paging(req)?;
         let ty = if v2 { principal_type(req)? } else { None };
-        let page = self.registry.list_thing_principals(req.param("thingName")?, ty, after.as_deref(), limit)?;
+        let page = self.registry.list_thing_principals(req.input().required("thingName")?, ty, after.as_deref(), limit)?;
         let out = if v2 {
             let items: Vec<Value> = page.items.iter().map(|(p, k)| json!({"principal": p, "thingPrincipalType": k.as_str()})).collect();
             json!({ "thingPrincipalObjects": items })

@@ -9,7 +9,7 @@
 //! (500); and, for a rule or destination that does not exist, UnauthorizedException (401), which
 //! is what AWS IoT answers (the model lists no ResourceNotFoundException for these operations).
 
-use super::{Input, Iot, secs};
+use super::{Iot, secs};
 use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply};
 use crate::{ApiError, pagination};
 use rules::{Destination, RuleView, Rules, RulesError};
@@ -86,33 +86,34 @@ impl Iot {
 fn handle(rules: &Rules, req: &ApiRequest) -> Reply {
     match req.op {
         "CreateTopicRule" => {
-            let tags = tags(req)?;
-            rules.create_rule(req.param("ruleName")?, &req.json()?, tags)?;
+            let i = req.input();
+            rules.create_rule(i.required("ruleName")?, i.required_value("topicRulePayload")?, tags(i.text("tags")?)?)?;
             ApiResponse::empty()
         }
         "ReplaceTopicRule" => {
-            rules.replace_rule(req.param("ruleName")?, &req.json()?)?;
+            let i = req.input();
+            rules.replace_rule(i.required("ruleName")?, i.required_value("topicRulePayload")?)?;
             ApiResponse::empty()
         }
         "GetTopicRule" => {
-            let r = rules.get_rule(req.param("ruleName")?)?;
+            let r = rules.get_rule(req.input().required("ruleName")?)?;
             ApiResponse::json(json!({ "ruleArn": r.arn, "rule": rule_json(&r) }))
         }
         "ListTopicRules" => list_rules(rules, req),
         "DeleteTopicRule" => {
-            rules.delete_rule(req.param("ruleName")?)?;
+            rules.delete_rule(req.input().required("ruleName")?)?;
             ApiResponse::empty()
         }
         "EnableTopicRule" => {
-            rules.set_disabled(req.param("ruleName")?, false)?;
+            rules.set_disabled(req.input().required("ruleName")?, false)?;
             ApiResponse::empty()
         }
         "DisableTopicRule" => {
-            rules.set_disabled(req.param("ruleName")?, true)?;
+            rules.set_disabled(req.input().required("ruleName")?, true)?;
             ApiResponse::empty()
         }
         "CreateTopicRuleDestination" => {
-            let body = Input::body(req)?;
+            let body = req.input();
             let config = body.obj("destinationConfiguration")?.ok_or_else(|| ApiError::invalid("destinationConfiguration is required"))?;
             if config.obj("vpcConfiguration")?.is_some() {
                 return Err(ApiError::invalid("VPC topic rule destinations are not supported by Ferrite."));
@@ -128,16 +129,16 @@ fn handle(rules: &Rules, req: &ApiRequest) -> Reply {
             ApiResponse::json(json!({ "topicRuleDestination": destination_json(&d, false) }))
         }
         "ConfirmTopicRuleDestination" => {
-            rules.confirm_destination(req.param("confirmationToken")?)?;
+            rules.confirm_destination(req.input().required("confirmationToken")?)?;
             ApiResponse::json(json!({}))
         }
         "GetTopicRuleDestination" => {
-            let d = rules.get_destination(req.param("arn")?)?;
+            let d = rules.get_destination(req.input().required("arn")?)?;
             ApiResponse::json(json!({ "topicRuleDestination": destination_json(&d, false) }))
         }
         "ListTopicRuleDestinations" => {
-            let limit = req.query_int("maxResults", 1000, 1, 1000)? as usize;
-            let after = pagination::after(req.query("nextToken"))?;
+            let limit = req.input().int_in("maxResults", 1000, 1, 1000)? as usize;
+            let after = pagination::after(req.input().text("nextToken")?)?;
             let (page, more) = rules.list_destinations(after.as_deref(), limit);
             let mut out = json!({ "destinationSummaries": page.iter().map(|d| destination_json(d, true)).collect::<Vec<_>>() });
             if more && let Some(last) = page.last() {
@@ -146,23 +147,23 @@ fn handle(rules: &Rules, req: &ApiRequest) -> Reply {
             ApiResponse::json(out)
         }
         "UpdateTopicRuleDestination" => {
-            let body = Input::body(req)?;
+            let body = req.input();
             let arn = body.str("arn")?.ok_or_else(|| ApiError::invalid("arn is required"))?;
             let status = body.str("status")?.ok_or_else(|| ApiError::invalid("status is required"))?;
             rules.update_destination(&arn, &status)?;
             ApiResponse::json(json!({}))
         }
         "DeleteTopicRuleDestination" => {
-            rules.delete_destination(req.param("arn")?)?;
+            rules.delete_destination(req.input().required("arn")?)?;
             ApiResponse::json(json!({}))
         }
         op => Err(ApiError::not_implemented("iot", op)),
     }
 }
 
-/// The `x-amz-tagging` header: `k1=v1&k2=v2`, URL-encoded.
-fn tags(req: &ApiRequest) -> Result<Vec<(String, String)>, ApiError> {
-    let Some(h) = req.header("x-amz-tagging") else { return Ok(Vec::new()) };
+/// The `tags` member (the `x-amz-tagging` header): `k1=v1&k2=v2`, URL-encoded.
+fn tags(header: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(h) = header else { return Ok(Vec::new()) };
     h.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -193,13 +194,10 @@ fn rule_json(r: &RuleView) -> Value {
 }
 
 fn list_rules(rules: &Rules, req: &ApiRequest) -> Reply {
-    let limit = req.query_int("maxResults", 1000, 1, 10_000)? as usize;
-    let after = pagination::after(req.query("nextToken"))?;
-    let disabled = match req.query("ruleDisabled") {
-        None => None,
-        Some(_) => Some(req.query_bool("ruleDisabled", false)?),
-    };
-    let (page, more) = rules.list_rules(req.query("topic"), disabled, after.as_deref(), limit);
+    let limit = req.input().int_in("maxResults", 1000, 1, 10_000)? as usize;
+    let after = pagination::after(req.input().text("nextToken")?)?;
+    let disabled = req.input().opt_bool("ruleDisabled")?;
+    let (page, more) = rules.list_rules(req.input().text("topic")?, disabled, after.as_deref(), limit);
     let items: Vec<Value> = page
         .iter()
         .map(|r| {
@@ -234,23 +232,6 @@ fn destination_json(d: &Destination, summary: bool) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use identity::sigv4::Verified;
-
-    fn request(headers: &[(&str, &str)]) -> ApiRequest {
-        ApiRequest {
-            model: &awsmodel::generated::iot::SERVICE,
-            input: Default::default(),
-            op: "CreateTopicRule",
-            method: "POST".into(),
-            params: Default::default(),
-            query: Vec::new(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            body: Bytes::new(),
-            caller: Verified { access_key: "AKIA".into(), region: "us-east-1".into(), service: "iot".into() },
-            request_id: "r".into(),
-        }
-    }
 
     #[test]
     fn rules_errors_map_to_the_model_types() {
@@ -264,9 +245,9 @@ mod tests {
 
     #[test]
     fn tagging_header_is_url_encoded_pairs() {
-        let t = tags(&request(&[("x-amz-tagging", "team=a%20b&env=test&flag=")])).unwrap();
+        let t = tags(Some("team=a%20b&env=test&flag=")).unwrap();
         assert_eq!(t, vec![("team".into(), "a b".into()), ("env".into(), "test".into()), ("flag".into(), String::new())]);
-        assert!(tags(&request(&[])).unwrap().is_empty());
+        assert!(tags(None).unwrap().is_empty());
     }
 
     #[test]

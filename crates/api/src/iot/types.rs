@@ -75,10 +75,10 @@ impl Inner {
     }
 
     pub(super) fn create_thing_type(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let p = properties(&body)?;
         let t = self.registry.create_thing_type(NewThingType {
-            name: req.param("thingTypeName")?.to_string(),
+            name: req.input().required("thingTypeName")?.to_string(),
             description: p.description,
             searchable_attributes: p.searchable.unwrap_or_default(),
             propagating_attributes: p.propagating,
@@ -88,7 +88,7 @@ impl Inner {
     }
 
     pub(super) fn describe_thing_type(&self, req: &ApiRequest) -> Reply {
-        let t = self.registry.describe_thing_type(req.param("thingTypeName")?)?;
+        let t = self.registry.describe_thing_type(req.input().required("thingTypeName")?)?;
         ApiResponse::json(json!({
             "thingTypeName": t.name,
             "thingTypeId": t.id,
@@ -100,7 +100,7 @@ impl Inner {
 
     pub(super) fn list_thing_types(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
-        let page = self.registry.list_thing_types(req.query("thingTypeName"), after.as_deref(), limit)?;
+        let page = self.registry.list_thing_types(req.input().text("thingTypeName")?, after.as_deref(), limit)?;
         let items: Vec<Value> = page
             .items
             .iter()
@@ -117,10 +117,10 @@ impl Inner {
     }
 
     pub(super) fn update_thing_type(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
+        let body = req.input();
         let p = properties(&body)?;
         self.registry.update_thing_type(ThingTypeUpdate {
-            name: req.param("thingTypeName")?.to_string(),
+            name: req.input().required("thingTypeName")?.to_string(),
             description: p.description,
             searchable_attributes: p.searchable,
             propagating_attributes: p.propagating,
@@ -129,13 +129,13 @@ impl Inner {
     }
 
     pub(super) fn deprecate_thing_type(&self, req: &ApiRequest) -> Reply {
-        let body = Input::body(req)?;
-        self.registry.deprecate_thing_type(req.param("thingTypeName")?, body.bool("undoDeprecate")?)?;
+        let body = req.input();
+        self.registry.deprecate_thing_type(req.input().required("thingTypeName")?, body.bool("undoDeprecate")?)?;
         done()
     }
 
     pub(super) fn delete_thing_type(&self, req: &ApiRequest) -> Reply {
-        self.registry.delete_thing_type(req.param("thingTypeName")?)?;
+        self.registry.delete_thing_type(req.input().required("thingTypeName")?)?;
         done()
     }
 }
