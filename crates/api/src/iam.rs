@@ -55,8 +55,11 @@ impl Users {
     /// A user and its parsed policies, as stored now (parsed again only when the user's
     /// document has a new revision).
     fn with_policies(&self, name: &str) -> Option<Arc<UserPolicies>> {
+        // Read before the cache is locked: every signed request comes here on a Tokio worker,
+        // and none may wait for a lock held across a database call.
+        let doc = self.docs.state().get_blocking(KIND, name).ok().flatten();
         let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(doc) = self.docs.state().get_blocking(KIND, name).ok().flatten() else {
+        let Some(doc) = doc else {
             parsed.remove(name);
             return None;
         };

@@ -56,7 +56,9 @@ impl DynamicClientVerifier {
     }
 
     fn inner(&self) -> Arc<dyn ClientCertVerifier> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken on Tokio workers during handshakes; a rebuild reads the CAs, which may wait
+        // for the database.
+        let mut cur = store::state::lock_waiting(&self.current);
         let generation = self.authz.trust_generation();
         if cur.0 != generation {
             match build(&self.authz, &self.static_roots, &self.provider) {

@@ -111,9 +111,12 @@ impl<S: Replicated> Replica<S> {
         &self.store
     }
 
-    /// Reads the state (never waits on I/O).
+    /// Reads the state (never waits on I/O itself). A writer holds the state's lock while it
+    /// waits for the database, so a contended read hands a Tokio worker back to the runtime
+    /// first ([`crate::state::read_waiting`]): readers on every worker must not starve the
+    /// database call the writer waits for.
     pub fn read(&self) -> ReadGuard<'_, S> {
-        ReadGuard(self.shared.read().unwrap_or_else(|e| e.into_inner()))
+        ReadGuard(crate::state::read_waiting(&self.shared))
     }
 
     /// A document through one of the state's caches: the cached entry, or `load` it from the
@@ -177,14 +180,14 @@ impl<S: Replicated> Replica<S> {
             if page.gap {
                 tracing::warn!(domain = S::DOMAIN, cursor, head = page.head, "replica fell behind the kept change log: reloading");
                 let fresh = Self::load(&self.store)?;
-                *self.shared.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                *crate::state::write_waiting(&self.shared) = fresh;
                 continue;
             }
             if page.next == cursor {
                 return Ok(());
             }
             {
-                let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
+                let mut g = crate::state::write_waiting(&self.shared);
                 for c in &page.changes {
                     g.apply(c.seq, &c.kind, &c.key, c.value.as_deref());
                 }
@@ -234,7 +237,7 @@ impl<S: Replicated> Replica<S> {
     fn apply_own(&self, seq: u64, writes: &[Write]) -> bool {
         let _one = crate::state::lock_waiting(&self.catching);
         let changes: Vec<Change> = {
-            let mut g = self.shared.write().unwrap_or_else(|e| e.into_inner());
+            let mut g = crate::state::write_waiting(&self.shared);
             if g.cursor >= seq {
                 // Applied already, by a catch-up that read it from the log.
                 return true;

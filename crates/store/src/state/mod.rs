@@ -14,7 +14,7 @@ mod postgres;
 mod sqlite;
 
 pub use crate::SyncMode;
-pub use block::{block_on, blocking, lock_waiting};
+pub use block::{block_on, blocking, lock_waiting, read_waiting, write_waiting};
 pub use postgres::{Postgres, check_postgres_url, connect as connect_postgres};
 pub use sqlite::{Sqlite, open as open_sqlite};
 
