@@ -92,6 +92,22 @@ fn validation_error(model: &awsmodel::Service, e: awsmodel::bind::BindError) -> 
     ApiError::new(code, e.to_string()).resolve(model)
 }
 
+/// A JSON answer laid out by the operation's output shape ([`awsmodel::output::serialize`]):
+/// header and status-code members leave the body, members take their wire names, timestamps
+/// their formats. A handler's default 200 becomes the operation's modeled success status.
+fn lay_out(model: &awsmodel::Service, op: &awsmodel::Operation, mut r: crate::ApiResponse) -> crate::ApiResponse {
+    if r.status == 200 {
+        r.status = op.status;
+    }
+    if let Body::Json(serde_json::Value::Object(members)) = r.body {
+        let a = awsmodel::output::serialize(model, op, members);
+        r.status = a.status.unwrap_or(r.status);
+        r.headers.extend(a.headers);
+        r.body = Body::Json(a.body);
+    }
+    r
+}
+
 fn request_id() -> String {
     awscore::id::uuid()
 }
@@ -287,7 +303,7 @@ impl Api {
             request_id: id.to_string(),
         };
         // An exception's status is the one the model gives it.
-        let mut reply = service.call(request).await.map_err(|e| e.resolve(model));
+        let mut reply = service.call(request).await.map_err(|e| e.resolve(model)).map(|r| lay_out(model, matched.op, r));
         // Debug builds (every test run) hold each answer to the model's output shape.
         if cfg!(debug_assertions)
             && let Ok(crate::ApiResponse { body: Body::Json(v), .. }) = &reply

@@ -137,7 +137,7 @@ fn create(functions: &Functions, req: &ApiRequest) -> Reply {
         handler: body.str("Handler")?.unwrap_or_default(),
         tags,
     })?;
-    Ok(ApiResponse { status: 201, body: Body::Json(configuration(functions, &f)), headers: Vec::new() })
+    ApiResponse::json(configuration(functions, &f))
 }
 
 fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
@@ -170,6 +170,7 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
                 return Err(invalid("Ferrite functions have no versions or aliases"));
             }
             functions.delete(req.input().required("FunctionName")?)?;
+            // Lambda answers 204 (its model says 200).
             Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
         }
         op => Err(ApiError::not_implemented("lambda", op)),
