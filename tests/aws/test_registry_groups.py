@@ -249,9 +249,9 @@ def test_tags_on_groups_types_and_billing_groups(iot):
         iot.tag_resource(resourceArn=group, tags=[{"Key": "aws:reserved", "Value": "v"}])
     with pytest.raises(iot.exceptions.InvalidRequestException):
         iot.tag_resource(resourceArn=group, tags=[{"Key": "bad*key", "Value": "v"}])
-    # Not a taggable ARN, or not an ARN at all.
+    # Not a taggable ARN, or not an ARN at all (rules are taggable: test_tags.py).
     thing_arn = iot.create_thing(thingName="reg-untaggable")["thingArn"]
-    for bad in ["not-an-arn", thing_arn, group.replace(":thinggroup/", ":rule/")]:
+    for bad in ["not-an-arn", thing_arn, group.replace(":thinggroup/", ":cert/")]:
         with pytest.raises(iot.exceptions.InvalidRequestException):
             iot.list_tags_for_resource(resourceArn=bad)
     # A taggable kind of resource that does not exist.

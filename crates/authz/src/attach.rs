@@ -56,9 +56,10 @@ pub struct AuthResult {
     pub missing: Vec<String>,
 }
 
-/// Checks tags with the registry's rules.
+/// Checks tags given at creation (keys, values, count).
 pub(crate) fn check_tags(tags: &[(String, String)]) -> Result<()> {
-    registry::validate::tags(tags).map_err(|e| AuthzError::Invalid(e.to_string()))
+    awscore::tags::initial(tags)?;
+    Ok(())
 }
 
 impl Authz {

@@ -22,6 +22,7 @@ pub mod denials;
 mod error;
 mod policies;
 mod state;
+mod tags;
 pub mod verifier;
 
 pub use attach::{AuthInfo, AuthResult, EffectivePolicy, Target};
@@ -31,6 +32,7 @@ pub use cas::{CaUpdate, NewCa};
 pub use certs::CreatedKeys;
 pub use connect::{CertAuthenticator, LocalPolicy};
 pub use denials::Denials;
+pub use tags::TAGGABLE;
 pub use error::{AuthzError, Result};
 pub use policies::MAX_VERSIONS;
 pub use state::{CaCertificate, CertStatus, Certificate, Policy, PolicyVersion};

@@ -1,11 +1,12 @@
 //! What every AWS-shaped service of Ferrite shares, in one place: ARNs ([`arn`]), ids
-//! ([`id`]), the clock ([`clock`]), pagination tokens ([`page`]) and percent-decoding. Pure but for the clock
+//! ([`id`]), the clock ([`clock`]), pagination tokens ([`page`]), resource tags ([`tags`]) and percent-decoding. Pure but for the clock
 //! and the OS's random source. (Not named `core`: that is Rust's own crate.)
 
 pub mod arn;
 pub mod clock;
 pub mod id;
 pub mod page;
+pub mod tags;
 
 pub use arn::Arn;
 

@@ -37,3 +37,12 @@ pub(crate) fn invalid<T>(message: impl Into<String>) -> Result<T> {
 pub(crate) fn not_found(message: impl Into<String>) -> RegistryError {
     RegistryError::NotFound(message.into())
 }
+
+impl From<awscore::tags::TagError> for RegistryError {
+    fn from(e: awscore::tags::TagError) -> RegistryError {
+        match e {
+            awscore::tags::TagError::Invalid(m) => RegistryError::Invalid(m),
+            awscore::tags::TagError::Limit(m) => RegistryError::LimitExceeded(m),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Tags by key (a value may be empty, never absent).
-pub type Tags = BTreeMap<String, String>;
+pub use awscore::tags::Tags;
 /// Attributes by name.
 pub type Attributes = BTreeMap<String, String>;
 

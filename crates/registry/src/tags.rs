@@ -1,10 +1,9 @@
 //! Tags on thing groups, thing types and billing groups, addressed by ARN (TagResource,
 //! UntagResource, ListTagsForResource). Things themselves cannot be tagged.
 
-use crate::error::{RegistryError, Result, invalid, not_found};
+use crate::error::{Result, invalid, not_found};
 use crate::model::Tags;
 use crate::state::{Change, State};
-use crate::validate::{self, MAX_TAGS};
 use crate::{Registry, ResourceKind};
 
 impl Registry {
@@ -71,31 +70,19 @@ impl Registry {
 
     /// TagResource: adds or overwrites tags (at most 50 per resource).
     pub fn tag_resource(&self, arn: &str, tags: &[(String, String)]) -> Result<()> {
-        validate::tags(tags)?;
+        awscore::tags::check(tags)?;
         let mut st = self.lock()?;
         let (kind, name) = self.taggable(&st, arn)?;
-        let mut all = Self::tags_of(&st, kind, &name).cloned().unwrap_or_default();
-        for (k, v) in tags {
-            all.insert(k.clone(), v.clone());
-        }
-        if all.len() > MAX_TAGS {
-            return Err(RegistryError::LimitExceeded(format!("The resource {arn} would have {} tags; a resource can have at most {MAX_TAGS}.", all.len())));
-        }
+        let all = awscore::tags::tag(Self::tags_of(&st, kind, &name).unwrap_or(&Tags::new()), tags, arn)?;
         let Some(change) = Self::with_tags(&st, kind, &name, all) else { return Err(not_found(format!("The resource {arn} cannot be found."))) };
         self.commit(&mut st, vec![change], Vec::new())
     }
 
     /// UntagResource: removes tags by key (keys the resource lacks are ignored).
     pub fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<()> {
-        for k in keys {
-            validate::tag_key(k)?;
-        }
         let mut st = self.lock()?;
         let (kind, name) = self.taggable(&st, arn)?;
-        let mut all = Self::tags_of(&st, kind, &name).cloned().unwrap_or_default();
-        for k in keys {
-            all.remove(k);
-        }
+        let all = awscore::tags::untag(Self::tags_of(&st, kind, &name).unwrap_or(&Tags::new()), keys)?;
         let Some(change) = Self::with_tags(&st, kind, &name, all) else { return Err(not_found(format!("The resource {arn} cannot be found."))) };
         self.commit(&mut st, vec![change], Vec::new())
     }

@@ -2,7 +2,7 @@
 //! names and values, descriptions, tags, principals. Failures read like AWS's validation
 //! messages and name the bad value and the member it was given for.
 
-use crate::error::{Result, invalid};
+use crate::error::{RegistryError, Result, invalid};
 use std::collections::BTreeMap;
 
 /// Longest thing, thing type, thing group or billing group name.
@@ -13,12 +13,7 @@ pub const MAX_ATTRIBUTE_NAME: usize = 128;
 pub const MAX_ATTRIBUTE_VALUE: usize = 800;
 /// Longest description of a thing type, thing group or billing group.
 pub const MAX_DESCRIPTION: usize = 2028;
-/// Longest tag key (the model's TagKey).
-pub const MAX_TAG_KEY: usize = 128;
-/// Longest tag value (the model's TagValue).
-pub const MAX_TAG_VALUE: usize = 256;
-/// Tags per resource (developer guide, "Tag restrictions").
-pub const MAX_TAGS: usize = 50;
+pub use awscore::tags::MAX_TAGS;
 /// Attributes of a thing without a thing type (developer guide, "Thing types").
 pub const MAX_UNTYPED_THING_ATTRIBUTES: usize = 3;
 /// Attributes of a thing with a thing type.
@@ -90,39 +85,10 @@ pub fn description(field: &str, value: &str) -> Result<()> {
     pattern(field, value, |c| (' '..='~').contains(&c), "[\\p{Graph}\\x20]*")
 }
 
-fn separator(c: char) -> bool {
-    matches!(c, ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
-}
-
-/// A tag key: letters, numbers, separators and `_.:/=+-@`, 1 to 128 characters, not starting
-/// with the reserved `aws:`.
-pub fn tag_key(value: &str) -> Result<()> {
-    length("tags.member.Key", value, 1, MAX_TAG_KEY)?;
-    pattern(
-        "tags.member.Key",
-        value,
-        |c| c.is_alphabetic() || c.is_numeric() || separator(c) || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@'),
-        "^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$",
-    )?;
-    if value.to_ascii_lowercase().starts_with("aws:") {
-        return invalid(format!("Tag key {value:?} uses the prefix aws:, which is reserved for AWS use."));
-    }
-    Ok(())
-}
-
-/// A tag value: at most 256 characters.
-pub fn tag_value(key: &str, value: &str) -> Result<()> {
-    length(&format!("tags.{key}.Value"), value, 0, MAX_TAG_VALUE)
-}
-
 /// Tags given at creation or to TagResource (keys and values; the count is checked against
-/// the resource's tags by the caller).
+/// the resource's tags by the caller): [`awscore::tags::check`].
 pub fn tags(tags: &[(String, String)]) -> Result<()> {
-    for (k, v) in tags {
-        tag_key(k)?;
-        tag_value(k, v)?;
-    }
-    Ok(())
+    awscore::tags::check(tags).map_err(RegistryError::from)
 }
 
 /// A principal: a certificate ARN, another IAM/IoT ARN or an Amazon Cognito identity id.

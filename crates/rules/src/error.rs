@@ -16,9 +16,24 @@ pub enum RulesError {
     /// A rule or destination of that name or URL exists (ResourceAlreadyExistsException, 409).
     #[error("{message}")]
     AlreadyExists { message: String, arn: String },
+    /// No resource of that ARN, for the operations AWS answers ResourceNotFoundException (404).
+    #[error("{0}")]
+    NoSuchResource(String),
+    /// A per-resource limit would be exceeded (LimitExceededException).
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     /// A stored document that cannot be read.
     #[error("stored {kind} {key} cannot be read: {message}")]
     Corrupt { kind: &'static str, key: String, message: String },
+}
+
+impl From<awscore::tags::TagError> for RulesError {
+    fn from(e: awscore::tags::TagError) -> RulesError {
+        match e {
+            awscore::tags::TagError::Invalid(m) => RulesError::Invalid(m),
+            awscore::tags::TagError::Limit(m) => RulesError::LimitExceeded(m),
+        }
+    }
 }

@@ -311,6 +311,7 @@ impl Rules {
     /// confirmation sent) when none exists for its confirmation URL.
     pub fn create_rule(&self, name: &str, payload: &Value, tags: Vec<(String, String)>) -> Result<(), RulesError> {
         model::validate_rule_name(name)?;
+        awscore::tags::initial(&tags)?;
         let compiled = Arc::new(model::compile(name, payload)?);
         self.check_http_actions(&compiled)?;
         let mut rules = self.lock();
@@ -426,9 +427,38 @@ impl Rules {
         (out, more)
     }
 
-    /// The tags given at creation (x-amz-tagging).
-    pub fn rule_tags(&self, name: &str) -> Option<Vec<(String, String)>> {
-        self.lock().get(name).map(|e| e.stored.tags.clone())
+    /// The rule an ARN (`arn:aws:iot:REGION:ACCOUNT:rule/NAME`) names.
+    fn rule_of_arn<'a>(&self, rules: &'a BTreeMap<String, Entry>, arn: &str) -> Result<&'a Entry, RulesError> {
+        let name = arn.strip_prefix(&self.rule_arn("")).filter(|n| !n.is_empty());
+        name.and_then(|n| rules.get(n)).ok_or_else(|| RulesError::NoSuchResource(format!("The resource {arn} cannot be found.")))
+    }
+
+    /// ListTagsForResource of a rule.
+    pub fn list_tags(&self, arn: &str) -> Result<awscore::tags::Tags, RulesError> {
+        Ok(self.rule_of_arn(&self.lock(), arn)?.stored.tags.iter().cloned().collect())
+    }
+
+    /// TagResource / UntagResource of a rule: its tags become `change(tags)`.
+    fn retag(&self, arn: &str, change: impl FnOnce(&awscore::tags::Tags) -> Result<awscore::tags::Tags, awscore::tags::TagError>) -> Result<(), RulesError> {
+        let mut rules = self.lock();
+        let e = self.rule_of_arn(&rules, arn)?;
+        let tags = change(&e.stored.tags.iter().cloned().collect())?;
+        let stored = StoredRule { tags: tags.into_iter().collect(), ..e.stored.clone() };
+        self.put(&stored, Expect::Present)?;
+        if let Some(e) = rules.get_mut(&stored.name) {
+            e.stored = stored;
+        }
+        Ok(())
+    }
+
+    /// TagResource of a rule.
+    pub fn tag_resource(&self, arn: &str, add: &[(String, String)]) -> Result<(), RulesError> {
+        self.retag(arn, |t| awscore::tags::tag(t, add, arn))
+    }
+
+    /// UntagResource of a rule.
+    pub fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<(), RulesError> {
+        self.retag(arn, |t| awscore::tags::untag(t, keys))
     }
 
     // ---- topic rule destinations ----

@@ -41,13 +41,15 @@ struct Inner {
     authz: Arc<authz::Authz>,
     /// The host DescribeEndpoint answers.
     endpoint_host: String,
+    /// The rules engine, when running: the owner of rule ARNs' tags.
+    rules: Option<Arc<rules::Rules>>,
 }
 
 impl Iot {
     /// The service over a loaded registry and the certificate and policy service (which asks
     /// the same registry).
     pub fn new(authz: Arc<authz::Authz>, endpoint_host: impl Into<String>) -> Iot {
-        Iot { inner: Arc::new(Inner { registry: authz.registry().clone(), authz, endpoint_host: endpoint_host.into() }), rules: None }
+        Iot { inner: Arc::new(Inner { registry: authz.registry().clone(), authz, endpoint_host: endpoint_host.into(), rules: None }), rules: None }
     }
 }
 
@@ -288,7 +290,7 @@ mod tests {
         let (pki, _) = identity::Pki::load_or_create(&dir).unwrap();
         let ac = authz::AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
         let authz = Arc::new(authz::Authz::open(docs, ac, registry.clone(), Arc::new(pki)).unwrap());
-        Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into() } }
+        Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into(), rules: None } }
     }
 
     /// Binds a request through the iot model, as the HTTP layer does, and runs it.

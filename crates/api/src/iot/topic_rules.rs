@@ -39,6 +39,8 @@ impl From<RulesError> for ApiError {
             RulesError::SqlParse(m) => ApiError::new("SqlParseException", m),
             RulesError::Invalid(m) => ApiError::invalid(m),
             RulesError::NotFound(m) => ApiError::new("UnauthorizedException", m),
+            RulesError::LimitExceeded(m) => ApiError::limit_exceeded(m),
+            RulesError::NoSuchResource(m) => ApiError::not_found(m),
             RulesError::AlreadyExists { message, arn } => ApiError::new("ResourceAlreadyExistsException", message).with("resourceArn", arn.into()),
             e @ (RulesError::Store(_) | RulesError::Corrupt { .. }) => {
                 tracing::error!(error = %e, "rules operation failed");
@@ -60,6 +62,9 @@ impl crate::MetricsSource for RulesMetrics {
 impl Iot {
     /// Serves the topic rule operations with `rules`.
     pub fn with_rules(mut self, rules: Arc<Rules>) -> Iot {
+        let i = &self.inner;
+        let (registry, authz, endpoint_host) = (i.registry.clone(), i.authz.clone(), i.endpoint_host.clone());
+        self.inner = Arc::new(super::Inner { registry, authz, endpoint_host, rules: Some(rules.clone()) });
         self.rules = Some(rules);
         self
     }

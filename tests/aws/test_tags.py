@@ -1,0 +1,65 @@
+"""Tags by ARN across resource types and the services that keep them: TagResource,
+UntagResource and ListTagsForResource on thing groups (registry), policies and authorizers
+(authz) and topic rules (rules engine), through boto3 and the aws CLI, with AWS's errors."""
+import json
+
+import pytest
+
+from conftest import aws_error
+
+POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]})
+
+
+def tags_of(iot, arn):
+    return {t["Key"]: t["Value"] for t in iot.list_tags_for_resource(resourceArn=arn)["tags"]}
+
+
+def test_every_taggable_resource_is_tagged_by_arn(iot, ferrite):
+    group = iot.create_thing_group(thingGroupName="tags-group", tags=[{"Key": "made", "Value": "at-create"}])["thingGroupArn"]
+    policy = iot.create_policy(policyName="tags-policy", policyDocument=POLICY, tags=[{"Key": "made", "Value": "at-create"}])["policyArn"]
+    authorizer = iot.create_authorizer(
+        authorizerName="tags-authorizer",
+        authorizerFunctionArn="arn:aws:lambda:us-east-1:123456789012:function:none",
+        signingDisabled=True,
+        tags=[{"Key": "made", "Value": "at-create"}],
+    )["authorizerArn"]
+    iot.create_topic_rule(
+        ruleName="tags_rule",
+        topicRulePayload={"sql": "SELECT * FROM 'tags/in'", "actions": [{"republish": {"roleArn": "arn:aws:iam::123456789012:role/r", "topic": "tags/out"}}]},
+        tags="made=at-create",
+    )
+    rule = iot.get_topic_rule(ruleName="tags_rule")["ruleArn"]
+    for arn in (group, policy, authorizer, rule):
+        assert tags_of(iot, arn) == {"made": "at-create"}, arn
+        iot.tag_resource(resourceArn=arn, tags=[{"Key": "env", "Value": "prod"}, {"Key": "made", "Value": "later"}])
+        assert tags_of(iot, arn) == {"made": "later", "env": "prod"}, arn
+        iot.untag_resource(resourceArn=arn, tagKeys=["made", "absent"])
+        assert tags_of(iot, arn) == {"env": "prod"}, arn
+        # 50 tags at most, per resource.
+        with pytest.raises(iot.exceptions.LimitExceededException):
+            iot.tag_resource(resourceArn=arn, tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+        with pytest.raises(iot.exceptions.InvalidRequestException):
+            iot.tag_resource(resourceArn=arn, tags=[{"Key": "aws:reserved", "Value": "v"}])
+    # The aws CLI reads the same tags.
+    out = ferrite.cli("iot", "list-tags-for-resource", "--resource-arn", policy)
+    assert out["tags"] == [{"Key": "env", "Value": "prod"}]
+    # A rule's tags survive its replacement.
+    iot.replace_topic_rule(ruleName="tags_rule", topicRulePayload={"sql": "SELECT * FROM 'tags/other'", "actions": []})
+    assert tags_of(iot, rule) == {"env": "prod"}
+
+
+def test_missing_and_untaggable_resources_are_refused(iot):
+    for arn in (
+        "arn:aws:iot:us-east-1:123456789012:policy/tags-none",
+        "arn:aws:iot:us-east-1:123456789012:rule/tags_none",
+        "arn:aws:iot:us-east-1:123456789012:thinggroup/tags-none",
+        "arn:aws:iot:us-east-1:123456789012:authorizer/tags-none",
+    ):
+        with pytest.raises(iot.exceptions.ResourceNotFoundException) as e:
+            iot.list_tags_for_resource(resourceArn=arn)
+        assert aws_error(e)[1] == 404 and arn in aws_error(e)[2]
+    with pytest.raises(iot.exceptions.InvalidRequestException) as e:
+        iot.tag_resource(resourceArn="arn:aws:iot:us-east-1:123456789012:thing/x", tags=[{"Key": "k", "Value": "v"}])
+    assert "Things cannot be tagged" in aws_error(e)[2]
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.list_tags_for_resource(resourceArn="not-an-arn")
