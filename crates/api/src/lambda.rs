@@ -158,10 +158,11 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
         "ListFunctions" => {
             let size = req.input().int_in("MaxItems", 50, 1, 10_000)? as usize;
             let all = functions.list()?;
-            let (page, next) = pagination::page(all, |f| f.name.as_str(), req.input().text("Marker")?, size)?;
-            let mut out = json!({ "Functions": page.iter().map(|f| configuration(functions, f)).collect::<Vec<_>>() });
-            if let Some(n) = next {
-                out["NextMarker"] = json!(n);
+            let after = pagination::after(req.input().text("Marker")?)?;
+            let page = awscore::page::Page::sorted(all, |f| f.name.clone(), true, after.as_deref(), size);
+            let mut out = json!({ "Functions": page.items.iter().map(|f| configuration(functions, f)).collect::<Vec<_>>() });
+            if let Some(t) = page.token() {
+                out["NextMarker"] = json!(t);
             }
             ApiResponse::json(out)
         }

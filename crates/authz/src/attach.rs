@@ -5,7 +5,7 @@
 
 use crate::error::{AuthzError, Result, invalid, not_found};
 use crate::state::{Change, State};
-use crate::{Authz, Page, page};
+use crate::{Authz, Page};
 use identity::policy::{Decision, Policy as Parsed, Request, evaluate};
 use registry::ResourceKind;
 use std::cell::RefCell;
@@ -139,7 +139,7 @@ impl Authz {
         let targets = if recursive { self.with_ancestors(target, &parsed) } else { vec![target.to_string()] };
         let st = self.read();
         let names: BTreeSet<String> = targets.iter().filter_map(|t| st.targets.get(t)).flatten().cloned().collect();
-        Ok(page(names.into_iter().collect(), |n| n.clone(), true, after, limit))
+        Ok(Page::sorted(names.into_iter().collect(), |n| n.clone(), true, after, limit))
     }
 
     /// ListTargetsForPolicy.
@@ -150,7 +150,7 @@ impl Authz {
             return Err(not_found(format!("Policy {name} does not exist.")));
         }
         let targets: Vec<String> = st.by_policy.get(name).into_iter().flatten().cloned().collect();
-        Ok(page(targets, |t| t.clone(), true, after, limit))
+        Ok(Page::sorted(targets, |t| t.clone(), true, after, limit))
     }
 
     /// The ARNs of the thing groups a thing is in, with their ancestors.
@@ -160,9 +160,9 @@ impl Authz {
         loop {
             let Ok(p) = self.registry.list_thing_groups_for_thing(thing, after.as_deref(), 250) else { break };
             out.extend(p.items.iter().map(|g| self.registry.arn(ResourceKind::ThingGroup, g)));
-            match (p.more, p.items.last()) {
-                (true, Some(last)) => after = Some(last.clone()),
-                _ => break,
+            match p.next {
+                Some(next) => after = Some(next),
+                None => break,
             }
         }
         out

@@ -6,7 +6,7 @@
 
 use crate::error::{AuthzError, Result, invalid, not_found};
 use crate::state::Change;
-use crate::{Authz, Page, now_ms, page};
+use crate::{Authz, Page, now_ms};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -150,7 +150,7 @@ impl Authz {
     pub fn list_authorizers(&self, status: Option<&str>, ascending: bool, after: Option<&str>, limit: usize) -> Result<Page<Authorizer>> {
         let want = parse_status(status)?;
         let items: Vec<Authorizer> = self.read().authorizers.values().filter(|a| want.is_none_or(|w| a.active == w)).cloned().collect();
-        Ok(page(items, |a| a.name.clone(), ascending, after, limit))
+        Ok(Page::sorted(items, |a| a.name.clone(), ascending, after, limit))
     }
 
     /// UpdateAuthorizer.

@@ -6,7 +6,7 @@
 use crate::certs::{check_id, hex, read_pem};
 use crate::error::{AuthzError, Result, invalid, not_found};
 use crate::state::{CaCertificate, Change};
-use crate::{Authz, Page, now_ms, page, random_hex};
+use crate::{Authz, Page, now_ms, random_hex};
 use identity::x509;
 
 /// At most this many registered CA certificates may share a subject (AWS: 10).
@@ -132,7 +132,7 @@ impl Authz {
             .filter(|c| template.is_none_or(|t| c.registration_config.as_ref().and_then(|r| r.get("templateName")).and_then(|v| v.as_str()) == Some(t)))
             .cloned()
             .collect();
-        Ok(page(items, |c| format!("{:020}/{}", c.created_ms, c.id), ascending, after, limit))
+        Ok(Page::sorted(items, |c| format!("{:020}/{}", c.created_ms, c.id), ascending, after, limit))
     }
 
     /// UpdateCACertificate: status, auto-registration, registration configuration.

@@ -5,7 +5,7 @@
 
 use crate::error::{AuthzError, Result, invalid, not_found};
 use crate::state::{CertStatus, Certificate, Change};
-use crate::{Authz, Page, now_ms, page, random_hex};
+use crate::{Authz, Page, now_ms, random_hex};
 use identity::x509::{self, CertInfo, KeyPairPem, X509Error};
 
 /// What CreateKeysAndCertificate returns: the certificate and its key pair (shown only now).
@@ -186,7 +186,7 @@ impl Authz {
         }
         let st = self.read();
         let items: Vec<Certificate> = st.certs.values().filter(|c| ca_id.is_none_or(|ca| c.ca_id.as_deref() == Some(ca))).cloned().collect();
-        Ok(page(items, |c| format!("{:020}/{}", c.created_ms, c.id), ascending, after, limit))
+        Ok(Page::sorted(items, |c| format!("{:020}/{}", c.created_ms, c.id), ascending, after, limit))
     }
 
     /// UpdateCertificate: ACTIVE, INACTIVE or REVOKED (REVOKED is final). A certificate leaving

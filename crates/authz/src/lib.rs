@@ -57,31 +57,7 @@ pub struct AuthzConfig {
     pub account_id: String,
 }
 
-/// A page of a list: the items and the key of the last one when more follow.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    /// The key to continue after (`None`: this is the last page).
-    pub next: Option<String>,
-}
-
-/// Pages `items` ordered by `key` (ascending or descending), after the key `after`.
-pub(crate) fn page<T>(mut items: Vec<T>, key: impl Fn(&T) -> String, ascending: bool, after: Option<&str>, limit: usize) -> Page<T> {
-    items.sort_by_key(|i| key(i));
-    if !ascending {
-        items.reverse();
-    }
-    let mut rest = items.into_iter().filter(|i| after.is_none_or(|a| if ascending { key(i).as_str() > a } else { key(i).as_str() < a })).peekable();
-    let mut out = Vec::new();
-    while out.len() < limit {
-        match rest.next() {
-            Some(i) => out.push(i),
-            None => break,
-        }
-    }
-    let next = if rest.peek().is_some() { out.last().map(&key) } else { None };
-    Page { items: out, next }
-}
+pub use awscore::page::Page;
 
 pub(crate) use awscore::clock::now_ms;
 pub(crate) use awscore::id::random_hex;
@@ -339,13 +315,13 @@ mod tests {
     fn pages_walk_both_ways() {
         let items: Vec<u32> = (0..7).collect();
         let key = |i: &u32| format!("{i:03}");
-        let p = page(items.clone(), key, true, None, 3);
+        let p = Page::sorted(items.clone(), key, true, None, 3);
         assert_eq!(p.items, [0, 1, 2]);
-        let p = page(items.clone(), key, true, p.next.as_deref(), 5);
+        let p = Page::sorted(items.clone(), key, true, p.next.as_deref(), 5);
         assert_eq!((p.items, p.next), (vec![3, 4, 5, 6], None));
-        let p = page(items.clone(), key, false, None, 3);
+        let p = Page::sorted(items.clone(), key, false, None, 3);
         assert_eq!(p.items, [6, 5, 4]);
-        let p = page(items, key, false, p.next.as_deref(), 3);
+        let p = Page::sorted(items, key, false, p.next.as_deref(), 3);
         assert_eq!(p.items, [3, 2, 1]);
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::error::{AuthzError, Result, invalid, not_found};
 use crate::state::{Change, Policy, PolicyVersion};
-use crate::{Authz, Page, now_ms, page, random_hex};
+use crate::{Authz, Page, now_ms, random_hex};
 use std::collections::BTreeMap;
 
 /// A policy has at most this many versions (AWS: 5).
@@ -75,7 +75,7 @@ impl Authz {
     /// ListPolicies, in creation order (ascending or not).
     pub fn list_policies(&self, ascending: bool, after: Option<&str>, limit: usize) -> Result<Page<String>> {
         let items: Vec<(i64, String)> = self.read().policies.values().map(|p| (p.created_ms, p.name.clone())).collect();
-        let p = page(items, |(t, n)| format!("{t:020}/{n}"), ascending, after, limit);
+        let p = Page::sorted(items, |(t, n)| format!("{t:020}/{n}"), ascending, after, limit);
         Ok(Page { items: p.items.into_iter().map(|(_, n)| n).collect(), next: p.next })
     }
 

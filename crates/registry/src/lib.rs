@@ -179,7 +179,7 @@ impl Registry {
 
     /// A page of up to `limit` things after `after` having a term in `terms` (all things when `None`), mapped by `keep`
     /// (`None`: skip), read from the store `batch` things at a time until the page is full.
-    pub(crate) fn find_page<T>(&self, terms: Option<&Terms>, after: Option<&str>, limit: usize, batch: usize, mut keep: impl FnMut(Thing) -> Option<T>) -> Result<Page<T>> {
+    pub(crate) fn find_page<T: awscore::page::Keyed>(&self, terms: Option<&Terms>, after: Option<&str>, limit: usize, batch: usize, mut keep: impl FnMut(Thing) -> Option<T>) -> Result<Page<T>> {
         let mut items = Vec::new();
         let mut after = after.map(str::to_string);
         loop {

@@ -199,26 +199,29 @@ pub struct NameOrArn {
     pub arn: Option<String>,
 }
 
-/// A page of a list: the items and whether more follow the last one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub more: bool,
+pub use awscore::page::Page;
+
+impl awscore::page::Keyed for Thing {
+    fn key(&self) -> &str {
+        &self.name
+    }
 }
 
-impl<T> Page<T> {
-    /// Takes up to `limit` items from an iterator, noting whether any remain.
-    pub(crate) fn take(iter: impl Iterator<Item = T>, limit: usize) -> Page<T> {
-        let mut iter = iter.peekable();
-        let mut items = Vec::new();
-        while items.len() < limit {
-            match iter.next() {
-                Some(i) => items.push(i),
-                None => break,
-            }
-        }
-        let more = iter.peek().is_some();
-        Page { items, more }
+impl awscore::page::Keyed for ThingGroup {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+impl awscore::page::Keyed for ThingType {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+impl awscore::page::Keyed for BillingGroup {
+    fn key(&self) -> &str {
+        &self.name
     }
 }
 

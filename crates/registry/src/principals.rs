@@ -96,10 +96,10 @@ mod tests {
         r.attach_thing_principal("a", CERT, PrincipalType::NonExclusive).unwrap();
         let p = r.list_principal_things(CERT, None, None, 2).unwrap();
         assert_eq!(p.items.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert!(p.more);
+        assert!(p.more());
         let p = r.list_principal_things(CERT, None, Some("b"), 2).unwrap();
         assert_eq!(p.items.len(), 1);
-        assert!(!p.more);
+        assert!(!p.more());
         assert_eq!(r.list_thing_principals("a", None, None, 10).unwrap().items, [(CERT.to_string(), PrincipalType::NonExclusive)]);
         assert!(matches!(r.attach_thing_principal("nope", CERT, PrincipalType::NonExclusive), Err(RegistryError::NotFound(_))));
         assert!(matches!(r.list_thing_principals("nope", None, None, 10), Err(RegistryError::NotFound(_))));

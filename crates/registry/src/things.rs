@@ -387,10 +387,10 @@ mod tests {
         let color = ThingFilter { attribute_name: Some("color".into()), attribute_value: Some("red".into()), ..Default::default() };
         assert_eq!(names(r.list_things(&color, None, 10).unwrap()), ["u1"]);
         let first = r.list_things(&ThingFilter::default(), None, 2).unwrap();
-        assert!(first.more);
+        assert!(first.more());
         let rest = r.list_things(&ThingFilter::default(), Some("b2"), 2).unwrap();
         assert_eq!(names(rest.clone()), ["u1"]);
-        assert!(!rest.more);
+        assert!(!rest.more());
     }
 
     #[test]

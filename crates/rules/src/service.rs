@@ -5,6 +5,7 @@
 //! another node arrive through the change feed ([`Rules::follow`]): their workers start, restart
 //! and stop here the same way.
 
+use awscore::page::Page;
 use crate::destinations::{Destination, DestinationStatus, confirmation_request_url};
 use crate::engine::{self, Engine, RulesMetrics};
 use crate::model::{self, CompiledRule};
@@ -32,6 +33,18 @@ struct StoredRule {
     created_ms: i64,
     #[serde(default)]
     tags: Vec<(String, String)>,
+}
+
+impl awscore::page::Keyed for RuleView {
+    fn key(&self) -> &str {
+        &self.name
+    }
+}
+
+impl awscore::page::Keyed for Destination {
+    fn key(&self) -> &str {
+        &self.arn
+    }
 }
 
 /// A rule as GetTopicRule and ListTopicRules show it.
@@ -408,9 +421,9 @@ impl Rules {
     /// ListTopicRules: rules after `after` (by name), at most `limit`; `topic` keeps rules whose
     /// topic pattern is that text or matches it as a topic; `disabled` keeps rules in that state.
     /// Returns the page and whether more follow.
-    pub fn list_rules(&self, topic: Option<&str>, disabled: Option<bool>, after: Option<&str>, limit: usize) -> (Vec<RuleView>, bool) {
+    pub fn list_rules(&self, topic: Option<&str>, disabled: Option<bool>, after: Option<&str>, limit: usize) -> Page<RuleView> {
         let rules = self.lock();
-        let mut out: Vec<RuleView> = rules
+        let matching = rules
             .values()
             .filter(|e| after.is_none_or(|a| e.stored.name.as_str() > a))
             .filter(|e| disabled.is_none_or(|d| e.compiled.disabled == d))
@@ -419,12 +432,8 @@ impl Rules {
                     e.compiled.topic_filter.as_deref().is_some_and(|f| f == t || (mqtt::topic::valid_topic_name(t) && mqtt::topic::matches(f, t)))
                 })
             })
-            .take(limit + 1)
-            .map(|e| self.view(e))
-            .collect();
-        let more = out.len() > limit;
-        out.truncate(limit);
-        (out, more)
+            .map(|e| self.view(e));
+        Page::take(matching, limit)
     }
 
     /// The rule an ARN (`arn:aws:iot:REGION:ACCOUNT:rule/NAME`) names.
@@ -590,12 +599,9 @@ impl Rules {
     }
 
     /// ListTopicRuleDestinations, by ARN.
-    pub fn list_destinations(&self, after: Option<&str>, limit: usize) -> (Vec<Destination>, bool) {
+    pub fn list_destinations(&self, after: Option<&str>, limit: usize) -> Page<Destination> {
         let dests = self.engine.destinations_now();
-        let mut out: Vec<Destination> = dests.values().filter(|d| after.is_none_or(|a| d.arn.as_str() > a)).take(limit + 1).cloned().collect();
-        let more = out.len() > limit;
-        out.truncate(limit);
-        (out, more)
+        Page::take(dests.values().filter(|d| after.is_none_or(|a| d.arn.as_str() > a)).cloned(), limit)
     }
 
     /// UpdateTopicRuleDestination: ENABLED/DISABLED for a confirmed destination; IN_PROGRESS

@@ -127,9 +127,9 @@ async fn overlapping_rules_each_get_a_copy_and_follow_enable_disable_replace_del
     nothing(&app).await;
     assert!(matches!(f.rules.get_rule("b"), Err(RulesError::NotFound(_))));
     assert!(matches!(f.rules.create_rule("a", &payload("SELECT * FROM 'x'", vec![]), vec![]), Err(RulesError::AlreadyExists { .. })));
-    let (page, more) = f.rules.list_rules(Some("in/x"), Some(false), None, 10);
-    assert_eq!((page.len(), more), (1, false));
-    assert_eq!(page[0].sql_version, "2016-03-23");
+    let page = f.rules.list_rules(Some("in/x"), Some(false), None, 10);
+    assert_eq!((page.items.len(), page.more()), (1, false));
+    assert_eq!(page.items[0].sql_version, "2016-03-23");
     // The rules survive a restart of the service.
     drop(f.rules.clone());
     let again = Rules::start(f.docs.clone(), f.broker.clone(), f.functions.clone(), None, config()).unwrap();
@@ -284,8 +284,7 @@ async fn http_actions_need_a_confirmed_enabled_destination_and_retry() {
     f.rules.update_destination(&arn, "DISABLED").unwrap();
     dev.publish(publish("h/d3", "{}")).await;
     next(&errors).await;
-    let (all, _) = f.rules.list_destinations(None, 10);
-    assert_eq!(all.len(), 1);
+    assert_eq!(f.rules.list_destinations(None, 10).items.len(), 1);
     assert!(matches!(f.rules.create_destination(&hook), Err(RulesError::AlreadyExists { .. })));
     f.rules.delete_destination(&arn).unwrap();
     assert!(matches!(f.rules.get_destination(&arn), Err(RulesError::NotFound(_))));
@@ -354,7 +353,7 @@ async fn a_slow_http_target_holds_back_neither_other_rules_nor_the_broker() {
     f.rules.create_rule("slow", &payload("SELECT * FROM 'x/#'", vec![json!({"http": {"url": hook}})]), vec![]).unwrap();
     let token = serde_json::from_str::<Value>(&server.wait_for(1).await[0].2).unwrap()["confirmationToken"].as_str().unwrap().to_string();
     f.rules.confirm_destination(&token).unwrap();
-    let arn = f.rules.list_destinations(None, 1).0[0].arn.clone();
+    let arn = f.rules.list_destinations(None, 1).items[0].arn.clone();
     f.rules.update_destination(&arn, "ENABLED").unwrap();
     f.rules.create_rule("fast", &payload("SELECT * FROM 'x/#'", vec![republish("fast")]), vec![]).unwrap();
     let app = f.broker.internal_client("app");

@@ -63,7 +63,7 @@ impl Inner {
         let (after, limit) = paging(req)?;
         let page = self.registry.list_billing_groups(req.input().text("namePrefixFilter")?, after.as_deref(), limit)?;
         let groups: Vec<Value> = page.items.iter().map(|b| json!({"groupName": b.name, "groupArn": self.billing_arn(&b.name)})).collect();
-        ApiResponse::json(with_token(json!({ "billingGroups": groups }), &page, |b| b.name.as_str()))
+        ApiResponse::json(with_token(json!({ "billingGroups": groups }), &page))
     }
 
     pub(super) fn add_thing_to_billing_group(&self, req: &ApiRequest) -> Reply {
@@ -81,6 +81,6 @@ impl Inner {
     pub(super) fn list_things_in_billing_group(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
         let page = self.registry.list_things_in_billing_group(req.input().required("billingGroupName")?, after.as_deref(), limit)?;
-        ApiResponse::json(with_token(json!({ "things": page.items }), &page, String::as_str))
+        ApiResponse::json(with_token(json!({ "things": page.items }), &page))
     }
 }

@@ -17,8 +17,8 @@ pub(crate) fn marker_paging(req: &ApiRequest) -> Result<(Option<String>, usize, 
 
 /// Adds `nextMarker` when more items follow.
 pub(crate) fn with_marker<T>(mut out: Value, page: &Page<T>) -> Value {
-    if let Some(next) = &page.next {
-        out["nextMarker"] = Value::String(pagination::token(next));
+    if let Some(t) = page.token() {
+        out["nextMarker"] = Value::String(t);
     }
     out
 }

@@ -93,7 +93,7 @@ impl Inner {
         let recursive = req.input().opt_bool("recursive")?;
         let page = self.registry.list_thing_groups(req.input().text("parentGroup")?, req.input().text("namePrefixFilter")?, recursive, after.as_deref(), limit)?;
         let groups: Vec<Value> = page.items.iter().map(|g| self.group_ref(&g.name)).collect();
-        ApiResponse::json(with_token(json!({ "thingGroups": groups }), &page, |g| g.name.as_str()))
+        ApiResponse::json(with_token(json!({ "thingGroups": groups }), &page))
     }
 
     pub(super) fn add_thing_to_thing_group(&self, req: &ApiRequest) -> Reply {
@@ -122,13 +122,13 @@ impl Inner {
         let (after, limit) = paging(req)?;
         let recursive = req.input().bool("recursive")?;
         let page = self.registry.list_things_in_thing_group(req.input().required("thingGroupName")?, recursive, after.as_deref(), limit)?;
-        ApiResponse::json(with_token(json!({ "things": page.items }), &page, String::as_str))
+        ApiResponse::json(with_token(json!({ "things": page.items }), &page))
     }
 
     pub(super) fn list_thing_groups_for_thing(&self, req: &ApiRequest) -> Reply {
         let (after, limit) = paging(req)?;
         let page = self.registry.list_thing_groups_for_thing(req.input().required("thingName")?, after.as_deref(), limit)?;
         let groups: Vec<Value> = page.items.iter().map(|g| self.group_ref(g)).collect();
-        ApiResponse::json(with_token(json!({ "thingGroups": groups }), &page, String::as_str))
+        ApiResponse::json(with_token(json!({ "thingGroups": groups }), &page))
     }
 }

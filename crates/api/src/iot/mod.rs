@@ -24,7 +24,7 @@ pub use events::BrokerEvents;
 pub use topic_rules::RulesMetrics;
 
 use crate::service::{ApiRequest, ApiResponse, BoxReply, Reply, Service};
-use crate::{ApiError, pagination};
+use crate::ApiError;
 use registry::{Page, Registry, RegistryError};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -230,11 +230,9 @@ pub(crate) fn paging(req: &ApiRequest) -> Result<(Option<String>, usize), ApiErr
 }
 
 /// Adds `nextToken` to a list response when more items follow the page.
-pub(crate) fn with_token<T>(mut out: Value, page: &Page<T>, key: impl Fn(&T) -> &str) -> Value {
-    if page.more
-        && let Some(last) = page.items.last()
-    {
-        out["nextToken"] = Value::String(pagination::token(key(last)));
+pub(crate) fn with_token<T>(mut out: Value, page: &Page<T>) -> Value {
+    if let Some(t) = page.token() {
+        out["nextToken"] = Value::String(t);
     }
     out
 }

@@ -98,7 +98,7 @@ impl Inner {
         };
         let page = self.registry.list_things(&filter, after.as_deref(), limit)?;
         let things: Vec<Value> = page.items.iter().map(|t| self.thing_attribute(t)).collect();
-        ApiResponse::json(with_token(json!({ "things": things }), &page, |t| t.name.as_str()))
+        ApiResponse::json(with_token(json!({ "things": things }), &page))
     }
 
     pub(super) fn attach_thing_principal(&self, req: &ApiRequest) -> Reply {
@@ -122,7 +122,7 @@ impl Inner {
         } else {
             json!({ "principals": page.items.iter().map(|(p, _)| p).collect::<Vec<_>>() })
         };
-        ApiResponse::json(with_token(out, &page, |(p, _)| p.as_str()))
+        ApiResponse::json(with_token(out, &page))
     }
 
     pub(super) fn list_principal_things(&self, req: &ApiRequest, v2: bool) -> Reply {
@@ -135,6 +135,6 @@ impl Inner {
         } else {
             json!({ "things": page.items.iter().map(|(t, _)| t).collect::<Vec<_>>() })
         };
-        ApiResponse::json(with_token(out, &page, |(t, _)| t.as_str()))
+        ApiResponse::json(with_token(out, &page))
     }
 }

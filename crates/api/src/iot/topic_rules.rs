@@ -144,12 +144,9 @@ fn handle(rules: &Rules, req: &ApiRequest) -> Reply {
         "ListTopicRuleDestinations" => {
             let limit = req.input().int_in("maxResults", 1000, 1, 1000)? as usize;
             let after = pagination::after(req.input().text("nextToken")?)?;
-            let (page, more) = rules.list_destinations(after.as_deref(), limit);
-            let mut out = json!({ "destinationSummaries": page.iter().map(|d| destination_json(d, true)).collect::<Vec<_>>() });
-            if more && let Some(last) = page.last() {
-                out["nextToken"] = Value::String(pagination::token(&last.arn));
-            }
-            ApiResponse::json(out)
+            let page = rules.list_destinations(after.as_deref(), limit);
+            let out = json!({ "destinationSummaries": page.items.iter().map(|d| destination_json(d, true)).collect::<Vec<_>>() });
+            ApiResponse::json(super::with_token(out, &page))
         }
         "UpdateTopicRuleDestination" => {
             let body = req.input();
@@ -202,8 +199,9 @@ fn list_rules(rules: &Rules, req: &ApiRequest) -> Reply {
     let limit = req.input().int_in("maxResults", 1000, 1, 10_000)? as usize;
     let after = pagination::after(req.input().text("nextToken")?)?;
     let disabled = req.input().opt_bool("ruleDisabled")?;
-    let (page, more) = rules.list_rules(req.input().text("topic")?, disabled, after.as_deref(), limit);
+    let page = rules.list_rules(req.input().text("topic")?, disabled, after.as_deref(), limit);
     let items: Vec<Value> = page
+        .items
         .iter()
         .map(|r| {
             let mut v = json!({"ruleArn": r.arn, "ruleName": r.name, "createdAt": secs(r.created_ms), "ruleDisabled": r.disabled});
@@ -213,11 +211,7 @@ fn list_rules(rules: &Rules, req: &ApiRequest) -> Reply {
             v
         })
         .collect();
-    let mut out = json!({ "rules": items });
-    if more && let Some(last) = page.last() {
-        out["nextToken"] = Value::String(pagination::token(&last.name));
-    }
-    ApiResponse::json(out)
+    ApiResponse::json(super::with_token(json!({ "rules": items }), &page))
 }
 
 /// A TopicRuleDestination (or, for lists, a TopicRuleDestinationSummary).

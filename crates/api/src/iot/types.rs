@@ -113,7 +113,7 @@ impl Inner {
                 })
             })
             .collect();
-        ApiResponse::json(with_token(json!({ "thingTypes": items }), &page, |t| t.name.as_str()))
+        ApiResponse::json(with_token(json!({ "thingTypes": items }), &page))
     }
 
     pub(super) fn update_thing_type(&self, req: &ApiRequest) -> Reply {
