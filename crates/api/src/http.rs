@@ -108,6 +108,14 @@ fn lay_out(model: &awsmodel::Service, op: &awsmodel::Operation, mut r: crate::Ap
     r
 }
 
+/// Whether an operation may answer this error type: one its model lists, one every operation
+/// may answer (the service's validation error, throttling, internal failures), or Ferrite's own
+/// (not implemented, a lost race between nodes).
+fn modeled_error(model: &awsmodel::Service, op: &awsmodel::Operation, error_type: &str) -> bool {
+    let listed = op.errors.iter().chain(model.validation_error.iter()).filter_map(|id| model.shape(*id).error).any(|e| e.code == error_type);
+    listed || matches!(error_type, crate::error::NOT_IMPLEMENTED | crate::error::CONFLICT | "InternalFailureException" | "ThrottlingException" | "ValidationError")
+}
+
 fn request_id() -> String {
     awscore::id::uuid()
 }
@@ -304,7 +312,15 @@ impl Api {
         };
         // An exception's status is the one the model gives it.
         let mut reply = service.call(request).await.map_err(|e| e.resolve(model)).map(|r| lay_out(model, matched.op, r));
-        // Debug builds (every test run) hold each answer to the model's output shape.
+        // Debug builds (every test run) hold each error to the operation's modeled errors and
+        // each answer to the model's output shape.
+        if cfg!(debug_assertions)
+            && let Err(e) = &reply
+            && !modeled_error(model, matched.op, e.error_type)
+        {
+            tracing::error!(model = model.name, operation = op, error_type = e.error_type, "error type is not one the operation's model lists");
+            reply = Err(ApiError::internal(format!("{}:{op} answered {}, which its model does not list", model.name, e.error_type)));
+        }
         if cfg!(debug_assertions)
             && let Ok(crate::ApiResponse { body: Body::Json(v), .. }) = &reply
         {
