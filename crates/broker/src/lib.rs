@@ -78,6 +78,9 @@ pub struct BrokerInner {
     pub retained: retained::Retained,
     pub metrics: Metrics,
     sessions: Mutex<session::SessionMap>,
+    /// The client identifiers of the connections attached with each principal (kept under the
+    /// session's lock as connections attach and end): what `disconnect_principal` visits.
+    by_principal: Mutex<HashMap<Box<str>, std::collections::HashSet<Arc<str>>>>,
     generation: AtomicU64,
     /// Woken when a queue under pressure has drained to half its bound: publishers waiting for
     /// room check whether it was their subscriber's.
@@ -110,6 +113,7 @@ impl Broker {
                 retained: Default::default(),
                 metrics: Metrics::default(),
                 sessions: Mutex::default(),
+                by_principal: Mutex::default(),
                 generation: AtomicU64::new(1),
                 room: tokio::sync::Notify::new(),
                 partial_bytes: Default::default(),
@@ -171,7 +175,11 @@ impl Broker {
     /// Disconnects every connection acting as `principal` (a certificate revoked or deactivated,
     /// ...): MQTT 5 clients get DISCONNECT 0x87. Returns how many were disconnected.
     pub fn disconnect_principal(&self, principal: &str) -> usize {
-        let sessions: Vec<Arc<Session>> = self.inner.sessions().values().cloned().collect();
+        let ids: Vec<Arc<str>> = self.inner.principals().get(principal).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let sessions: Vec<Arc<Session>> = {
+            let map = self.inner.sessions();
+            ids.iter().filter_map(|id| map.get(id).cloned()).collect()
+        };
         let mut n = 0;
         for s in sessions {
             let hit = {
@@ -210,6 +218,30 @@ impl Broker {
 impl BrokerInner {
     fn sessions(&self) -> std::sync::MutexGuard<'_, session::SessionMap> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn principals(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, std::collections::HashSet<Arc<str>>>> {
+        self.by_principal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that `client_id`'s connection is attached with `now` instead of `before` (call
+    /// holding the session's lock, so that attaches and ends of one client apply in order).
+    pub(crate) fn reattach_principal(&self, client_id: &Arc<str>, before: Option<&str>, now: Option<&str>) {
+        if before == now && now.is_none() {
+            return;
+        }
+        let mut index = self.principals();
+        if let Some(p) = before
+            && let Some(set) = index.get_mut(p)
+        {
+            set.remove(client_id);
+            if set.is_empty() {
+                index.remove(p);
+            }
+        }
+        if let Some(p) = now {
+            index.entry(p.into()).or_default().insert(client_id.clone());
+        }
     }
 
     pub(crate) fn next_generation(&self) -> u64 {
@@ -385,6 +417,7 @@ impl BrokerInner {
             st.ended = true;
             if let Some(a) = st.attached.take() {
                 a.wake();
+                self.reattach_principal(&session.client_id, st.principal.as_deref(), None);
             }
             st.queue_mut().clear();
             st.inflight_mut().clear();

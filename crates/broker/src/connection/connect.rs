@@ -141,13 +141,17 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     let mut ops = Vec::new();
     {
         let mut st = session.lock();
-        if let Some(old) = st.attached.replace(Attachment::new(generation, kick.clone())) {
+        let taken_over = st.attached.replace(Attachment::new(generation, kick.clone()));
+        if let Some(old) = &taken_over {
             tracing::info!(%client_id, "session taken over by a new connection");
             old.wake();
         }
         st.generation = generation;
         st.kick_reason = None;
         st.suppress_will = false;
+        // The connection taken over was indexed under its principal; a resumed one was not.
+        let before = if taken_over.is_some() { st.principal.take() } else { None };
+        broker.reattach_principal(&client_id, before.as_deref(), authz.principal());
         st.principal = authz.principal().map(Into::into);
         st.expiry_secs = expiry;
         st.protocol = v;

@@ -563,6 +563,7 @@ impl<S: Stream> Conn<S> {
                 None
             } else {
                 st.attached = None;
+                self.broker.reattach_principal(&self.client_id, st.principal.as_deref(), None);
                 if st.persistent && st.expiry_secs > 0 {
                     let client_id = self.client_id.to_string();
                     let protocol = self.protocol.level();
