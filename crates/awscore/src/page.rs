@@ -7,6 +7,18 @@ pub trait Keyed {
     fn key(&self) -> &str;
 }
 
+/// Implements [`Keyed`] for types keyed by one of their fields: `keyed!(Thing => name, ...)`.
+#[macro_export]
+macro_rules! keyed {
+    ($($t:ty => $field:ident),* $(,)?) => {
+        $(impl $crate::page::Keyed for $t {
+            fn key(&self) -> &str {
+                &self.$field
+            }
+        })*
+    };
+}
+
 impl Keyed for String {
     fn key(&self) -> &str {
         self

@@ -201,29 +201,7 @@ pub struct NameOrArn {
 
 pub use awscore::page::Page;
 
-impl awscore::page::Keyed for Thing {
-    fn key(&self) -> &str {
-        &self.name
-    }
-}
-
-impl awscore::page::Keyed for ThingGroup {
-    fn key(&self) -> &str {
-        &self.name
-    }
-}
-
-impl awscore::page::Keyed for ThingType {
-    fn key(&self) -> &str {
-        &self.name
-    }
-}
-
-impl awscore::page::Keyed for BillingGroup {
-    fn key(&self) -> &str {
-        &self.name
-    }
-}
+awscore::keyed!(Thing => name, ThingGroup => name, ThingType => name, BillingGroup => name);
 
 /// Whether each kind of event is published (UpdateEventConfigurations).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,17 +35,7 @@ struct StoredRule {
     tags: Vec<(String, String)>,
 }
 
-impl awscore::page::Keyed for RuleView {
-    fn key(&self) -> &str {
-        &self.name
-    }
-}
-
-impl awscore::page::Keyed for Destination {
-    fn key(&self) -> &str {
-        &self.arn
-    }
-}
+awscore::keyed!(RuleView => name, Destination => arn);
 
 /// A rule as GetTopicRule and ListTopicRules show it.
 #[derive(Debug, Clone, PartialEq)]
