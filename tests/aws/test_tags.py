@@ -63,3 +63,15 @@ def test_missing_and_untaggable_resources_are_refused(iot):
     assert "Things cannot be tagged" in aws_error(e)[2]
     with pytest.raises(iot.exceptions.InvalidRequestException):
         iot.list_tags_for_resource(resourceArn="not-an-arn")
+
+
+def test_tags_given_at_creation_follow_the_same_rules(iot):
+    with pytest.raises(iot.exceptions.InvalidRequestException):
+        iot.create_authorizer(
+            authorizerName="tags-bad-authorizer",
+            authorizerFunctionArn="arn:aws:lambda:us-east-1:123456789012:function:none",
+            signingDisabled=True,
+            tags=[{"Key": "aws:reserved", "Value": "v"}],
+        )
+    with pytest.raises(iot.exceptions.ResourceNotFoundException):
+        iot.describe_authorizer(authorizerName="tags-bad-authorizer")

@@ -118,6 +118,7 @@ impl Authz {
     /// CreateAuthorizer.
     pub fn create_authorizer(&self, new: NewAuthorizer) -> Result<Authorizer> {
         validate_name(&new.name)?;
+        crate::attach::check_tags(&new.tags)?;
         let now = now_ms();
         let a = Authorizer {
             name: new.name,

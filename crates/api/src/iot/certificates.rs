@@ -60,7 +60,8 @@ impl Inner {
         let body = req.input();
         let pem = required(&body, "certificatePem")?;
         let ca = body.str("caCertificatePem")?;
-        let set_as_active = req.input().bool("setAsActive")? || body.bool("setAsActive")?;
+        // The model's setAsActive is a query member (a body member of that name is not bound).
+        let set_as_active = body.bool("setAsActive")?;
         let c = self.authz.register_certificate(&pem, ca.as_deref(), set_as_active, body.str("status")?.as_deref())?;
         ApiResponse::json(json!({ "certificateArn": self.authz.cert_arn(&c.id), "certificateId": c.id }))
     }

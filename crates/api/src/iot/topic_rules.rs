@@ -42,9 +42,12 @@ impl From<RulesError> for ApiError {
             RulesError::LimitExceeded(m) => ApiError::limit_exceeded(m),
             RulesError::NoSuchResource(m) => ApiError::not_found(m),
             RulesError::AlreadyExists { message, arn } => ApiError::new("ResourceAlreadyExistsException", message).with("resourceArn", arn.into()),
-            e @ (RulesError::Store(_) | RulesError::Corrupt { .. }) => {
+            // A conflict with another node's write is retried by the caller; other store
+            // failures are InternalFailureException, which every operation may answer.
+            RulesError::Store(e) => ApiError::from(e),
+            e @ RulesError::Corrupt { .. } => {
                 tracing::error!(error = %e, "rules operation failed");
-                ApiError::new("InternalException", "An internal error occurred.")
+                ApiError::internal("An internal error occurred.")
             }
         }
     }
