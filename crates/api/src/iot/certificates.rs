@@ -2,7 +2,7 @@
 //! RegisterCertificate(WithoutCA), Describe/List/ListByCA/Update/DeleteCertificate,
 //! Get/DeleteRegistrationCode, RegisterCACertificate, Describe/List/Update/DeleteCACertificate.
 
-use super::{Inner, Input, done, secs};
+use super::{Inner, done, secs};
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use crate::{ApiError, pagination};
 use authz::{CaCertificate, Certificate, Page};
@@ -23,9 +23,6 @@ pub(crate) fn with_marker<T>(mut out: Value, page: &Page<T>) -> Value {
     out
 }
 
-fn required(body: &Input, key: &str) -> Result<String, ApiError> {
-    body.str(key)?.ok_or_else(|| ApiError::invalid(format!("{key} is required")))
-}
 
 impl Inner {
     fn cert_summary(&self, c: &Certificate) -> Value {
@@ -51,14 +48,14 @@ impl Inner {
 
     pub(super) fn create_certificate_from_csr(&self, req: &ApiRequest) -> Reply {
         let body = req.input();
-        let csr = required(&body, "certificateSigningRequest")?;
+        let csr = body.required("certificateSigningRequest")?.to_string();
         let c = self.authz.create_certificate_from_csr(&csr, req.input().bool("setAsActive")?)?;
         ApiResponse::json(self.created(&c))
     }
 
     pub(super) fn register_certificate(&self, req: &ApiRequest) -> Reply {
         let body = req.input();
-        let pem = required(&body, "certificatePem")?;
+        let pem = body.required("certificatePem")?.to_string();
         let ca = body.str("caCertificatePem")?;
         // The model's setAsActive is a query member (a body member of that name is not bound).
         let set_as_active = body.bool("setAsActive")?;
@@ -68,7 +65,7 @@ impl Inner {
 
     pub(super) fn register_certificate_without_ca(&self, req: &ApiRequest) -> Reply {
         let body = req.input();
-        let pem = required(&body, "certificatePem")?;
+        let pem = body.required("certificatePem")?.to_string();
         let c = self.authz.register_certificate_without_ca(&pem, body.str("status")?.as_deref())?;
         ApiResponse::json(json!({ "certificateArn": self.authz.cert_arn(&c.id), "certificateId": c.id }))
     }
@@ -126,7 +123,7 @@ impl Inner {
     pub(super) fn register_ca_certificate(&self, req: &ApiRequest) -> Reply {
         let body = req.input();
         let new = authz::NewCa {
-            ca_pem: required(&body, "caCertificate")?,
+            ca_pem: body.required("caCertificate")?.to_string(),
             verification_pem: body.str("verificationCertificate")?,
             set_as_active: req.input().bool("setAsActive")?,
             allow_auto_registration: req.input().bool("allowAutoRegistration")?,

@@ -3,15 +3,12 @@
 //! GetEffectivePolicies and TestAuthorization.
 
 use super::certificates::{marker_paging, with_marker};
-use super::{Inner, Input, done, secs};
+use super::{Inner, done, secs};
 use crate::ApiError;
 use crate::service::{ApiRequest, ApiResponse, Reply};
 use authz::{AuthInfo, AuthResult, Policy};
 use serde_json::{Value, json};
 
-fn required(body: &Input, key: &str) -> Result<String, ApiError> {
-    body.str(key)?.ok_or_else(|| ApiError::invalid(format!("{key} is required")))
-}
 
 impl Inner {
     fn policy_ref(&self, name: &str) -> Value {
@@ -25,7 +22,7 @@ impl Inner {
     pub(super) fn create_policy(&self, req: &ApiRequest) -> Reply {
         let body = req.input();
         let name = req.input().required("policyName")?;
-        let p = self.authz.create_policy(name, &required(&body, "policyDocument")?, &body.tags("tags")?)?;
+        let p = self.authz.create_policy(name, &body.required("policyDocument")?.to_string(), &body.tags("tags")?)?;
         ApiResponse::json(json!({
             "policyName": p.name,
             "policyArn": self.authz.policy_arn(&p.name),
@@ -61,7 +58,7 @@ impl Inner {
     pub(super) fn create_policy_version(&self, req: &ApiRequest) -> Reply {
         let body = req.input();
         let (p, id) =
-            self.authz.create_policy_version(req.input().required("policyName")?, &required(&body, "policyDocument")?, req.input().bool("setAsDefault")?)?;
+            self.authz.create_policy_version(req.input().required("policyName")?, &body.required("policyDocument")?.to_string(), req.input().bool("setAsDefault")?)?;
         ApiResponse::json(json!({
             "policyArn": self.authz.policy_arn(&p.name),
             "policyDocument": p.versions.get(&id).map(|v| v.document.as_str()),
@@ -108,7 +105,7 @@ impl Inner {
 
     pub(super) fn attach_policy(&self, req: &ApiRequest, detach: bool) -> Reply {
         let body = req.input();
-        let target = required(&body, "target")?;
+        let target = body.required("target")?.to_string();
         let name = req.input().required("policyName")?;
         if detach {
             self.authz.detach_policy(name, &target)?
