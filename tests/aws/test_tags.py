@@ -61,8 +61,10 @@ def test_missing_and_untaggable_resources_are_refused(iot):
     with pytest.raises(iot.exceptions.InvalidRequestException) as e:
         iot.tag_resource(resourceArn="arn:aws:iot:us-east-1:123456789012:thing/x", tags=[{"Key": "k", "Value": "v"}])
     assert "Things cannot be tagged" in aws_error(e)[2]
-    with pytest.raises(iot.exceptions.InvalidRequestException):
-        iot.list_tags_for_resource(resourceArn="not-an-arn")
+    for arn in ("not-an-arn", "arn:aws:lambda:us-east-1:123456789012:policy/tags-none"):
+        with pytest.raises(iot.exceptions.InvalidRequestException) as e:
+            iot.list_tags_for_resource(resourceArn=arn)
+        assert aws_error(e)[1] == 400
 
 
 def test_tags_given_at_creation_follow_the_same_rules(iot):
@@ -75,3 +77,29 @@ def test_tags_given_at_creation_follow_the_same_rules(iot):
         )
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_authorizer(authorizerName="tags-bad-authorizer")
+
+
+def test_functions_are_tagged_by_arn_as_lambda_does(ferrite):
+    lam = ferrite.client("lambda")
+    arn = lam.create_function(
+        FunctionName="tags-fn", Role="arn:aws:iam::123456789012:role/r", Code={"ImageUri": "http://127.0.0.1:9/fn"}, Tags={"made": "at-create"}
+    )["FunctionArn"]
+    try:
+        lam.tag_resource(Resource=arn, Tags={"env": "prod", "team": "a"})
+        lam.untag_resource(Resource=arn, TagKeys=["team", "absent"])
+        assert lam.list_tags(Resource=arn)["Tags"] == {"made": "at-create", "env": "prod"}
+        assert lam.get_function(FunctionName="tags-fn")["Tags"] == {"made": "at-create", "env": "prod"}
+        for bad in ({"aws:reserved": "v"}, {f"k{i}": "v" for i in range(50)}):
+            with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+                lam.tag_resource(Resource=arn, Tags=bad)
+            assert aws_error(e)[1] == 400
+        assert len(lam.list_tags(Resource=arn)["Tags"]) == 2
+        with pytest.raises(lam.exceptions.InvalidParameterValueException):
+            lam.create_function(FunctionName="tags-fn2", Role="arn:aws:iam::123456789012:role/r", Code={"ImageUri": "http://127.0.0.1:9/fn"}, Tags={"aws:x": "v"})
+        with pytest.raises(lam.exceptions.ResourceNotFoundException):
+            lam.list_tags(Resource=arn.replace("tags-fn", "tags-none"))
+        # A malformed page marker is Lambda's own validation error, not another service's.
+        with pytest.raises(lam.exceptions.InvalidParameterValueException):
+            lam.list_functions(Marker="not a marker")
+    finally:
+        lam.delete_function(FunctionName="tags-fn")

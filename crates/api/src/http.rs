@@ -83,13 +83,27 @@ pub async fn serve(api: Arc<Api>, listener: TcpListener, tls: Option<TlsAcceptor
 /// The service's own validation exception (from its model; `ValidationException` 400 when it
 /// models none) for a request that does not fit the operation's input.
 fn validation_error(model: &awsmodel::Service, e: awsmodel::bind::BindError) -> ApiError {
+    ApiError::new(validation_code(model), e.to_string()).resolve(model)
+}
+
+/// The error type `model`'s service answers a request it cannot accept with.
+fn validation_code(model: &awsmodel::Service) -> &'static str {
     // IAM and STS answer constraint violations with the query protocol's ValidationError.
-    let code = match model.validation_error.and_then(|id| model.shape(id).error) {
+    match model.validation_error.and_then(|id| model.shape(id).error) {
         _ if model.protocol == Protocol::Query => "ValidationError",
         Some(e) => e.code,
         None => "ValidationException",
-    };
-    ApiError::new(code, e.to_string()).resolve(model)
+    }
+}
+
+/// A handler's error in its service's terms: the shared input reads ([`crate::Input`]) refuse
+/// with InvalidRequestException, which a service that has no such exception (Lambda) answers
+/// as its own validation error.
+fn in_service_terms(model: &awsmodel::Service, e: ApiError) -> ApiError {
+    if e.error_type == "InvalidRequestException" && model.error_status(e.error_type).is_none() {
+        return ApiError { error_type: validation_code(model), ..e }.resolve(model);
+    }
+    e.resolve(model)
 }
 
 /// A JSON answer laid out by the operation's output shape ([`awsmodel::output::serialize`]):
@@ -311,7 +325,7 @@ impl Api {
             request_id: id.to_string(),
         };
         // An exception's status is the one the model gives it.
-        let mut reply = service.call(request).await.map_err(|e| e.resolve(model)).map(|r| lay_out(model, matched.op, r));
+        let mut reply = service.call(request).await.map_err(|e| in_service_terms(model, e)).map(|r| lay_out(model, matched.op, r));
         // Debug builds (every test run) hold each error to the operation's modeled errors and
         // each answer to the model's output shape.
         if cfg!(debug_assertions)

@@ -174,6 +174,17 @@ fn handle(functions: &Functions, req: &ApiRequest) -> Reply {
             // Lambda answers 204 (its model says 200).
             Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
         }
+        "ListTags" => ApiResponse::json(json!({ "Tags": functions.get(req.input().required("Resource")?)?.tags })),
+        "TagResource" => {
+            let add: Vec<_> = req.input().str_map("Tags")?.unwrap_or_default().into_iter().collect();
+            functions.tag(req.input().required("Resource")?, &add)?;
+            Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
+        }
+        "UntagResource" => {
+            let keys = req.input().strs("TagKeys")?.unwrap_or_default();
+            functions.untag(req.input().required("Resource")?, &keys)?;
+            Ok(ApiResponse { status: 204, body: Body::Empty, headers: Vec::new() })
+        }
         op => Err(ApiError::not_implemented("lambda", op)),
     }
 }

@@ -269,6 +269,7 @@ impl Functions {
         if new.description.len() > 256 {
             return Err(FunctionError::Invalid("Description must be at most 256 characters".into()));
         }
+        let tags = awscore::tags::initial(&new.tags.into_iter().collect::<Vec<_>>()).map_err(|e| FunctionError::Invalid(e.to_string()))?;
         if self.docs.get(KIND, &new.name)?.is_some() {
             return Err(FunctionError::AlreadyExists(new.name));
         }
@@ -281,7 +282,7 @@ impl Functions {
             role: new.role,
             runtime: new.runtime,
             handler: new.handler,
-            tags: new.tags,
+            tags,
             last_modified_ms: now_ms(),
             revision_id: random_uuid(),
         };
@@ -311,6 +312,30 @@ impl Functions {
                 }
             })
             .collect())
+    }
+
+    /// Adds or replaces tags of a function (by name or ARN), as Lambda's TagResource does.
+    pub fn tag(&self, name_or_arn: &str, add: &[(String, String)]) -> Result<(), FunctionError> {
+        let arn = self.arn(&resolve_name(name_or_arn)?);
+        self.retag(name_or_arn, |t| awscore::tags::tag(t, add, &arn))
+    }
+
+    /// Removes tags of a function (by name or ARN); absent keys are no error.
+    pub fn untag(&self, name_or_arn: &str, keys: &[String]) -> Result<(), FunctionError> {
+        self.retag(name_or_arn, |t| awscore::tags::untag(t, keys))
+    }
+
+    fn retag(
+        &self,
+        name_or_arn: &str,
+        change: impl FnOnce(&awscore::tags::Tags) -> Result<awscore::tags::Tags, awscore::tags::TagError>,
+    ) -> Result<(), FunctionError> {
+        let mut f = self.get(name_or_arn)?;
+        // Lambda answers a tag over its limit as an invalid parameter too.
+        f.tags = change(&f.tags).map_err(|e| FunctionError::Invalid(e.to_string()))?;
+        let value = serde_json::to_string(&f).map_err(|e| FunctionError::Invalid(e.to_string()))?;
+        self.docs.apply(&[DocOp::Put { kind: KIND, key: f.name.clone(), value }])?;
+        Ok(())
     }
 
     /// Deletes a function.

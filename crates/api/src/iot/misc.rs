@@ -22,7 +22,12 @@ const ENDPOINT_TYPES: [&str; 4] = ["iot:Data", "iot:Data-ATS", "iot:CredentialPr
 impl Inner {
     /// The service that keeps the tags of the resource an ARN names (by its resource type).
     fn tag_owner(&self, arn: &str) -> Result<TagOwner<'_>, ApiError> {
-        let ty = awscore::Arn::parse(arn).ok().and_then(|a| a.resource_parts().map(|(t, _)| t.to_string())).unwrap_or_default();
+        // Only an IoT ARN names a resource of another owner; the registry refuses the rest.
+        let ty = awscore::Arn::parse(arn)
+            .ok()
+            .filter(|a| a.service == "iot")
+            .and_then(|a| a.resource_parts().map(|(t, _)| t.to_string()))
+            .unwrap_or_default();
         Ok(match ty.as_str() {
             t if authz::TAGGABLE.contains(&t) => TagOwner::Authz,
             "rule" => TagOwner::Rules(self.rules.as_deref().ok_or_else(|| ApiError::invalid("The rules engine is not running here; rules cannot be tagged."))?),
