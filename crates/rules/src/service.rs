@@ -132,6 +132,12 @@ impl Rules {
         Ok(rules)
     }
 
+    /// The compiled rule running under a name (a restart of its worker compiles it anew).
+    #[cfg(test)]
+    pub(crate) fn running(&self, name: &str) -> Option<Arc<CompiledRule>> {
+        self.lock().get(name).map(|e| e.compiled.clone())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
         self.rules.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -214,6 +220,14 @@ impl Rules {
                 return Ok(());
             }
         };
+        // A change of tags alone keeps the running worker (and its place in the topic).
+        if let Some(e) = rules.get_mut(name)
+            && e.stored.payload == stored.payload
+            && e.stored.created_ms == stored.created_ms
+        {
+            e.stored = stored;
+            return Ok(());
+        }
         match model::compile(&stored.name, &stored.payload) {
             Ok(c) => {
                 let c = Arc::new(c);

@@ -137,6 +137,30 @@ async fn overlapping_rules_each_get_a_copy_and_follow_enable_disable_replace_del
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn another_node_keeps_a_rule_running_when_only_its_tags_change() {
+    let f = fixture("retag");
+    let other = Rules::start(f.docs.clone(), f.broker.clone(), f.functions.clone(), None, config()).unwrap();
+    other.follow();
+    let arn = "arn:aws:iot:us-east-1:123456789012:rule/r";
+    f.rules.create_rule("r", &payload("SELECT * FROM 'in/r'", vec![republish("out/r")]), vec![]).unwrap();
+    let until = |what: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !what() {
+            assert!(std::time::Instant::now() < deadline, "the other node did not follow within 5 s");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    until(&|| other.running("r").is_some());
+    let before = other.running("r").unwrap();
+    f.rules.tag_resource(arn, &[("env".into(), "prod".into())]).unwrap();
+    until(&|| other.list_tags(arn).is_ok_and(|t| t.get("env").is_some_and(|v| v == "prod")));
+    assert!(Arc::ptr_eq(&before, &other.running("r").unwrap()), "a tag change restarted the rule's worker");
+    // A change of the rule itself still restarts it.
+    f.rules.replace_rule("r", &payload("SELECT * FROM 'in/r2'", vec![republish("out/r")])).unwrap();
+    until(&|| other.running("r").is_some_and(|c| !Arc::ptr_eq(&before, &c)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn basic_ingest_reaches_only_the_named_rule() {
     let f = fixture("ingest");
     f.rules.create_rule("ingest_me", &payload("SELECT *, topic() AS t", vec![republish("out/${topic()}")]), vec![]).unwrap();
