@@ -2,8 +2,8 @@
 //! and ACTIVE (and whose registered CA, if any, is ACTIVE) when its policies allow `iot:Connect`
 //! on `client/{clientId}`, then answers `iot:Publish`/`iot:Receive` on `topic/...`,
 //! `iot:Subscribe` on `topicfilter/...` and `iot:RetainPublish` from a per-connection decision
-//! cache that is emptied whenever the service's generation moves (a policy, an attachment, a
-//! certificate status, a thing or its groups changed). [`LocalPolicy`] applies one configured
+//! cache that is emptied when a document it was computed from changes (its certificate or CA,
+//! its thing, the thing's groups, their attachments, the policies found: [`crate::dependents`]). [`LocalPolicy`] applies one configured
 //! policy document to the loopback listeners.
 
 use crate::Authz;
@@ -13,6 +13,7 @@ use mqtt::ReasonCode;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Decisions kept per connection before the cache starts over.
@@ -111,9 +112,11 @@ fn decide_cached(
     allowed
 }
 
-/// One connection's view at one generation: variables, policies, whether it may act at all.
+/// One connection's view of the documents it depends on: variables, policies, whether it may
+/// act at all.
 struct Context {
-    generation: u64,
+    /// Set when one of those documents changes.
+    stale: crate::dependents::Token,
     vars: BTreeMap<String, String>,
     policies: Vec<Arc<Parsed>>,
     /// False once the certificate (or its CA) is no longer ACTIVE.
@@ -152,9 +155,24 @@ pub struct CertConnection {
 }
 
 impl CertConnection {
+    fn new(authz: &Arc<Authz>, info: &ConnectInfo<'_>, cert: &identity::CertFacts) -> CertConnection {
+        CertConnection {
+            authz: authz.clone(),
+            cert_id: cert.id.clone(),
+            client_id: info.client_id.to_string(),
+            source_ip: info.peer.addr.ip().to_string(),
+            prefix: authz.resource_prefix(),
+            server_name: info.peer.server_name.as_deref().map(str::to_string),
+            cert_vars: identity::x509::policy_variables(&cert.der),
+            state: Mutex::new((Arc::new(Context { stale: Arc::new(AtomicBool::new(true)), vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
+        }
+    }
+
+    /// The context as of now, registered with the documents it depends on.
     fn context(&self) -> Context {
-        let generation = self.authz.generation();
+        use crate::dependents::key;
         let a = &self.authz;
+        let since = a.dependents().seq();
         let mut vars = self.cert_vars.clone();
         vars.insert("aws:SourceIp".into(), self.source_ip.clone());
         if let Some(name) = &self.server_name {
@@ -164,22 +182,32 @@ impl CertConnection {
             vars.insert("iot:ClientId".into(), self.client_id.clone());
         }
         let cert_arn = a.cert_arn(&self.cert_id);
+        let mut keys = vec![key(crate::state::CERT, &self.cert_id), key(registry::THING_KIND, &self.client_id)];
+        if let Some(ca) = a.read().certs.get(&self.cert_id).and_then(|c| c.ca_id.clone()) {
+            keys.push(key(crate::state::CA, &ca));
+        }
         let thing = a.registry.describe_thing(&self.client_id).ok().filter(|t| t.principals.contains_key(&cert_arn));
         vars.insert("iot:Connection.Thing.IsAttached".into(), thing.is_some().to_string());
         let mut targets = vec![cert_arn];
         if let Some(t) = &thing {
             thing_vars(&mut vars, t);
-            targets.extend(a.group_arns_of_thing(&t.name));
+            let groups = a.group_arns_of_thing(&t.name);
+            keys.extend(groups.iter().filter_map(|g| g.rsplit_once('/')).map(|(_, name)| key(registry::THING_GROUP_KIND, name)));
+            targets.extend(groups);
         }
         vars.retain(|_, v| usable(v));
         let active = certificate_problem(a, &self.cert_id).is_none();
-        let policies = Authz::policies_of(&a.read(), &targets).into_values().collect();
-        Context { generation, vars, policies, active }
+        keys.extend(targets.iter().map(|t| key(crate::state::TARGET, t)));
+        let policies = Authz::policies_of(&a.read(), &targets);
+        keys.extend(policies.keys().map(|p| key(crate::state::POLICY, p)));
+        let stale = Arc::new(AtomicBool::new(false));
+        a.dependents().watch(&keys, &stale, since);
+        Context { stale, vars, policies: policies.into_values().collect(), active }
     }
 
     fn decide(&self, action: Action, what: &str) -> bool {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.0.generation != self.authz.generation() {
+        if guard.0.stale.load(Ordering::Acquire) {
             guard.0 = Arc::new(self.context());
             guard.1.clear();
         }
@@ -225,16 +253,7 @@ impl CertAuthenticator {
             a.denials.count(info.client_id, &cert.id, "connect");
             return Err(ReasonCode::NOT_AUTHORIZED);
         }
-        let conn = CertConnection {
-            authz: a.clone(),
-            cert_id: cert.id.clone(),
-            client_id: info.client_id.to_string(),
-            source_ip: info.peer.addr.ip().to_string(),
-            prefix: a.resource_prefix(),
-            server_name: info.peer.server_name.as_deref().map(str::to_string),
-            cert_vars: identity::x509::policy_variables(&cert.der),
-            state: Mutex::new((Arc::new(Context { generation: 0, vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
-        };
+        let conn = CertConnection::new(a, info, cert);
         if !conn.decide(Action::Connect, info.client_id) {
             tracing::info!(client_id = info.client_id, certificate = %cert.id, "iot:Connect not allowed by the certificate's policies");
             a.denials.count(info.client_id, &cert.id, "connect");
@@ -342,6 +361,10 @@ mod tests {
         PeerInfo { addr: "10.1.2.3:4000".parse().unwrap(), transport: "mqtts", cert: CertFacts::from_der(der).map(Into::into), server_name: Some("iot.example.com".into()) }
     }
 
+    fn by_name(n: &str) -> registry::NameOrArn {
+        registry::NameOrArn { name: Some(n.into()), arn: None }
+    }
+
     fn info<'a>(peer: &'a PeerInfo, client_id: &'a str) -> ConnectInfo<'a> {
         ConnectInfo { peer, client_id, username: None, password: None }
     }
@@ -380,7 +403,7 @@ mod tests {
         // iot:DomainName is the TLS server name the device asked for.
         assert!(conn.can_subscribe("domains/iot.example.com"));
         assert!(!conn.can_subscribe("domains/other.example.com"));
-        // A thing attribute changes: the cached decision follows once the generation moves.
+        // A thing attribute changes: the cached decision follows once the thing's document changes.
         r.update_thing(ThingUpdate { name: "dev-1".into(), attributes: attrs("home"), ..Default::default() }).unwrap();
         assert!(!conn.can_publish("site/lab/temp"));
         assert!(conn.can_receive("site/home/x"));
@@ -393,6 +416,45 @@ mod tests {
         // Without a certificate: refused.
         let none = PeerInfo { addr: "127.0.0.1:1".parse().unwrap(), transport: "wss", cert: None, server_name: None };
         assert!(auth.authenticate(&info(&none, "x")).is_err());
+    }
+
+    #[test]
+    fn a_connections_decisions_stay_cached_until_a_document_they_depend_on_changes() {
+        let f = fixture();
+        let a = &f.authz;
+        let r = a.registry();
+        let created = a.create_keys_and_certificate(true).unwrap().certificate;
+        let der = identity::x509::pem_to_der(&created.pem).unwrap();
+        let arn = a.cert_arn(&created.id);
+        a.create_policy("connect", r#"{"Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#, &[]).unwrap();
+        a.attach_policy("connect", &arn).unwrap();
+        r.create_thing(NewThing { name: "dev-1".into(), ..Default::default() }).unwrap();
+        r.attach_thing_principal("dev-1", &arn, PrincipalType::NonExclusive).unwrap();
+        r.create_thing_group(registry::NewThingGroup { name: "fleet".into(), ..Default::default() }).unwrap();
+        r.add_thing_to_thing_group(&by_name("fleet"), &by_name("dev-1")).unwrap();
+        let p = peer(&der);
+        let facts = p.cert.as_deref().unwrap();
+        let conn = CertConnection::new(a, &info(&p, "dev-1"), facts);
+        assert!(!conn.decide(Action::Publish, "fleet/x"));
+        let context = || conn.state.lock().unwrap().0.clone();
+        let before = context();
+        // Other things, groups and policies change: the cache stays warm.
+        r.create_thing(NewThing { name: "dev-2".into(), ..Default::default() }).unwrap();
+        r.update_thing(ThingUpdate { name: "dev-2".into(), attributes: None, ..Default::default() }).unwrap();
+        a.create_policy("other", r#"{"Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}"#, &[]).unwrap();
+        assert!(!conn.decide(Action::Publish, "fleet/x"));
+        assert!(Arc::ptr_eq(&before, &context()), "a change of other documents emptied the cache");
+        // A policy attached to the thing's group reaches the decision.
+        let group_arn = r.arn(registry::ResourceKind::ThingGroup, "fleet");
+        a.create_policy("fleet", r#"{"Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/fleet/*"}]}"#, &[]).unwrap();
+        a.attach_policy("fleet", &group_arn).unwrap();
+        assert!(conn.decide(Action::Publish, "fleet/x"));
+        // So does a new version of that policy, and then the thing leaving the group.
+        let narrower = r#"{"Statement":[{"Effect":"Allow","Action":"iot:Publish","Resource":"arn:aws:iot:us-east-1:123456789012:topic/fleet/y"}]}"#;
+        a.create_policy_version("fleet", narrower, true).unwrap();
+        assert!(!conn.decide(Action::Publish, "fleet/x") && conn.decide(Action::Publish, "fleet/y"));
+        r.remove_thing_from_thing_group(&by_name("fleet"), &by_name("dev-1")).unwrap();
+        assert!(!conn.decide(Action::Publish, "fleet/y"));
     }
 
     #[tokio::test]

@@ -9,14 +9,16 @@
 //!
 //! State lives in memory behind one mutex and is written through to `store::Documents` (kinds
 //! `certificate`, `ca-certificate`, `policy`, `policy-target`, `authorizer`, `authz-setting`): an operation
-//! commits its documents, then applies them to memory, then bumps the generation that every
-//! connection's decision cache compares against. No HTTP here: `api::iot` maps requests onto this.
+//! commits its documents, then applies them to memory, then marks stale the decision caches of
+//! the connections that depend on the changed documents ([`dependents`]). No HTTP here:
+//! `api::iot` maps requests onto this.
 
 mod attach;
 mod authorizers;
 mod cas;
 mod certs;
 pub mod connect;
+mod dependents;
 pub mod custom;
 pub mod denials;
 mod error;
@@ -66,9 +68,9 @@ pub(crate) use awscore::id::random_hex;
 /// recomputed, the TLS verifier rebuilt, connections of certificates that stopped being ACTIVE
 /// dropped.
 struct Reactions {
-    /// Bumped by every change that may change a decision (policies, attachments, certificate
-    /// status; thing attributes, groups and principals from the registry's changes).
-    generation: AtomicU64,
+    /// The connections whose decisions depend on each document (policies, attachments,
+    /// certificates; things and groups from the registry's changes).
+    dependents: dependents::Dependents,
     /// Bumped when the set of ACTIVE CA certificates changes (the TLS verifier rebuilds).
     trust_generation: AtomicU64,
     broker: OnceLock<broker::Broker>,
@@ -100,7 +102,7 @@ impl Reactions {
         if trust {
             self.trust_generation.fetch_add(1, Ordering::AcqRel);
         }
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.dependents.changed(changes.iter().map(|c| dependents::key(&c.kind, &c.key)));
         self.disconnect(gone);
     }
 
@@ -161,7 +163,7 @@ impl Authz {
                 "certificates and policies loaded"
             );
         }
-        let reactions = Arc::new(Reactions { generation: AtomicU64::new(1), trust_generation: AtomicU64::new(1), broker: OnceLock::new() });
+        let reactions = Arc::new(Reactions { dependents: Default::default(), trust_generation: AtomicU64::new(1), broker: OnceLock::new() });
         let (r, weak) = (reactions.clone(), Arc::downgrade(&replica));
         replica.subscribe(Box::new(move |changes| {
             if let Some(replica) = weak.upgrade() {
@@ -170,8 +172,8 @@ impl Authz {
         }));
         // Thing attributes, groups and principals enter decisions.
         let r = reactions.clone();
-        registry.replica().subscribe(Box::new(move |_| {
-            r.generation.fetch_add(1, Ordering::AcqRel);
+        registry.replica().subscribe(Box::new(move |changes| {
+            r.dependents.changed(changes.iter().map(|c| dependents::key(&c.kind, &c.key)));
         }));
         Ok(Authz {
             config,
@@ -207,9 +209,8 @@ impl Authz {
         &self.registry
     }
 
-    /// The current decision generation.
-    pub fn generation(&self) -> u64 {
-        self.reactions.generation.load(Ordering::Acquire)
+    pub(crate) fn dependents(&self) -> &dependents::Dependents {
+        &self.reactions.dependents
     }
 
     pub(crate) fn trust_generation(&self) -> u64 {

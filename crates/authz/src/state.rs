@@ -13,8 +13,8 @@ use store::replica::Replicated;
 
 pub(crate) const CERT: &str = "certificate";
 pub(crate) const CA: &str = "ca-certificate";
-const POLICY: &str = "policy";
-const TARGET: &str = "policy-target";
+pub(crate) const POLICY: &str = "policy";
+pub(crate) const TARGET: &str = "policy-target";
 const SETTING: &str = "authz-setting";
 const REGISTRATION_CODE: &str = "registration-code";
 const AUTHORIZER: &str = "authorizer";

@@ -27,6 +27,8 @@ pub use error::{RegistryError, Result};
 pub use events::{Event, EventSink, NoEvents};
 pub use groups::{MAX_CHILDREN, MAX_DEPTH, MAX_GROUPS_PER_THING};
 pub use model::*;
+/// The store kinds of things and thing groups (their change keys are the names).
+pub use state::{THING as THING_KIND, THING_GROUP as THING_GROUP_KIND};
 pub use types::ThingTypeUpdate;
 
 use state::{Change, State, THING};

@@ -13,9 +13,9 @@ use store::cache::Cache;
 use store::replica::Replicated;
 use store::state::{Expect, Write};
 
-pub(crate) const THING: &str = "thing";
+pub const THING: &str = "thing";
 pub(crate) const THING_TYPE: &str = "thing-type";
-pub(crate) const THING_GROUP: &str = "thing-group";
+pub const THING_GROUP: &str = "thing-group";
 pub(crate) const BILLING_GROUP: &str = "billing-group";
 pub(crate) const EVENT_CONFIG: &str = "registry-events";
 /// A principal's attachment marker (see `attach_thing_principal`); read on demand, never held.
