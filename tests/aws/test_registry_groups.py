@@ -84,6 +84,21 @@ def test_thing_group_hierarchy(iot):
     assert names(parentGroup="reg-lights") == ["reg-red"]
 
 
+def test_a_deleted_groups_policy_attachments_go_with_it(iot):
+    doc = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}'
+    iot.create_policy(policyName="reg-group-policy", policyDocument=doc)
+    arn = iot.create_thing_group(thingGroupName="reg-attached")["thingGroupArn"]
+    iot.attach_policy(policyName="reg-group-policy", target=arn)
+    assert iot.list_targets_for_policy(policyName="reg-group-policy")["targets"] == [arn]
+    iot.delete_thing_group(thingGroupName="reg-attached")
+    assert iot.list_targets_for_policy(policyName="reg-group-policy")["targets"] == []
+    # A new group of the same name starts without them, and the policy can be deleted.
+    assert iot.create_thing_group(thingGroupName="reg-attached")["thingGroupArn"] == arn
+    assert iot.list_attached_policies(target=arn)["policies"] == []
+    iot.delete_policy(policyName="reg-group-policy")
+    iot.delete_thing_group(thingGroupName="reg-attached")
+
+
 def test_hierarchy_is_at_most_seven_levels_deep(iot):
     parent = None
     for i in range(1, 8):

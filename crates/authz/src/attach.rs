@@ -111,15 +111,6 @@ impl Authz {
         self.commit(&mut st, vec![Change::Target(target.to_string(), set)])
     }
 
-    /// Forgets every attachment of a target that no longer exists (a deleted thing group).
-    pub fn forget_target(&self, target: &str) -> Result<()> {
-        let mut st = self.lock()?;
-        if !st.targets.contains_key(target) {
-            return Ok(());
-        }
-        self.commit(&mut st, vec![Change::Target(target.to_string(), BTreeSet::new())])
-    }
-
     /// The target ARNs whose policies apply to a target: itself and, for a thing group, its
     /// ancestors.
     fn with_ancestors(&self, target: &str, parsed: &Target) -> Vec<String> {
@@ -311,6 +302,32 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_groups_attachments_go_with_it_whoever_deletes_it() {
+        let f = fixture();
+        let a = &f.authz;
+        let r = a.registry();
+        a.create_policy("p", r#"{"Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}"#, &[]).unwrap();
+        for g in ["one", "two"] {
+            r.create_thing_group(NewThingGroup { name: g.into(), ..Default::default() }).unwrap();
+            a.attach_policy("p", &r.arn(registry::ResourceKind::ThingGroup, g)).unwrap();
+        }
+        // Deleted through the registry itself, no API in between.
+        r.delete_thing_group("one", None).unwrap();
+        let targets = |a: &Authz| a.list_targets_for_policy("p", None, 10).unwrap().items;
+        assert_eq!(targets(a), [r.arn(registry::ResourceKind::ThingGroup, "two")]);
+        r.create_thing_group(NewThingGroup { name: "one".into(), ..Default::default() }).unwrap();
+        assert!(a.list_attached_policies(&r.arn(registry::ResourceKind::ThingGroup, "one"), false, None, 10).unwrap().items.is_empty());
+        // Deleted by a writer no authorization service heard (a crash in between): forgotten
+        // when the service starts.
+        let docs = Arc::new(store::Documents::open(&f.dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
+        let rc = registry::RegistryConfig { region: "us-east-1".into(), account_id: "123456789012".into(), thing_type_delete_delay: std::time::Duration::from_secs(0) };
+        let alone = Arc::new(registry::Registry::open(docs.clone(), rc, Arc::new(registry::NoEvents)).unwrap());
+        alone.delete_thing_group("two", None).unwrap();
+        let config = AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
+        assert!(targets(&Authz::open(docs, config, alone, a.pki.clone()).unwrap()).is_empty());
+    }
+
+    #[test]
     fn group_policies_are_inherited_and_test_authorization_explains_itself() {
         let f = fixture();
         let a = &f.authz;
@@ -365,4 +382,20 @@ mod tests {
         a.detach_policy("connect", &cert_arn).unwrap();
         a.detach_policy("connect", &cert_arn).unwrap();
     }
+}
+
+/// Forgets the attachments of targets that no longer exist, on a writer caught up with every
+/// node's commits (so that a node reacting to a deletion another node already reacted to
+/// commits nothing). Blocking.
+pub(crate) fn forget_targets(replica: &store::replica::Replica<State>, targets: &[String]) -> Result<()> {
+    let mut st = replica.write().map_err(store::StoreError::from)?;
+    let ops = targets
+        .iter()
+        .filter(|t| st.targets.contains_key(*t))
+        .map(|t| Change::Target(t.clone(), BTreeSet::new()).doc_op())
+        .collect::<Result<Vec<_>>>()?;
+    if !ops.is_empty() {
+        st.commit_docs(&ops).map_err(store::StoreError::from)?;
+    }
+    Ok(())
 }

@@ -131,6 +131,16 @@ impl Reactions {
     }
 }
 
+/// Forgets the attachments of deleted targets, again on a conflict with another node's commit.
+fn forget(replica: &Replica<State>, targets: &[String]) {
+    for attempt in 1..=3 {
+        match attach::forget_targets(replica, targets) {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(attempt, error = %e, "policy attachments of deleted thing groups not forgotten yet"),
+        }
+    }
+}
+
 /// The certificate and policy service.
 pub struct Authz {
     config: AuthzConfig,
@@ -170,11 +180,33 @@ impl Authz {
                 r.applied(&replica, changes);
             }
         }));
-        // Thing attributes, groups and principals enter decisions.
-        let r = reactions.clone();
+        // Thing attributes, groups and principals enter decisions; a deleted thing group's
+        // attachments go with it, whoever deleted it (committed on this node: before the
+        // deletion's commit returns; on another: as it is applied here, committing nothing
+        // when that node already forgot them).
+        let (r, weak) = (reactions.clone(), Arc::downgrade(&replica));
+        let group_arn = {
+            let c = config.clone();
+            move |name: &str| format!("arn:aws:iot:{}:{}:thinggroup/{name}", c.region, c.account_id)
+        };
+        let arn_of = group_arn.clone();
         registry.replica().subscribe(Box::new(move |changes| {
             r.dependents.changed(changes.iter().map(|c| dependents::key(&c.kind, &c.key)));
+            let gone: Vec<String> = changes.iter().filter(|c| c.kind == registry::THING_GROUP_KIND && c.value.is_none()).map(|c| arn_of(&c.key)).collect();
+            if let (false, Some(replica)) = (gone.is_empty(), weak.upgrade()) {
+                forget(&replica, &gone);
+            }
         }));
+        // Attachments of groups deleted while no node could forget them (a crash in between).
+        let orphans: Vec<String> = {
+            let st = replica.read();
+            let groups = st.targets.keys().filter_map(|t| registry.parse_arn(t).filter(|(k, _)| *k == registry::ResourceKind::ThingGroup).map(|(_, n)| (t.clone(), n)));
+            groups.filter(|(t, n)| *t == group_arn(n) && registry.describe_thing_group(n).is_err()).map(|(t, _)| t).collect()
+        };
+        if !orphans.is_empty() {
+            tracing::info!(targets = orphans.len(), "forgetting the policy attachments of deleted thing groups");
+            forget(&replica, &orphans);
+        }
         Ok(Authz {
             config,
             registry,

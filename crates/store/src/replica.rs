@@ -152,7 +152,8 @@ impl<S: Replicated> Replica<S> {
     }
 
     /// Calls `f` with every change applied from now on (from this node or another), after it
-    /// is applied. `f` runs on the applying thread: keep it short and lock-free.
+    /// is applied. `f` runs on the applying thread (a blocking one, holding this replica's
+    /// catch-up lock): keep it short; it may commit to another domain, never to this one.
     pub fn subscribe(&self, f: Subscriber) {
         self.subscribers.write().unwrap_or_else(|e| e.into_inner()).push(f);
     }

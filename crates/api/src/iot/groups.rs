@@ -82,9 +82,8 @@ impl Inner {
 
     pub(super) fn delete_thing_group(&self, req: &ApiRequest) -> Reply {
         let name = req.input().required("thingGroupName")?;
+        // The policies attached to the group go with it (authz reacts to the deletion).
         self.registry.delete_thing_group(name, expected_version(req)?)?;
-        // The policies attached to the group go with it.
-        self.authz.forget_target(&self.registry.arn(registry::ResourceKind::ThingGroup, name))?;
         done()
     }
 
