@@ -47,7 +47,10 @@ def test_the_registry_certificates_and_policies_are_kept(upgraded):
     thing = iot.describe_thing(thingName="fixture-thing")
     assert (thing["thingTypeName"], thing["attributes"], thing["version"]) == ("sensor", {"site": "lab", "fw": "1.2"}, 2)
     assert [g["groupName"] for g in iot.list_thing_groups_for_thing(thingName="fixture-thing")["thingGroups"]] == ["plant"]
-    cert_arn = iot.describe_certificate(certificateId=saved["certificateId"])["certificateDescription"]["certificateArn"]
+    described = iot.describe_certificate(certificateId=saved["certificateId"])["certificateDescription"]
+    cert_arn = described["certificateArn"]
+    # Its PEM was stored inside the certificate's document then; it is read from there now.
+    assert described["certificatePem"].startswith("-----BEGIN CERTIFICATE-----")
     assert iot.list_thing_principals(thingName="fixture-thing")["principals"] == [cert_arn]
     assert [p["policyName"] for p in iot.list_attached_policies(target=cert_arn)["policies"]] == ["fixture-policy"]
     assert iot.get_topic_rule(ruleName="fixture_rule")["rule"]["sql"] == "SELECT * FROM 'in/#'"

@@ -208,7 +208,7 @@ impl Authz {
             let parsed = self.parse_target(p)?;
             targets.extend(self.with_ancestors(p, &parsed));
             if let Target::Cert(id) = &parsed {
-                let pem = self.read().certs.get(id).map(|c| c.pem.clone()).unwrap_or_default();
+                let pem = self.certificate_pem(id)?.unwrap_or_default();
                 if let Ok(der) = identity::x509::pem_to_der(&pem) {
                     vars.extend(identity::x509::policy_variables(&der));
                 }

@@ -70,7 +70,7 @@ impl Authz {
                 resource_arn: self.cert_arn(&cert.id),
             });
         }
-        self.commit(st, vec![Change::Cert(cert.clone())])?;
+        self.commit(st, vec![Change::Cert(cert.clone()), Change::CertPem(cert.id.clone(), Some(cert.pem.clone()))])?;
         Ok(cert)
     }
 
@@ -176,7 +176,20 @@ impl Authz {
     /// DescribeCertificate.
     pub fn describe_certificate(&self, id: &str) -> Result<Certificate> {
         check_id(id)?;
-        self.read().certs.get(id).cloned().ok_or_else(|| not_found(format!("Certificate {id} does not exist.")))
+        let mut c = self.read().certs.get(id).cloned().ok_or_else(|| not_found(format!("Certificate {id} does not exist.")))?;
+        c.pem = self.certificate_pem(id)?.unwrap_or_default();
+        Ok(c)
+    }
+
+    /// A certificate's PEM, from the store: its `certificate-pem` document, or the PEM inside
+    /// the `certificate` document an earlier release wrote. Blocking.
+    pub(crate) fn certificate_pem(&self, id: &str) -> Result<Option<String>> {
+        let store = self.replica.store();
+        if let Some(d) = store.get_blocking(crate::state::CERT_PEM, id).map_err(store::StoreError::from)? {
+            return Ok(Some(d.value));
+        }
+        let inline = store.get_blocking(crate::state::CERT, id).map_err(store::StoreError::from)?;
+        Ok(inline.and_then(|d| serde_json::from_str::<Certificate>(&d.value).ok()).map(|c| c.pem).filter(|p| !p.is_empty()))
     }
 
     /// ListCertificates / ListCertificatesByCA: by creation date.
@@ -216,7 +229,15 @@ impl Authz {
             cert.modified_ms = now_ms();
             cert.customer_version += 1;
             cert.generation_id = random_hex(16);
-            self.commit(&mut st, vec![Change::Cert(cert)])
+            // A certificate an earlier release stored with its PEM inline keeps it apart now.
+            let mut changes = Vec::new();
+            if self.replica.store().get_blocking(crate::state::CERT_PEM, id).map_err(store::StoreError::from)?.is_none()
+                && let Some(pem) = self.certificate_pem(id)?
+            {
+                changes.push(Change::CertPem(id.to_string(), Some(pem)));
+            }
+            changes.insert(0, Change::Cert(cert));
+            self.commit(&mut st, changes)
         }
     }
 
@@ -239,7 +260,7 @@ impl Authz {
         if attached && !force {
             return Err(AuthzError::DeleteConflict(format!("Certificate policies must be detached before deletion (arn: {arn})")));
         }
-        let mut changes = vec![Change::DropCert(id.to_string())];
+        let mut changes = vec![Change::DropCert(id.to_string()), Change::CertPem(id.to_string(), None)];
         if attached {
             changes.push(Change::Target(arn, Default::default()));
         }
@@ -286,6 +307,33 @@ mod tests {
         a.delete_certificate(&id, false).unwrap();
         assert!(matches!(a.describe_certificate(&id), Err(AuthzError::NotFound(_))));
         assert!(matches!(a.describe_certificate("xyz"), Err(AuthzError::Invalid(_))));
+    }
+
+    #[test]
+    fn pems_stay_out_of_memory_and_an_earlier_inline_pem_is_still_read() {
+        let f = fixture();
+        let a = &f.authz;
+        let c = a.create_keys_and_certificate(false).unwrap().certificate;
+        assert!(!c.pem.is_empty());
+        assert!(a.read().certs[&c.id].pem.is_empty(), "no PEM in memory");
+        assert_eq!(a.describe_certificate(&c.id).unwrap().pem, c.pem);
+        let store = a.replica.store();
+        let stored = |kind: &str| store.get_blocking(kind, &c.id).unwrap().map(|d| d.value);
+        assert!(!stored(crate::state::CERT).unwrap().contains("BEGIN CERTIFICATE"));
+        // As an earlier release stored it: the PEM inside the certificate document.
+        let inline = serde_json::to_string(&c).unwrap();
+        let writes = vec![store::state::Write::put(crate::state::CERT, c.id.clone(), inline), store::state::Write::delete(crate::state::CERT_PEM, c.id.clone())];
+        store.commit_blocking("authz", writes).unwrap();
+        a.replica.catch_up().unwrap();
+        assert!(a.read().certs[&c.id].pem.is_empty());
+        assert_eq!(a.describe_certificate(&c.id).unwrap().pem, c.pem);
+        // Its next change moves the PEM apart; deleting the certificate deletes it.
+        a.update_certificate(&c.id, "REVOKED").unwrap();
+        assert_eq!(stored(crate::state::CERT_PEM).as_deref(), Some(c.pem.as_str()));
+        assert!(!stored(crate::state::CERT).unwrap().contains("BEGIN CERTIFICATE"));
+        assert_eq!(f.reopen().describe_certificate(&c.id).unwrap().pem, c.pem);
+        a.delete_certificate(&c.id, false).unwrap();
+        assert_eq!((stored(crate::state::CERT), stored(crate::state::CERT_PEM)), (None, None));
     }
 
     #[test]

@@ -13,6 +13,9 @@ use store::replica::Replicated;
 
 pub(crate) const CERT: &str = "certificate";
 pub(crate) const CA: &str = "ca-certificate";
+/// A device certificate's PEM, apart from its `certificate` document: read on demand, never
+/// held in memory (a million certificates would be over a gigabyte of PEM).
+pub(crate) const CERT_PEM: &str = "certificate-pem";
 pub(crate) const POLICY: &str = "policy";
 pub(crate) const TARGET: &str = "policy-target";
 const SETTING: &str = "authz-setting";
@@ -65,6 +68,9 @@ impl CertStatus {
 pub struct Certificate {
     /// Hex SHA-256 of the DER.
     pub id: String,
+    /// Empty in the service's memory and in the `certificate` document (stored since as a
+    /// `certificate-pem` document; earlier releases stored it inline, which is still read).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pem: String,
     pub status: CertStatus,
     /// The registered CA certificate that signed it (none: Ferrite's own CA, or registered
@@ -161,6 +167,8 @@ pub struct State {
 pub(crate) enum Change {
     Cert(Certificate),
     DropCert(String),
+    /// A certificate's PEM (`None`: deleted).
+    CertPem(String, Option<String>),
     Ca(CaCertificate),
     DropCa(String),
     Policy(Policy),
@@ -183,8 +191,11 @@ impl Change {
     pub fn doc_op(&self) -> Result<DocOp> {
         let delete = |kind: &'static str, key: &str| Ok(DocOp::Delete { kind, key: key.to_string() });
         match self {
-            Change::Cert(c) => put(CERT, &c.id, c),
+            Change::Cert(c) if c.pem.is_empty() => put(CERT, &c.id, c),
+            Change::Cert(c) => put(CERT, &c.id, &Certificate { pem: String::new(), ..c.clone() }),
             Change::DropCert(id) => delete(CERT, id),
+            Change::CertPem(id, Some(pem)) => Ok(DocOp::Put { kind: CERT_PEM, key: id.clone(), value: pem.clone() }),
+            Change::CertPem(id, None) => delete(CERT_PEM, id),
             Change::Ca(c) => put(CA, &c.id, c),
             Change::DropCa(id) => delete(CA, id),
             Change::Policy(p) => put(POLICY, &p.name, p),
@@ -223,7 +234,7 @@ impl Replicated for State {
             (AUTHORIZER, None) => Change::DropAuthorizer(key.to_string()),
             (SETTING, v) if key == REGISTRATION_CODE => Change::RegistrationCode(v.map(str::to_string)),
             (SETTING, v) if key == DEFAULT_AUTHORIZER => Change::DefaultAuthorizer(v.map(str::to_string)),
-            (SETTING, _) => return Ok(()),
+            (SETTING, _) | (CERT_PEM, _) => return Ok(()),
             (other, _) => return Err(format!("the certificate and policy service keeps no {other} documents")),
         };
         self.apply(change);
@@ -235,9 +246,11 @@ impl State {
     /// Applies a committed change.
     pub(crate) fn apply(&mut self, change: Change) {
         match change {
-            Change::Cert(c) => {
+            Change::Cert(mut c) => {
+                c.pem = String::new();
                 self.certs.insert(c.id.clone(), c);
             }
+            Change::CertPem(..) => {}
             Change::DropCert(id) => {
                 self.certs.remove(&id);
             }

@@ -336,13 +336,15 @@ impl<S: Replicated> WriteGuard<'_, S> {
         Expect::seen(self.rev(kind, key))
     }
 
-    /// Commits documents, each expected to be as this replica has it (see [`WriteGuard::commit`]).
+    /// Commits documents, each of a kind held in memory expected to be as this replica has it
+    /// (see [`WriteGuard::commit`]); documents of other kinds are written whatever they are.
     pub fn commit_docs(&mut self, ops: &[crate::DocOp]) -> Result<u64, StateError> {
         let writes = ops
             .iter()
             .map(|op| {
                 let (crate::DocOp::Put { kind, key, .. } | crate::DocOp::Delete { kind, key }) = op;
-                op.write().expect(self.seen(kind, key))
+                // A kind not held in memory has no revision here to expect.
+                op.write().expect(if S::KINDS.contains(kind) { self.seen(kind, key) } else { Expect::Any })
             })
             .collect();
         self.commit(writes)
