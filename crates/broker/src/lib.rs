@@ -289,7 +289,7 @@ impl BrokerInner {
     pub(crate) fn route_into(&self, msg: Arc<Message>, ops: &mut Vec<Op>, outbox: &mut Outbox) -> usize {
         // Basic Ingest: `$aws/rules/{rule}/...` goes to the rules engine only, never retained.
         let ingest = msg.topic.starts_with(BASIC_INGEST_PREFIX);
-        if msg.retain && self.config.retain_available && !ingest {
+        if msg.retain && self.config.retain_available && !ingest && msg.only_to.is_none() {
             self.retained.set(&msg);
             if self.has_store() {
                 ops.push(if msg.payload.is_empty() {
@@ -302,6 +302,9 @@ impl BrokerInner {
         let mut targets = self.router.route(&msg.topic, msg.publisher.as_deref());
         if ingest {
             targets.retain(|t| t.session.lock().basic_ingest);
+        }
+        if let Some(to) = &msg.only_to {
+            targets.retain(|t| t.session.client_id == *to);
         }
         let n = targets.len();
         for t in targets {
@@ -520,6 +523,11 @@ impl BrokerInner {
                 self.add_route(&session, parsed, opts, sub.sub_id);
             }
             self.sessions().insert(session.clone());
+            if row.expiry_secs == u32::MAX {
+                // Never expires (Ferrite's durable in-process clients).
+                restored.sessions += 1;
+                continue;
+            }
             let left_ms = row.disconnected_at_ms.unwrap_or(now_ms) + row.expiry_secs as i64 * 1000 - now_ms;
             self.schedule_expiry(session, generation, (left_ms.max(0) as u64).div_ceil(1000));
             restored.sessions += 1;

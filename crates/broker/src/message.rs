@@ -25,6 +25,9 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Client identifier of the publisher, for No Local.
     pub publisher: Option<Arc<str>>,
+    /// Set by an in-process service answering one client: only that client's session gets
+    /// it, and it is never retained.
+    pub only_to: Option<Arc<str>>,
     /// Unix time in milliseconds when the message was published.
     pub created_ms: i64,
     /// The stored form, built once for however many sessions store the message.
@@ -49,6 +52,7 @@ impl Message {
             properties,
             expires_at,
             publisher,
+            only_to: None,
             created_ms: unix_ms(),
             stored: OnceLock::new(),
         }
@@ -83,6 +87,7 @@ impl Message {
             properties: Properties::from_bytes(&m.props).ok()?,
             expires_at: m.expires_at_ms.map(|e| now + Duration::from_millis(e.saturating_sub(now_ms).max(0) as u64)),
             publisher: None,
+            only_to: None,
             created_ms: m.created_ms,
             stored: OnceLock::from(m.clone()),
         })

@@ -85,6 +85,10 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     if client_id.len() > cfg.max_client_id_len {
         return refuse(io, v, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID).await;
     }
+    if client_id.starts_with(crate::internal::INTERNAL_PREFIX) {
+        tracing::info!(peer = %peer.addr, %client_id, "client id of Ferrite's own services refused");
+        return refuse(io, v, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID).await;
+    }
     if c.properties.authentication_method.is_some() {
         return refuse(io, v, ReasonCode::BAD_AUTHENTICATION_METHOD).await;
     }
