@@ -37,6 +37,26 @@ pub fn secure(dir: &Path) -> anyhow::Result<()> {
     create_private_file(&dir.join("ferrite.db"))
 }
 
+/// The name of the file holding this node's id.
+const NODE_FILE: &str = "node-id";
+
+/// This node's id: random, made at the first start and kept in the data directory (each node
+/// of a cluster has its own directory). It names what a node keeps apart in a shared database
+/// (the shadow service's intake positions).
+pub fn node_id(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(NODE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let id = awscore::id::random_hex(16);
+    let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(id.as_bytes()).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
+
 /// Creates an empty file with mode 0600 where it does not exist yet (a database file before
 /// SQLite opens it, so that its `-wal` and `-shm` files are private too).
 pub fn create_private_file(path: &Path) -> anyhow::Result<()> {

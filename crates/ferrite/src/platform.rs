@@ -157,9 +157,10 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let keys = Keys::open(docs.clone()).context("loading access keys")?;
     keys.follow();
     let mut api = Api::new(keys, config.api.api_config(&identity.region, &identity.account_id));
-    let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default())?;
+    let node = crate::datadir::node_id(&config.data_dir)?;
+    let shadows = shadow_service::Shadows::open(docs.clone(), broker.clone(), shadow::Limits::default(), &node, Default::default())?;
     shadows.follow();
-    tokio::spawn(shadows.clone().serve_mqtt(broker.internal_client("$ferrite/shadow")));
+    shadows.clone().serve();
     let functions = functions(config, docs.clone(), identity);
     authz.set_functions(functions.clone());
     let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);

@@ -604,34 +604,114 @@ fn shadow_request(raw: &mut Raw, topic: &str, body: &str) {
     }
 }
 
+/// Publishes a shadow request (QoS 1): true once acknowledged, false when the server closed
+/// the connection instead (it could not store the request).
+fn shadow_request_stored(raw: &mut Raw, topic: &str, body: &str) -> bool {
+    raw.send(&Packet::Publish(Publish { qos: QoS::AtLeastOnce, topic: topic.into(), packet_id: 9, payload: Bytes::from(body.to_string()), ..Default::default() }));
+    loop {
+        match raw.recv() {
+            Some(Packet::PubAck(_)) => return true,
+            Some(Packet::Publish(p)) if p.qos == QoS::AtLeastOnce => raw.send(&Packet::PubAck(mqtt::PubResp::new(p.packet_id))),
+            Some(_) => {}
+            None => return false,
+        }
+    }
+}
+
+/// The classic shadow of `thing` as the server answers `get`.
+fn shadow_get(raw: &mut Raw, thing: &str) -> serde_json::Value {
+    shadow_request(raw, &format!("$aws/things/{thing}/shadow/get"), "{}");
+    loop {
+        // (A request applied while this device was away may still be answered first.)
+        let got = next_publish(raw, Duration::from_secs(10)).expect("get is answered");
+        if got.topic.as_str().ends_with("/get/accepted") {
+            return serde_json::from_slice(&got.payload).unwrap();
+        }
+    }
+}
+
+fn shadow_device(server: &Server, thing: &str) -> Raw {
+    let (mut dev, _) = Raw::connect(server.port, Protocol::V5, "full-dev");
+    let filters = ["update/accepted", "update/rejected", "get/accepted"].map(|f| (format!("$aws/things/{thing}/shadow/{f}"), SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() }));
+    dev.send(&Packet::Subscribe(Subscribe { packet_id: 1, filters: filters.to_vec(), ..Default::default() }));
+    loop {
+        // (A request applied while this device was away may be answered meanwhile.)
+        match dev.recv() {
+            Some(Packet::SubAck(a)) => {
+                assert_eq!(a.reasons, [ReasonCode(1); 3]);
+                return dev;
+            }
+            Some(Packet::Publish(p)) if p.qos == QoS::AtLeastOnce => dev.send(&Packet::PubAck(mqtt::PubResp::new(p.packet_id))),
+            Some(_) => {}
+            None => panic!("closed before SUBACK"),
+        }
+    }
+}
+
 #[test]
 fn a_shadow_update_whose_commit_fails_is_not_accepted_and_is_rolled_back() {
     let disk = SmallDisk::mount("8m");
     // The shadows' store must be on the small disk: SQLite whatever FERRITE_TEST_BACKEND says.
-    let server = Server::start_in(disk.0.join("data"), &["store.sync=full", "store.backend=sqlite"]);
-    let (mut dev, _) = Raw::connect(server.port, Protocol::V5, "full-dev");
-    for f in ["update/accepted", "update/rejected", "get/accepted"] {
-        assert_eq!(subscribe(&mut dev, &format!("$aws/things/full/shadow/{f}")), ReasonCode(1));
-    }
+    let mut server = Server::start_in(disk.0.join("data"), &["store.sync=full", "store.backend=sqlite"]);
+    let mut dev = shadow_device(&server, "full");
     shadow_request(&mut dev, "$aws/things/full/shadow/update", r#"{"state":{"reported":{"x":1}}}"#);
     let first = next_publish(&mut dev, Duration::from_secs(10)).expect("the first update is accepted");
     assert!(first.topic.as_str().ends_with("/update/accepted"), "{}", first.topic.as_str());
     let filler = disk.fill();
     let big = format!(r#"{{"state":{{"reported":{{"x":2,"pad":"{}"}}}}}}"#, "p".repeat(6000));
-    shadow_request(&mut dev, "$aws/things/full/shadow/update", &big);
-    // Not accepted: rejected with AWS's 500 InternalFailure, as the HTTP API answers it.
-    let failed = next_publish(&mut dev, Duration::from_secs(10)).expect("an update that could not be stored is answered");
-    assert!(failed.topic.as_str().ends_with("/update/rejected"), "an update that could not be stored was answered on {}", failed.topic.as_str());
-    let error: serde_json::Value = serde_json::from_slice(&failed.payload).unwrap();
-    assert_eq!(error["code"].as_i64(), Some(500), "{error}");
+    // The disk is full: either the request itself cannot be stored (no PUBACK: the connection
+    // is closed) or it is, and its shadow write cannot: rejected with AWS's 500 InternalFailure,
+    // as the HTTP API answers it. Never accepted.
+    if shadow_request_stored(&mut dev, "$aws/things/full/shadow/update", &big) {
+        let failed = next_publish(&mut dev, Duration::from_secs(10)).expect("an update that could not be stored is answered");
+        assert!(failed.topic.as_str().ends_with("/update/rejected"), "an update that could not be stored was answered on {}", failed.topic.as_str());
+        let error: serde_json::Value = serde_json::from_slice(&failed.payload).unwrap();
+        assert_eq!(error["code"].as_i64(), Some(500), "{error}");
+    }
     std::fs::remove_file(filler).unwrap();
-    shadow_request(&mut dev, "$aws/things/full/shadow/get", "{}");
-    let got = next_publish(&mut dev, Duration::from_secs(10)).expect("get is answered");
-    let doc: serde_json::Value = serde_json::from_slice(&got.payload).unwrap();
-    assert_eq!((doc["state"]["reported"]["x"].as_i64(), doc["version"].as_i64()), (Some(1), Some(1)), "the failed update is rolled back: {doc}");
+    let mut dev = shadow_device(&server, "full");
+    let served = shadow_get(&mut dev, "full");
+    // What the server answers is what it stored: a failed write was rolled back in memory.
+    drop(dev);
+    server.restart();
+    let mut dev = shadow_device(&server, "full");
+    let stored = shadow_get(&mut dev, "full");
+    assert_eq!((&served["state"], &served["version"]), (&stored["state"], &stored["version"]), "served {served}, stored {stored}");
+    assert_eq!(stored["state"]["reported"]["x"].as_i64(), stored["version"].as_i64(), "each version is one applied update: {stored}");
     shadow_request(&mut dev, "$aws/things/full/shadow/update", r#"{"state":{"reported":{"x":3}}}"#);
     let next = next_publish(&mut dev, Duration::from_secs(10)).expect("an update with room again is accepted");
     let doc: serde_json::Value = serde_json::from_slice(&next.payload).unwrap();
-    assert_eq!(doc["version"].as_i64(), Some(2), "{doc}");
+    assert_eq!(doc["version"].as_i64(), Some(stored["version"].as_i64().unwrap() + 1), "{doc}");
     drop(server);
+}
+
+#[test]
+fn a_client_cannot_take_the_client_id_of_a_ferrite_service() {
+    let server = Server::start();
+    for v in [Protocol::V5, Protocol::V311] {
+        let (_, ack) = Raw::connect(server.port, v, "$ferrite/shadow");
+        // (3.1.1's return code 2, identifier rejected, reads as 0x85.)
+        assert_eq!(ack.reason, ReasonCode::CLIENT_IDENTIFIER_NOT_VALID, "{v:?}");
+    }
+    // The shadow service still answers.
+    let mut dev = shadow_device(&server, "still");
+    assert_eq!(shadow_get_or_none(&mut dev, "still"), None);
+}
+
+/// The classic shadow's `get` answer: `None` when it is rejected (no shadow).
+fn shadow_get_or_none(raw: &mut Raw, thing: &str) -> Option<serde_json::Value> {
+    raw.send(&Packet::Subscribe(Subscribe {
+        packet_id: 2,
+        filters: vec![(format!("$aws/things/{thing}/shadow/get/rejected"), SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() })],
+        ..Default::default()
+    }));
+    shadow_request(raw, &format!("$aws/things/{thing}/shadow/get"), "{}");
+    loop {
+        let got = next_publish(raw, Duration::from_secs(10)).expect("get is answered");
+        match got.topic.as_str() {
+            t if t.ends_with("/get/accepted") => return Some(serde_json::from_slice(&got.payload).unwrap()),
+            t if t.ends_with("/get/rejected") => return None,
+            _ => {}
+        }
+    }
 }

@@ -3,16 +3,21 @@
 //! `/rejected`, `/update/delta`, `/update/documents` replies, through an in-process broker client),
 //! to the HTTP API (called by the `api` crate), and to the store.
 //!
-//! Ordering and durability: requests are applied to the in-memory shadows one at a time, in
-//! arrival order; the store writes are group-committed in that same order, and a reply
-//! (`/accepted`, HTTP 200) is published only once its write is committed. A write that loses
-//! to another node's commit of the same shadow is applied again to what won (up to
-//! [`ATTEMPTS`] times), so an update without a version merges and one with a stale version is
-//! rejected with a conflict, as on one node.
+//! The MQTT side runs on the keyed service runtime ([`service_runtime`]): requests arrive through
+//! a durable in-process client (stored before the device's PUBACK), are sharded by thing name,
+//! and a thing's requests are applied to its shadows one at a time, in arrival order; the store
+//! writes are group-committed in that same order, and a reply (`/accepted`, HTTP 200) is
+//! published only once its write is committed, together with the acknowledgement of the
+//! request. Each commit records the intake positions it answers, so an update restored after a
+//! crash that was already applied is not applied twice. A write that loses to another node's
+//! commit of the same shadow is applied again to what won (up to [`ATTEMPTS`] times), so an
+//! update without a version merges and one with a stale version is rejected with a conflict, as
+//! on one node. A shard holding too many requests answers `429 Too Many Requests` on
+//! `/rejected`.
 
 mod writer;
 
-use broker::internal::InternalClient;
+use broker::internal::Reply;
 use broker::{Broker, Message};
 use bytes::Bytes;
 use mqtt::{MqttStr, QoS};
@@ -25,7 +30,7 @@ use writer::{Memory, Settled};
 
 /// What an accepted update produced: the messages to publish, the response document and the
 /// shadow to store.
-type Applied = (Vec<(String, Value)>, Value, Option<StoredShadow>);
+type Computed = (Vec<(String, Value)>, Value, Option<StoredShadow>);
 
 const KIND: &str = "shadow";
 
@@ -102,7 +107,7 @@ pub fn parse_topic(topic: &str) -> Option<(ShadowId, Op)> {
 
 /// What one operation produced: messages to publish (topic, payload) once durable, and the
 /// HTTP answer.
-struct Outcome {
+pub struct Outcome {
     messages: Vec<(String, Value)>,
     answer: Result<Value, Rejection>,
     durable: Option<writer::Durable>,
@@ -118,18 +123,24 @@ impl Outcome {
     }
 }
 
-/// An MQTT request, kept until its reply is published (it is applied again after a conflict).
-struct Request {
-    id: ShadowId,
-    op: Op,
-    payload: Bytes,
+/// An MQTT request as applied: its replies once durable, or nothing (a request restored after
+/// a crash that was applied before it).
+pub enum MqttApplied {
+    Done { id: ShadowId, op: Op, outcome: Outcome },
+    AlreadyApplied,
 }
+
+/// The durable intake client of the shadow service.
+pub const CLIENT_ID: &str = "$ferrite/shadow";
 
 /// The shadows of every thing.
 pub struct Shadows {
     memory: Memory,
     limits: Limits,
     broker: Broker,
+    runtime: service_runtime::RuntimeConfig,
+    /// Per intake shard, the highest position whose write was committed before this start.
+    applied_through: Vec<u64>,
 }
 
 fn now_secs() -> u64 {
@@ -138,10 +149,17 @@ fn now_secs() -> u64 {
 
 impl Shadows {
     /// Opens the shadows in the store (nothing is loaded: shadows are read as requests need
-    /// them). Blocking.
+    /// them), with the runtime's default settings, as node `local`. Blocking.
     pub fn load(docs: Arc<Documents>, broker: Broker, limits: Limits) -> Result<Arc<Shadows>, StoreError> {
-        let memory = Memory::open(docs.state().clone())?;
-        Ok(Arc::new(Shadows { memory, limits, broker }))
+        Shadows::open(docs, broker, limits, "local", service_runtime::RuntimeConfig::default())
+    }
+
+    /// Opens the shadows as node `node` (which names its intake positions in the store: unique
+    /// per node sharing a database) for the runtime settings `runtime`. Blocking.
+    pub fn open(docs: Arc<Documents>, broker: Broker, limits: Limits, node: &str, runtime: service_runtime::RuntimeConfig) -> Result<Arc<Shadows>, StoreError> {
+        let memory = Memory::open(docs.state().clone(), runtime.shards, node)?;
+        let applied_through = memory.applied_through()?;
+        Ok(Arc::new(Shadows { memory, limits, broker, runtime, applied_through }))
     }
 
     /// Applies what other nodes commit to shadows as it is committed. Call inside a Tokio
@@ -150,52 +168,26 @@ impl Shadows {
         self.memory.replica().follow();
     }
 
-    /// Serves the MQTT contract until the client is dropped: subscribes to the request topics
-    /// and answers each request, in order.
-    pub async fn serve_mqtt(self: Arc<Self>, client: InternalClient) {
-        for filter in ["get", "update", "delete"] {
-            for f in [format!("$aws/things/+/shadow/{filter}"), format!("$aws/things/+/shadow/name/+/{filter}")] {
-                if let Err(e) = client.subscribe(&f, QoS::AtLeastOnce) {
-                    tracing::error!(filter = %f, error = %e, "shadow service cannot subscribe");
-                }
-            }
-        }
-        let client = Arc::new(client);
-        // Replies are published by one task in request order, each after its write is durable.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<(Request, Outcome)>(4096);
-        let publisher = {
-            let (shadows, client) = (self.clone(), client.clone());
-            tokio::spawn(async move {
-                while let Some((r, o)) = rx.recv().await {
-                    shadows.finish(r, o, &client).await;
-                }
-            })
-        };
-        loop {
-            let d = client.recv().await;
-            let Some((id, op)) = parse_topic(&d.msg.topic) else { continue };
-            let outcome = self.apply(&id, op, &d.msg.payload, true);
-            if tx.send((Request { id, op, payload: d.msg.payload.clone() }, outcome)).await.is_err() {
-                break;
-            }
-        }
-        publisher.abort();
+    /// Serves the MQTT contract on the service runtime until the Tokio runtime stops: a durable
+    /// client subscribed to the request topics, whose positions continue after those recorded.
+    pub fn serve(self: Arc<Self>) -> Arc<service_runtime::RuntimeMetrics> {
+        let through = self.applied_through.iter().copied().max().unwrap_or(0);
+        let client = self.broker.durable_client(CLIENT_ID, through);
+        let config = self.runtime;
+        service_runtime::serve(self, client, config)
     }
 
-    /// Publishes a request's replies once its write is durable; after a conflict, applies it
-    /// again; after a store failure, publishes an InternalFailure rejection instead.
-    async fn finish(&self, r: Request, o: Outcome, client: &InternalClient) {
-        let messages = match self.settle(&r.id, r.op, &r.payload, true, o).await {
+    /// The replies of an MQTT request once durable; after a store failure, an InternalFailure
+    /// rejection instead.
+    async fn finish(&self, id: ShadowId, op: Op, payload: &[u8], o: Outcome) -> Vec<Reply> {
+        let messages = match self.settle(&id, op, payload, true, o).await {
             Some(o) => o.messages,
             None => {
                 let rejection = Rejection::new(ShadowError::InternalFailure, now_secs(), None);
-                vec![(format!("{}/{}/rejected", r.id.topic_prefix(), r.op.word()), rejection.payload())]
+                vec![(format!("{}/{}/rejected", id.topic_prefix(), op.word()), rejection.payload())]
             }
         };
-        for (topic, payload) in messages {
-            let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: MqttStr::from(topic), payload: Bytes::from(payload.to_string()), ..Default::default() };
-            client.publish(Message::from_publish(p, None, Instant::now())).await;
-        }
+        messages.into_iter().map(|(topic, payload)| Reply::all(message(topic, &payload))).collect()
     }
 
     /// Waits for an applied request's write; after a conflict, applies the request again to
@@ -205,7 +197,7 @@ impl Shadows {
         for attempt in 1..=ATTEMPTS {
             match o.settled().await {
                 Settled::Committed => return Some(o),
-                Settled::Conflict if attempt < ATTEMPTS => o = self.apply(id, op, payload, mqtt),
+                Settled::Conflict if attempt < ATTEMPTS => o = store::state::blocking(|| self.apply(id, op, payload, mqtt, None)),
                 settled => {
                     tracing::error!(thing = %id.thing, shadow = %id.name, attempts = attempt, ?settled, "shadow write was not committed");
                     return None;
@@ -216,12 +208,13 @@ impl Shadows {
     }
 
     /// Applies one operation to memory and queues its store write. `mqtt` says whether the
-    /// request came over MQTT (its rejections are published on `/rejected`).
-    fn apply(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool) -> Outcome {
+    /// request came over MQTT (its rejections are published on `/rejected`); `intake` is its
+    /// shard and position in the durable intake.
+    fn apply(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool, intake: Option<(usize, u64)>) -> Outcome {
         let now = now_secs();
         let prefix = id.topic_prefix();
         let names_ok = shadow::validate_thing_name(&id.thing).is_ok() && (id.name.is_empty() || shadow::validate_shadow_name(&id.name).is_ok());
-        let mut lane = self.memory.hold();
+        let mut lane = self.memory.hold(&id.thing);
         let current = if names_ok { lane.current(id) } else { Ok(None) };
         let current = match current {
             Ok(c) => c,
@@ -233,7 +226,7 @@ impl Shadows {
             }
         };
         let current = current.as_deref();
-        let result: Result<Applied, Rejection> = if !names_ok {
+        let result: Result<Computed, Rejection> = if !names_ok {
             Err(Rejection::new(ShadowError::InvalidNode, now, None))
         } else {
             match op {
@@ -253,7 +246,7 @@ impl Shadows {
             }
         };
         let result = match result {
-            Ok((messages, answer, Some(stored))) => match lane.write(id, stored) {
+            Ok((messages, answer, Some(stored))) => match lane.write(id, stored, intake) {
                 Ok(durable) => Ok((messages, answer, Some(durable))),
                 Err(e) => {
                     tracing::error!(thing = %id.thing, shadow = %id.name, error = %e, "shadow write cannot be queued");
@@ -275,7 +268,7 @@ impl Shadows {
     /// Runs an operation for the HTTP API: returns the accepted document once durable (the MQTT
     /// topics get their messages too), or the rejection.
     pub async fn http(&self, id: &ShadowId, op: Op, payload: &[u8]) -> Result<Value, Rejection> {
-        let first = self.apply(id, op, payload, false);
+        let first = store::state::blocking(|| self.apply(id, op, payload, false, None));
         let Some(mut o) = self.settle(id, op, payload, false, first).await else {
             return Err(Rejection::new(ShadowError::InternalFailure, now_secs(), None));
         };
@@ -284,8 +277,7 @@ impl Shadows {
             // HTTP requests publish the same accepted/delta/documents messages as MQTT ones.
             if op != Op::Get {
                 for (topic, payload) in o.messages {
-                    let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: MqttStr::from(topic), payload: Bytes::from(payload.to_string()), ..Default::default() };
-                    self.broker.publish(Message::from_publish(p, None, Instant::now())).await;
+                    self.broker.publish(message(topic, &payload)).await;
                 }
             }
         }
@@ -303,6 +295,53 @@ impl Shadows {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+}
+
+/// A reply message (QoS 1).
+fn message(topic: String, payload: &Value) -> Message {
+    let p = mqtt::Publish { qos: QoS::AtLeastOnce, topic: MqttStr::from(topic), payload: Bytes::from(payload.to_string()), ..Default::default() };
+    Message::from_publish(p, None, Instant::now())
+}
+
+impl service_runtime::Service for Shadows {
+    type Applied = MqttApplied;
+
+    fn filters(&self) -> Vec<String> {
+        ["get", "update", "delete"].iter().flat_map(|op| [format!("$aws/things/+/shadow/{op}"), format!("$aws/things/+/shadow/name/+/{op}")]).collect()
+    }
+
+    fn key<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        parse_topic(topic)?;
+        topic.strip_prefix("$aws/things/")?.split('/').next()
+    }
+
+    fn apply(&self, req: &service_runtime::Request) -> MqttApplied {
+        let Some((id, op)) = parse_topic(req.topic()) else { return MqttApplied::AlreadyApplied };
+        let seq = req.seq();
+        // Restored after a crash, and its write was committed before it: applied already.
+        if seq != 0 && op != Op::Get && self.applied_through.get(req.shard).is_some_and(|t| seq <= *t) {
+            tracing::info!(thing = %id.thing, shadow = %id.name, seq, "restored request was applied before the restart; not applied again");
+            return MqttApplied::AlreadyApplied;
+        }
+        let intake = (seq != 0).then_some((req.shard, seq));
+        let outcome = self.apply(&id, op, req.payload(), true, intake);
+        MqttApplied::Done { id, op, outcome }
+    }
+
+    fn settle<'a>(&'a self, req: &'a service_runtime::Request, applied: MqttApplied) -> service_runtime::Replies<'a> {
+        Box::pin(async move {
+            match applied {
+                MqttApplied::Done { id, op, outcome } => self.finish(id, op, req.payload(), outcome).await,
+                MqttApplied::AlreadyApplied => Vec::new(),
+            }
+        })
+    }
+
+    fn throttled(&self, req: &service_runtime::Request) -> Vec<Reply> {
+        let Some((id, op)) = parse_topic(req.topic()) else { return Vec::new() };
+        let rejection = Rejection::new(ShadowError::TooManyRequests, now_secs(), None);
+        vec![Reply::all(message(format!("{}/{}/rejected", id.topic_prefix(), op.word()), &rejection.payload()))]
     }
 }
 

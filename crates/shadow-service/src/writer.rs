@@ -9,13 +9,23 @@
 //! The writer commits the writes of many requests in one batch, in submission order, each
 //! shadow expected at the revision its chain of pending writes started from (so a shadow
 //! changed meanwhile on another node makes the batch conflict instead of being overwritten);
-//! each submitter learns when its write is committed. When a commit fails, the writer takes
-//! the pending lock — no request can be applied meanwhile —, fails that batch and every write
-//! queued behind it (they may build on it), and drops every pending shadow: the next request
-//! reads the store again. A failure that is a conflict (another node committed one of the
-//! shadows first) is reported as such, so the request can be applied again to what won.
+//! each submitter learns when its write is committed. Pending shadows are kept in lanes, one
+//! per shard of the service runtime (a thing's shadows are all in its shard's lane), so shards
+//! apply requests side by side. When a commit fails, the writer takes every lane — no request
+//! can be applied meanwhile —, fails that batch and every write queued behind it (they may
+//! build on it), and drops every pending shadow: the next request reads the store again. A
+//! failure that is a conflict (another node committed one of the shadows first) is reported as
+//! such, so the request can be applied again to what won.
+//!
+//! A write that answers a request of the durable intake records the request's position: each
+//! batch also writes, per shard, the highest position it applied (kind `shadow-intake`), in the
+//! same commit as the shadows, so that a request restored after a crash is known to be applied
+//! already ([`Memory::applied_through`]).
 
 use crate::{KIND, ShadowId, StoredShadow};
+
+/// Per node and shard, the highest intake position whose write is committed.
+const INTAKE_KIND: &str = "shadow-intake";
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use store::cache::Cache;
@@ -53,6 +63,9 @@ impl Replicated for Committed {
     }
 
     fn apply_change(&mut self, seq: u64, kind: &str, key: &str, value: Option<&str>) -> Result<(), String> {
+        if kind == INTAKE_KIND {
+            return Ok(());
+        }
         if kind != KIND {
             return Err(format!("the shadow domain keeps no {kind} documents"));
         }
@@ -92,38 +105,59 @@ pub struct Lane {
 
 struct Job {
     id: ShadowId,
+    lane: usize,
     value: String,
     terms: Vec<String>,
     base: Base,
+    /// The intake shard and position of the request it answers.
+    intake: Option<(usize, u64)>,
     done: oneshot::Sender<Settled>,
 }
 
 /// The shadows, committed and pending, and the handle to the writer thread.
 pub struct Memory {
     replica: Arc<Replica<Committed>>,
-    lane: Arc<Mutex<Lane>>,
+    lanes: Arc<Vec<Mutex<Lane>>>,
     tx: Mutex<mpsc::Sender<Job>>,
+    /// This node's intake positions' keys, one per shard.
+    intake_keys: Arc<Vec<String>>,
 }
 
 /// A lane held by a request: reads and writes shadows.
 pub struct Held<'a> {
     memory: &'a Memory,
+    index: usize,
     lane: MutexGuard<'a, Lane>,
 }
 
 impl Memory {
-    /// Opens the `shadow` domain of the store and starts the writer thread. Blocking.
-    pub fn open(state: store::state::StateStore) -> Result<Memory, StateError> {
+    /// Opens the `shadow` domain of the store with one lane per shard and starts the writer
+    /// thread; `node` names this node's intake positions. Blocking.
+    pub fn open(state: store::state::StateStore, shards: usize, node: &str) -> Result<Memory, StateError> {
         index_stored_shadows(&state)?;
         let replica = Replica::<Committed>::open(state)?;
-        let lane = Arc::new(Mutex::new(Lane::default()));
+        let shards = shards.max(1);
+        let lanes: Arc<Vec<Mutex<Lane>>> = Arc::new((0..shards).map(|_| Mutex::new(Lane::default())).collect());
+        let intake_keys: Arc<Vec<String>> = Arc::new((0..shards).map(|s| format!("{node}/{shards}/{s}")).collect());
         let (tx, rx) = mpsc::channel::<Job>();
-        let (r, l) = (replica.clone(), lane.clone());
+        let (r, l, k) = (replica.clone(), lanes.clone(), intake_keys.clone());
         std::thread::Builder::new()
             .name("ferrite-shadows".into())
-            .spawn(move || run(r, l, rx))
+            .spawn(move || run(r, l, k, rx))
             .map_err(|e| StateError::Backend { backend: "shadow", what: "start writer", detail: e.to_string() })?;
-        Ok(Memory { replica, lane, tx: Mutex::new(tx) })
+        Ok(Memory { replica, lanes, tx: Mutex::new(tx), intake_keys })
+    }
+
+    /// Per shard, the highest intake position this node's committed writes answered (0: none).
+    /// Blocking.
+    pub fn applied_through(&self) -> Result<Vec<u64>, StateError> {
+        let store = self.replica.store();
+        self.intake_keys.iter().map(|k| Ok(store.get_blocking(INTAKE_KIND, k)?.and_then(|d| d.value.parse().ok()).unwrap_or(0))).collect()
+    }
+
+    /// The lane of a thing's shadows.
+    pub fn lane_of(&self, thing: &str) -> usize {
+        service_runtime::shard_of(thing, self.lanes.len())
     }
 
     /// The replica underneath ([`Replica::follow`] it to see other nodes' changes).
@@ -131,10 +165,11 @@ impl Memory {
         &self.replica
     }
 
-    /// Takes the lane (its holder may be waiting for the database: see
+    /// Takes the lane of a thing's shadows (its holder may be waiting for the database: see
     /// [`store::state::lock_waiting`]).
-    pub fn hold(&self) -> Held<'_> {
-        Held { memory: self, lane: store::state::lock_waiting(&self.lane) }
+    pub fn hold(&self, thing: &str) -> Held<'_> {
+        let index = self.lane_of(thing);
+        Held { memory: self, index, lane: store::state::lock_waiting(&self.lanes[index]) }
     }
 
     /// A committed shadow: from the cache, or read from the store. Blocking on a miss.
@@ -184,8 +219,9 @@ impl Held<'_> {
         Ok(self.memory.committed(id)?.0)
     }
 
-    /// Makes a shadow pending and queues its write.
-    pub fn write(&mut self, id: &ShadowId, shadow: StoredShadow) -> Result<Durable, StateError> {
+    /// Makes a shadow pending and queues its write (answering the intake request at `intake`,
+    /// shard and position, if any).
+    pub fn write(&mut self, id: &ShadowId, shadow: StoredShadow, intake: Option<(usize, u64)>) -> Result<Durable, StateError> {
         let base = match self.lane.pending.get(id) {
             Some(_) => Base::Pending,
             None => Base::Seen(self.memory.committed(id)?.1),
@@ -196,13 +232,14 @@ impl Held<'_> {
         p.shadow = Arc::new(shadow);
         p.in_flight += 1;
         let (done, rx) = oneshot::channel();
-        let _ = self.memory.tx.lock().unwrap_or_else(|e| e.into_inner()).send(Job { id: id.clone(), value, terms, base, done });
+        let job = Job { id: id.clone(), lane: self.index, value, terms, base, intake, done };
+        let _ = self.memory.tx.lock().unwrap_or_else(|e| e.into_inner()).send(job);
         Ok(rx)
     }
 }
 
 /// The writer thread: batches, commits, and settles the pending shadows.
-fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Receiver<Job>) {
+fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_keys: Arc<Vec<String>>, rx: mpsc::Receiver<Job>) {
     // The revision each shadow with writes in flight was last committed at.
     let mut committed: HashMap<String, Expect> = HashMap::new();
     while let Ok(first) = rx.recv() {
@@ -225,16 +262,30 @@ fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Recei
             expect.entry(key.clone()).or_insert(e);
             writes.push(Write::put(KIND, key, j.value.clone()).terms(j.terms.clone()));
         }
-        let writes = store::replica::last_writes(writes).into_iter().map(|w| {
-            let e = expect.get(&w.key).copied().unwrap_or(Expect::Any);
-            w.expect(e)
-        });
-        match replica.commit(writes.collect()) {
+        let mut writes: Vec<Write> = store::replica::last_writes(writes)
+            .into_iter()
+            .map(|w| {
+                let e = expect.get(&w.key).copied().unwrap_or(Expect::Any);
+                w.expect(e)
+            })
+            .collect();
+        // The intake positions these writes answer, committed with them.
+        let mut through: HashMap<usize, u64> = HashMap::new();
+        for (shard, pos) in jobs.iter().filter_map(|j| j.intake) {
+            let t = through.entry(shard).or_default();
+            *t = (*t).max(pos);
+        }
+        for (shard, pos) in through {
+            if let Some(key) = intake_keys.get(shard) {
+                writes.push(Write::put(INTAKE_KIND, key.clone(), pos.to_string()));
+            }
+        }
+        match replica.commit(writes) {
             Ok(seq) => {
-                let mut l = lane.lock().unwrap_or_else(|e| e.into_inner());
                 for j in jobs {
                     let key = j.id.key();
                     committed.insert(key.clone(), Expect::Rev(seq));
+                    let mut l = lanes[j.lane].lock().unwrap_or_else(|e| e.into_inner());
                     if let Some(p) = l.pending.get_mut(&j.id) {
                         p.in_flight -= 1;
                         if p.in_flight == 0 {
@@ -242,6 +293,7 @@ fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Recei
                             committed.remove(&key);
                         }
                     }
+                    drop(l);
                     let _ = j.done.send(Settled::Committed);
                 }
             }
@@ -253,17 +305,20 @@ fn run(replica: Arc<Replica<Committed>>, lane: Arc<Mutex<Lane>>, rx: mpsc::Recei
                     tracing::error!(error = %e, "shadow store commit failed; pending shadows are dropped and read again from the store");
                     Settled::Failed
                 };
-                let mut l = lane.lock().unwrap_or_else(|e| e.into_inner());
+                // Every lane, in order (the writer is the only one that takes more than one).
+                let mut held: Vec<_> = lanes.iter().map(|l| l.lock().unwrap_or_else(|e| e.into_inner())).collect();
                 while let Ok(j) = rx.try_recv() {
                     jobs.push(j);
                 }
                 {
                     let c = replica.read();
-                    for id in l.pending.keys() {
-                        c.cache.forget(&id.key());
+                    for l in &mut held {
+                        for id in l.pending.keys() {
+                            c.cache.forget(&id.key());
+                        }
+                        l.pending.clear();
                     }
                 }
-                l.pending.clear();
                 committed.clear();
                 for j in jobs {
                     let _ = j.done.send(settled);
