@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod persist;
 pub mod reserved;
 pub mod retained;
+pub mod tap;
 pub mod router;
 pub mod server;
 pub mod session;
@@ -86,6 +87,8 @@ pub struct BrokerInner {
     /// room check whether it was their subscriber's.
     pub(crate) room: tokio::sync::Notify,
     persist: Option<Persister>,
+    /// The taps registered at wiring time.
+    taps: std::sync::RwLock<Vec<Arc<dyn tap::Tap>>>,
     /// Bytes of packets still arriving, all connections together
     /// ([`BrokerConfig::max_partial_packet_bytes`]).
     pub(crate) partial_bytes: std::sync::atomic::AtomicUsize,
@@ -117,6 +120,7 @@ impl Broker {
                 generation: AtomicU64::new(1),
                 room: tokio::sync::Notify::new(),
                 partial_bytes: Default::default(),
+                taps: Default::default(),
                 persist,
             }),
         }
@@ -130,6 +134,11 @@ impl Broker {
         let broker = Broker::build(config, Some(persister));
         let restored = broker.inner.restore(snapshot);
         Ok((broker, restored))
+    }
+
+    /// Registers a tap: it hears every connection's connectivity changes from now on.
+    pub fn add_tap(&self, tap: Arc<dyn tap::Tap>) {
+        self.inner.taps.write().unwrap_or_else(|e| e.into_inner()).push(tap);
     }
 
     /// The shared state.
@@ -246,6 +255,13 @@ impl BrokerInner {
 
     pub(crate) fn next_generation(&self) -> u64 {
         self.generation.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Tells every tap.
+    pub(crate) fn tap(&self, f: impl Fn(&dyn tap::Tap)) {
+        for t in self.taps.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            f(&**t);
+        }
     }
 
     /// Whether sessions can be persisted at all.

@@ -167,7 +167,9 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
     rules.follow();
     api.add(Arc::new(api::iotdata::IotData::new(broker.clone(), shadows)));
-    api.add(Arc::new(api::iot::Iot::new(authz.clone(), identity.endpoint_host.clone()).with_rules(rules.clone())));
+    let iot = api::iot::Iot::new(authz.clone(), identity.endpoint_host.clone()).with_rules(rules.clone());
+    broker.add_tap(iot.connectivity());
+    api.add(Arc::new(iot));
     api.add(Arc::new(api::lambda::Lambda::new(functions)));
     api.add_metrics(Arc::new(api::iot::RulesMetrics(rules.clone())));
     api.add_metrics(Arc::new(api::metrics::BrokerMetrics(broker.clone())));

@@ -11,6 +11,7 @@
 mod authorizers;
 mod billing;
 mod certificates;
+pub mod connectivity;
 mod events;
 mod groups;
 mod misc;
@@ -43,13 +44,21 @@ struct Inner {
     endpoint_host: String,
     /// The rules engine, when running: the owner of rule ARNs' tags.
     rules: Option<Arc<rules::Rules>>,
+    /// What the broker's tap reports (GetThingConnectivityData).
+    connectivity: Arc<connectivity::Connectivity>,
 }
 
 impl Iot {
     /// The service over a loaded registry and the certificate and policy service (which asks
     /// the same registry).
     pub fn new(authz: Arc<authz::Authz>, endpoint_host: impl Into<String>) -> Iot {
-        Iot { inner: Arc::new(Inner { registry: authz.registry().clone(), authz, endpoint_host: endpoint_host.into(), rules: None }), rules: None }
+        let connectivity = Arc::default();
+        Iot { inner: Arc::new(Inner { registry: authz.registry().clone(), authz, endpoint_host: endpoint_host.into(), rules: None, connectivity }), rules: None }
+    }
+
+    /// The tap to register with the broker (`Broker::add_tap`) for GetThingConnectivityData.
+    pub fn connectivity(&self) -> Arc<connectivity::Connectivity> {
+        self.inner.connectivity.clone()
     }
 }
 
@@ -94,6 +103,7 @@ impl Inner {
         match req.op {
             "CreateThing" => self.create_thing(req),
             "DescribeThing" => self.describe_thing(req),
+            "GetThingConnectivityData" => self.get_thing_connectivity_data(req),
             "UpdateThing" => self.update_thing(req),
             "DeleteThing" => self.delete_thing(req),
             "ListThings" => self.list_things(req),
@@ -288,7 +298,7 @@ mod tests {
         let (pki, _) = identity::Pki::load_or_create(&dir).unwrap();
         let ac = authz::AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
         let authz = Arc::new(authz::Authz::open(docs, ac, registry.clone(), Arc::new(pki)).unwrap());
-        Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into(), rules: None } }
+        Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into(), rules: None, connectivity: Default::default() } }
     }
 
     /// Binds a request through the iot model, as the HTTP layer does, and runs it.

@@ -66,8 +66,8 @@ impl Iot {
     /// Serves the topic rule operations with `rules`.
     pub fn with_rules(mut self, rules: Arc<Rules>) -> Iot {
         let i = &self.inner;
-        let (registry, authz, endpoint_host) = (i.registry.clone(), i.authz.clone(), i.endpoint_host.clone());
-        self.inner = Arc::new(super::Inner { registry, authz, endpoint_host, rules: Some(rules.clone()) });
+        let (registry, authz, endpoint_host, connectivity) = (i.registry.clone(), i.authz.clone(), i.endpoint_host.clone(), i.connectivity.clone());
+        self.inner = Arc::new(super::Inner { registry, authz, endpoint_host, rules: Some(rules.clone()), connectivity });
         self.rules = Some(rules);
         self
     }

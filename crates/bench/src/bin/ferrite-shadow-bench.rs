@@ -3,6 +3,9 @@
 //! HTTP API (SigV4-signed UpdateThingShadow on keep-alive connections).
 //!
 //! `ferrite-shadow-bench mqtt --port 1883 --clients 16 --duration 5`
+//! `ferrite-shadow-bench mqtt --port 1883 --clients 16 --things 10000 --subscribers --duration 5`
+//! (the clients update 10,000 things in turn, and each thing has a persistent QoS 1 subscriber
+//! to its `/update/accepted` and `/update/documents`, acknowledging every message)
 //! `ferrite-shadow-bench http --port 8080 --key AKIA... --secret ... --clients 16 --duration 5`
 
 use anyhow::{Context, bail};
@@ -37,40 +40,42 @@ struct Args {
     /// Secret access key (http mode).
     #[arg(long, default_value = "")]
     secret: String,
+    /// Things updated (mqtt mode; 0: one per client). Client `c` updates things `c`, `c +
+    /// clients`, ... in turn.
+    #[arg(long, default_value_t = 0)]
+    things: usize,
+    /// Give every thing a persistent QoS 1 subscriber to `/update/accepted` and
+    /// `/update/documents` (mqtt mode).
+    #[arg(long)]
+    subscribers: bool,
 }
 
-fn update_doc(i: u64) -> String {
-    format!(r#"{{"state":{{"reported":{{"temperature":{},"seq":{i}}}}}}}"#, 20 + i % 10)
-}
-
-async fn mqtt_client(args: Args, id: usize, stop: Arc<AtomicBool>) -> anyhow::Result<Histogram<u64>> {
-    let mut hist = Histogram::<u64>::new(3)?;
+/// Connects with MQTT 3.1.1 and subscribes to `filters` (in SUBSCRIBEs of at most 100); returns
+/// the stream and what it read past the SUBACKs.
+async fn mqtt_session(args: &Args, client_id: &str, clean: bool, filters: Vec<(String, QoS)>) -> anyhow::Result<(TcpStream, BytesMut)> {
     let mut s = TcpStream::connect((args.host.as_str(), args.port)).await?;
     s.set_nodelay(true)?;
-    let thing = format!("shadow-bench-{id}");
-    let prefix = format!("$aws/things/{thing}/shadow");
     let mut out = BytesMut::new();
     let connect = Connect {
         protocol: Protocol::V311,
-        clean_start: true,
-        keep_alive: 60,
-        client_id: thing.clone(),
+        clean_start: clean,
+        keep_alive: 600,
+        client_id: client_id.to_string(),
         will: None,
         username: None,
         password: None,
         properties: Properties::default(),
     };
     Packet::Connect(Box::new(connect)).encode(&mut out, Protocol::V311);
-    let filters = vec![
-        (format!("{prefix}/update/accepted"), SubscriptionOptions { qos: QoS::AtMostOnce, ..Default::default() }),
-        (format!("{prefix}/update/rejected"), SubscriptionOptions { qos: QoS::AtMostOnce, ..Default::default() }),
-    ];
-    Packet::Subscribe(Subscribe { packet_id: 1, filters, ..Default::default() }).encode(&mut out, Protocol::V311);
+    let chunks: Vec<_> = filters.chunks(100).map(|c| c.to_vec()).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let filters = chunk.iter().map(|(f, qos)| (f.clone(), SubscriptionOptions { qos: *qos, ..Default::default() })).collect();
+        Packet::Subscribe(Subscribe { packet_id: i as u16 + 1, filters, ..Default::default() }).encode(&mut out, Protocol::V311);
+    }
     s.write_all(&out).await?;
     let mut rbuf = BytesMut::with_capacity(16 * 1024);
-    // Wait for CONNACK and SUBACK.
     let mut acks = 0;
-    while acks < 2 {
+    while acks < 1 + chunks.len() {
         match mqtt::decode(&mut rbuf, Some(Protocol::V311), usize::MAX)? {
             Some(Packet::ConnAck(_)) | Some(Packet::SubAck(_)) => acks += 1,
             Some(_) => {}
@@ -81,11 +86,64 @@ async fn mqtt_client(args: Args, id: usize, stop: Arc<AtomicBool>) -> anyhow::Re
             }
         }
     }
+    Ok((s, rbuf))
+}
+
+/// A thing's persistent subscriber: acknowledges every QoS 1 message until the connection ends.
+async fn subscriber(mut s: TcpStream, mut rbuf: BytesMut) -> anyhow::Result<u64> {
+    let mut got = 0u64;
+    let mut out = BytesMut::new();
+    loop {
+        match mqtt::decode(&mut rbuf, Some(Protocol::V311), usize::MAX)? {
+            Some(Packet::Publish(p)) => {
+                got += 1;
+                if p.qos == QoS::AtLeastOnce {
+                    Packet::PubAck(mqtt::PubResp::new(p.packet_id)).encode(&mut out, Protocol::V311);
+                }
+            }
+            Some(_) => {}
+            None => {
+                if !out.is_empty() {
+                    s.write_all(&out).await?;
+                    out.clear();
+                }
+                if s.read_buf(&mut rbuf).await? == 0 {
+                    return Ok(got);
+                }
+            }
+        }
+    }
+}
+
+fn thing_name(t: usize) -> String {
+    format!("shadow-bench-{t}")
+}
+
+/// The things client `id` updates.
+fn things_of(args: &Args, id: usize) -> Vec<String> {
+    let n = if args.things == 0 { args.clients } else { args.things };
+    (id..n).step_by(args.clients.max(1)).map(thing_name).collect()
+}
+
+fn update_doc(i: u64) -> String {
+    format!(r#"{{"state":{{"reported":{{"temperature":{},"seq":{i}}}}}}}"#, 20 + i % 10)
+}
+
+async fn mqtt_client(args: Args, id: usize, stop: Arc<AtomicBool>) -> anyhow::Result<Histogram<u64>> {
+    let mut hist = Histogram::<u64>::new(3)?;
+    let things = things_of(&args, id);
+    if things.is_empty() {
+        return Ok(hist);
+    }
+    let filters = things.iter().flat_map(|t| ["accepted", "rejected"].map(|r| (format!("$aws/things/{t}/shadow/update/{r}"), QoS::AtMostOnce))).collect();
+    let (mut s, mut rbuf) = mqtt_session(&args, &format!("shadow-bench-client-{id}"), true, filters).await?;
+    let mut out = BytesMut::new();
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
+        let thing = &things[i as usize % things.len()];
         i += 1;
         out.clear();
-        let p = Publish { qos: QoS::AtMostOnce, topic: format!("{prefix}/update").into(), payload: Bytes::from(update_doc(i)), ..Default::default() };
+        let p = Publish { qos: QoS::AtMostOnce, topic: format!("$aws/things/{thing}/shadow/update").into(), payload: Bytes::from(update_doc(i)), ..Default::default() };
         Packet::Publish(p).encode(&mut out, Protocol::V311);
         let started = Instant::now();
         s.write_all(&out).await?;
@@ -144,6 +202,18 @@ async fn http_client(args: Args, id: usize, stop: Arc<AtomicBool>) -> anyhow::Re
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let stop = Arc::new(AtomicBool::new(false));
+    let mut subs = Vec::new();
+    if args.subscribers {
+        let n = if args.things == 0 { args.clients } else { args.things };
+        let setup = Instant::now();
+        for t in 0..n {
+            let name = thing_name(t);
+            let filters = ["accepted", "documents"].map(|r| (format!("$aws/things/{name}/shadow/update/{r}"), QoS::AtLeastOnce)).to_vec();
+            let (s, rbuf) = mqtt_session(&args, &format!("shadow-bench-sub-{t}"), false, filters).await?;
+            subs.push(tokio::spawn(subscriber(s, rbuf)));
+        }
+        println!("{n} persistent subscribers ready in {:.1} s", setup.elapsed().as_secs_f64());
+    }
     let mut tasks = Vec::new();
     for id in 0..args.clients {
         let (a, s) = (args.clone(), stop.clone());
@@ -161,10 +231,15 @@ async fn main() -> anyhow::Result<()> {
         total.add(t.await.context("client task")??)?;
     }
     let secs = started.elapsed().as_secs_f64();
+    for s in subs {
+        s.abort();
+    }
     println!(
-        "shadow updates over {}: {} clients, {} updates in {:.1} s = {:.0} updates/s; latency p50 {} µs p99 {} µs max {} µs",
+        "shadow updates over {}: {} clients, {} things, {} subscribers, {} updates in {:.1} s = {:.0} updates/s; latency p50 {} µs p99 {} µs max {} µs",
         args.mode,
         args.clients,
+        if args.things == 0 { args.clients } else { args.things },
+        if args.subscribers { "persistent" } else { "no" },
         total.len(),
         secs,
         total.len() as f64 / secs,

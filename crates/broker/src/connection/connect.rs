@@ -240,6 +240,14 @@ async fn accept<S: Stream>(io: S, rbuf: BytesMut, peer: PeerInfo, broker: Arc<Br
     if let Some(p) = conn.presence() {
         p.connected(&broker, &conn.peer.addr.ip().to_string());
     }
+    let connected = crate::tap::Connected {
+        client_id: &conn.client_id,
+        principal: conn.authz.principal(),
+        source: conn.peer.addr,
+        at_ms: crate::message::unix_ms(),
+        generation: conn.generation,
+    };
+    broker.tap(|t| t.connected(&connected));
     Some(conn)
 }
 

@@ -61,6 +61,16 @@ pub(crate) enum Exit {
     Idle,
 }
 
+impl Exit {
+    /// The reason code of a protocol error.
+    fn reason(self) -> Option<ReasonCode> {
+        match self {
+            Exit::Error(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
 /// True when the bytes start a CONNECT of protocol level 5 (used to pick the CONNACK format
 /// when the CONNECT itself cannot be decoded).
 pub(crate) fn sniff_v5(buf: &[u8]) -> bool {
@@ -581,16 +591,21 @@ impl<S: Stream> Conn<S> {
         }
         broker.persist(std::mem::take(&mut self.ops));
 
+        let client = matches!(exit, Exit::Normal | Exit::WithWill);
+        let why = crate::lifecycle::disconnect_reason(client, exit.reason(), exit == Exit::Closed, exit == Exit::TakenOver, exit == Exit::KeepAlive);
+        let disconnected = crate::tap::Disconnected {
+            client_id: &self.client_id,
+            principal: self.authz.principal(),
+            at_ms: crate::message::unix_ms(),
+            generation,
+            reason: why,
+            client_initiated: client,
+        };
+        broker.tap(|t| t.disconnected(&disconnected));
         if session.lock().suppress_will {
             return;
         }
         if let Some(p) = self.presence() {
-            let client = matches!(exit, Exit::Normal | Exit::WithWill);
-            let reason = match exit {
-                Exit::Error(r) => Some(r),
-                _ => None,
-            };
-            let why = crate::lifecycle::disconnect_reason(client, reason, exit == Exit::Closed, exit == Exit::TakenOver, exit == Exit::KeepAlive);
             p.disconnected(&broker, client, why);
         }
         let Some(will) = self.will.take() else { return };
