@@ -84,8 +84,15 @@ impl Authz {
     /// AttachPolicy (attaching again is fine).
     pub fn attach_policy(&self, name: &str, target: &str) -> Result<()> {
         crate::policies::check_name(name)?;
-        self.parse_target(target)?;
+        let parsed = self.parse_target(target)?;
         let mut st = self.lock()?;
+        // Again under the writer: a group deleted since had its attachments forgotten already
+        // (a deletion from now on waits for this writer, then forgets this one too).
+        if let Target::ThingGroup(group) = &parsed
+            && self.registry.describe_thing_group(group).is_err()
+        {
+            return Err(not_found(format!("Thing group {group} does not exist.")));
+        }
         if !st.policies.contains_key(name) {
             return Err(not_found(format!("Policy {name} does not exist.")));
         }

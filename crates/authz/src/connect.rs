@@ -117,6 +117,9 @@ fn decide_cached(
 struct Context {
     /// Set when one of those documents changes.
     stale: crate::dependents::Token,
+    /// When the certificate's validity period starts or ends next (Unix ms): the context is
+    /// computed again then.
+    recheck_at_ms: i64,
     vars: BTreeMap<String, String>,
     policies: Vec<Arc<Parsed>>,
     /// False once the certificate (or its CA) is no longer ACTIVE.
@@ -164,7 +167,7 @@ impl CertConnection {
             prefix: authz.resource_prefix(),
             server_name: info.peer.server_name.as_deref().map(str::to_string),
             cert_vars: identity::x509::policy_variables(&cert.der),
-            state: Mutex::new((Arc::new(Context { stale: Arc::new(AtomicBool::new(true)), vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
+            state: Mutex::new((Arc::new(Context { stale: Arc::new(AtomicBool::new(true)), recheck_at_ms: 0, vars: BTreeMap::new(), policies: Vec::new(), active: false }), HashMap::new())),
         }
     }
 
@@ -197,17 +200,23 @@ impl CertConnection {
         }
         vars.retain(|_, v| usable(v));
         let active = certificate_problem(a, &self.cert_id).is_none();
+        let now = crate::now_ms();
+        let recheck_at_ms = a.read().certs.get(&self.cert_id).map_or(i64::MAX, |c| if now < c.not_before_ms { c.not_before_ms } else { c.not_after_ms.saturating_add(1) });
         keys.extend(targets.iter().map(|t| key(crate::state::TARGET, t)));
-        let policies = Authz::policies_of(&a.read(), &targets);
-        keys.extend(policies.keys().map(|p| key(crate::state::POLICY, p)));
+        let policies = {
+            let st = a.read();
+            // Every policy attached, parsed or not (a policy created later under that name).
+            keys.extend(targets.iter().filter_map(|t| st.targets.get(t)).flatten().map(|p| key(crate::state::POLICY, p)));
+            Authz::policies_of(&st, &targets)
+        };
         let stale = Arc::new(AtomicBool::new(false));
         a.dependents().watch(&keys, &stale, since);
-        Context { stale, vars, policies: policies.into_values().collect(), active }
+        Context { stale, recheck_at_ms, vars, policies: policies.into_values().collect(), active }
     }
 
     fn decide(&self, action: Action, what: &str) -> bool {
         let mut guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.0.stale.load(Ordering::Acquire) {
+        if guard.0.stale.load(Ordering::Acquire) || crate::now_ms() >= guard.0.recheck_at_ms {
             guard.0 = Arc::new(self.context());
             guard.1.clear();
         }

@@ -197,7 +197,9 @@ impl Authz {
                 forget(&replica, &gone);
             }
         }));
-        // Attachments of groups deleted while no node could forget them (a crash in between).
+        // Attachments of groups deleted while no node could forget them (a crash in between),
+        // against the registry as it is now.
+        registry.replica().catch_up().map_err(store::StoreError::from)?;
         let orphans: Vec<String> = {
             let st = replica.read();
             let groups = st.targets.keys().filter_map(|t| registry.parse_arn(t).filter(|(k, _)| *k == registry::ResourceKind::ThingGroup).map(|(_, n)| (t.clone(), n)));

@@ -66,9 +66,10 @@ impl Broker {
         let durable = inner.has_store();
         {
             let mut st = session.lock();
-            st.attached = Some(Attachment::new(inner.next_generation(), wake.clone()));
+            let generation = inner.next_generation();
+            st.attached = Some(Attachment::new(generation, wake.clone()));
             st.max_queued = std::num::NonZeroU32::new(INTERNAL_QUEUE as u32);
-            st.generation = inner.next_generation();
+            st.generation = generation;
             if durable {
                 st.persistent = true;
                 st.expiry_secs = NEVER;
@@ -118,10 +119,20 @@ impl InternalClient {
         loop {
             {
                 let mut st = self.session.lock();
+                // Taking messages: a publisher meeting a full queue waits for room, not drops.
+                st.drained_at = crate::session::ticks_ms();
                 let q = st.queue_mut();
                 if !q.is_empty() {
                     let n = q.len().min(max.max(1));
-                    return q.drain(..n).collect();
+                    let taken: Vec<Delivery> = q.drain(..n).collect();
+                    let bound = st.max_queued.map_or(self.broker.config.max_queued_messages, |m| m.get() as usize);
+                    let room = st.pressure && st.queue().len() <= bound / 2;
+                    if room {
+                        st.pressure = false;
+                        drop(st);
+                        self.broker.room.notify_waiters();
+                    }
+                    return taken;
                 }
             }
             self.wake.notified().await;
@@ -198,8 +209,11 @@ impl Reply {
 impl Drop for InternalClient {
     fn drop(&mut self) {
         if self.durable {
-            // Kept, with what it has queued, for the next start.
-            self.session.lock().attached = None;
+            // Kept, with what it has queued, for the next start (unless a newer client has it).
+            let mut st = self.session.lock();
+            if st.attached.as_ref().is_some_and(|a| Arc::ptr_eq(&a.wake, &self.wake)) {
+                st.attached = None;
+            }
         } else {
             self.broker.discard(&self.session);
         }

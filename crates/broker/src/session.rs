@@ -310,16 +310,23 @@ impl Session {
             if d.qos == QoS::AtMostOnce || st.queue().len() >= bound * 2 {
                 return Enqueued::Pressure { dropped: true };
             }
+            // Acknowledged to its publisher like any other: stored like any other.
+            self.store_locked(st, &mut d, ops);
             st.queue_mut().push_back(d);
             return Enqueued::Pressure { dropped: false };
         }
+        self.store_locked(st, &mut d, ops);
+        st.queue_mut().push_back(d);
+        Enqueued::Queued
+    }
+
+    /// Gives a QoS 1/2 message for a persistent session its queue position and store op.
+    fn store_locked(&self, st: &mut SessionState, d: &mut Delivery, ops: &mut Vec<Op>) {
         if st.persistent && d.qos != QoS::AtMostOnce {
             d.seq = st.next_seq;
             st.next_seq += 1;
             ops.push(Op::PutMessage { client_id: self.client_id.to_string(), row: d.to_row(0, 0) });
         }
-        st.queue_mut().push_back(d);
-        Enqueued::Queued
     }
 }
 
@@ -425,6 +432,23 @@ mod tests {
 
     fn topics(s: &Session) -> Vec<String> {
         s.lock().queue().iter().map(|d| d.msg.topic.to_string()).collect()
+    }
+
+    #[test]
+    fn a_message_queued_past_the_bound_of_a_draining_persistent_session_is_stored_too() {
+        let s = Session::new("p".into(), Protocol::V5);
+        {
+            let mut st = s.lock();
+            st.persistent = true;
+            st.attached = Some(Attachment::new(1, Arc::new(Notify::new())));
+            st.drained_at = ticks_ms();
+        }
+        let mut ops = Vec::new();
+        let mut outcomes = Vec::new();
+        s.enqueue_all([delivery("a"), delivery("b")], 1, false, &mut ops, |e, _| outcomes.push(e));
+        assert_eq!(outcomes, [Enqueued::Queued, Enqueued::Pressure { dropped: false }]);
+        let stored: Vec<u64> = ops.iter().filter_map(|o| if let Op::PutMessage { row, .. } = o { Some(row.seq) } else { None }).collect();
+        assert_eq!(stored, [1, 2], "both acknowledged messages are stored, with their own positions");
     }
 
     #[test]

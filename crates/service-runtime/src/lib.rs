@@ -46,8 +46,10 @@ pub struct RuntimeConfig {
 }
 
 impl Default for RuntimeConfig {
+    /// One shard per core (at most 8), 10,000 requests in flight per shard.
     fn default() -> RuntimeConfig {
-        RuntimeConfig { shards: 4, max_in_flight: 10_000 }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        RuntimeConfig { shards: cores.clamp(1, 8), max_in_flight: 10_000 }
     }
 }
 
@@ -79,7 +81,8 @@ impl Request {
         &self.delivery.msg.payload
     }
 
-    /// The client id of the device that sent it.
+    /// The client id of the device that sent it (`None` for a request restored after a
+    /// restart: the store keeps no publisher).
     pub fn client_id(&self) -> Option<&Arc<str>> {
         self.delivery.msg.publisher.as_ref()
     }
@@ -141,13 +144,22 @@ pub fn serve<S: Service>(service: Arc<S>, client: InternalClient, config: Runtim
     let mut inboxes = Vec::with_capacity(shards);
     for shard in 0..shards {
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
-        let (done_tx, done_rx) = tokio::sync::mpsc::channel::<(Request, S::Applied)>(config.max_in_flight.max(1));
+        let (done_tx, done_rx) = tokio::sync::mpsc::channel::<(Request, Option<S::Applied>)>(config.max_in_flight.max(1));
         let s = service.clone();
         let m = metrics.clone();
         let started = std::thread::Builder::new().name(format!("ferrite-svc-{shard}")).spawn(move || {
             while let Ok(req) = rx.recv() {
-                let applied = s.apply(&req);
+                // A request that makes the service panic is acknowledged without replies
+                // (and logged) rather than taking its shard down and coming back at every start.
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.apply(&req)));
                 m.requests.fetch_add(1, Ordering::Relaxed);
+                let applied = match applied {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        tracing::error!(shard, topic = req.topic(), "service failed on a request; acknowledged without an answer");
+                        None
+                    }
+                };
                 if done_tx.blocking_send((req, applied)).is_err() {
                     return;
                 }
@@ -210,7 +222,7 @@ async fn intake<S: Service>(
 async fn publish<S: Service>(
     service: Arc<S>,
     client: Arc<InternalClient>,
-    mut done: tokio::sync::mpsc::Receiver<(Request, S::Applied)>,
+    mut done: tokio::sync::mpsc::Receiver<(Request, Option<S::Applied>)>,
     in_flight: Arc<Vec<AtomicUsize>>,
     shard: usize,
 ) {
@@ -220,7 +232,9 @@ async fn publish<S: Service>(
         let mut acks = Vec::with_capacity(batch.len());
         let n = batch.len();
         for (req, applied) in batch.drain(..) {
-            replies.extend(service.settle(&req, applied).await);
+            if let Some(applied) = applied {
+                replies.extend(service.settle(&req, applied).await);
+            }
             acks.push(req.delivery);
         }
         client.publish_all(replies, &acks).await;

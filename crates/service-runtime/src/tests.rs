@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 struct Echo {
     applied: Mutex<Vec<(String, u32)>>,
     delay: Duration,
+    /// A request number that makes `apply` panic.
+    panic_on: Option<u32>,
 }
 
 impl Service for Echo {
@@ -30,16 +32,19 @@ impl Service for Echo {
         let mut parts = req.topic().split('/').skip(1);
         let key = parts.next().unwrap_or_default().to_string();
         let n = parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert_ne!(Some(n), self.panic_on, "asked to fail");
         self.applied.lock().unwrap().push((key.clone(), n));
         (key, n)
     }
 
     fn settle<'a>(&'a self, req: &'a Request, (key, n): (String, u32)) -> Replies<'a> {
-        Box::pin(async move { vec![Reply::only_to(msg(&format!("req/{key}/reply"), &n.to_string()), req.client_id().unwrap().clone())] })
+        let to = req.client_id().cloned().unwrap_or_else(|| "nobody".into());
+        Box::pin(async move { vec![Reply::only_to(msg(&format!("req/{key}/reply"), &n.to_string()), to)] })
     }
 
     fn throttled(&self, req: &Request) -> Vec<Reply> {
-        vec![Reply::only_to(msg(&format!("{}/throttled", req.topic()), "429"), req.client_id().unwrap().clone())]
+        let to = req.client_id().cloned().unwrap_or_else(|| "nobody".into());
+        vec![Reply::only_to(msg(&format!("{}/throttled", req.topic()), "429"), to)]
     }
 }
 
@@ -55,7 +60,7 @@ async fn next(c: &InternalClient) -> Arc<Message> {
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_of_a_key_are_applied_in_order_and_answered_to_their_sender() {
     let broker = Broker::new(Default::default());
-    let echo = Arc::new(Echo { applied: Mutex::default(), delay: Duration::ZERO });
+    let echo = Arc::new(Echo { applied: Mutex::default(), delay: Duration::ZERO, panic_on: None });
     serve(echo.clone(), broker.internal_client("$ferrite/echo"), RuntimeConfig { shards: 3, max_in_flight: 10_000 });
     let devices: Vec<_> = (0..4).map(|i| broker.internal_client(&format!("dev{i}"))).collect();
     for d in &devices {
@@ -82,7 +87,7 @@ async fn requests_of_a_key_are_applied_in_order_and_answered_to_their_sender() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saturated_shard_answers_with_the_throttling_rejection() {
     let broker = Broker::new(Default::default());
-    let echo = Arc::new(Echo { applied: Mutex::default(), delay: Duration::from_millis(20) });
+    let echo = Arc::new(Echo { applied: Mutex::default(), delay: Duration::from_millis(20), panic_on: None });
     let metrics = serve(echo.clone(), broker.internal_client("$ferrite/echo"), RuntimeConfig { shards: 1, max_in_flight: 2 });
     let dev = broker.internal_client("dev");
     dev.subscribe("req/#", QoS::AtLeastOnce).unwrap();
@@ -101,6 +106,20 @@ async fn a_saturated_shard_answers_with_the_throttling_rejection() {
     assert!(throttled > 0 && answered >= 2, "answered {answered}, throttled {throttled}");
     assert_eq!(metrics.throttled.load(Ordering::Relaxed), throttled);
     assert_eq!(echo.applied.lock().unwrap().len(), answered as usize, "a throttled request is not applied");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_service_fails_on_does_not_stop_its_shard() {
+    let broker = Broker::new(Default::default());
+    let echo = Arc::new(Echo { applied: Mutex::default(), delay: Duration::ZERO, panic_on: Some(1) });
+    serve(echo.clone(), broker.internal_client("$ferrite/echo"), RuntimeConfig { shards: 1, max_in_flight: 10 });
+    let dev = broker.internal_client("dev");
+    dev.subscribe("req/+/reply", QoS::AtLeastOnce).unwrap();
+    for n in 0..3u32 {
+        dev.publish(msg(&format!("req/k/{n}"), "")).await;
+    }
+    assert_eq!(&next(&dev).await.payload[..], b"0");
+    assert_eq!(&next(&dev).await.payload[..], b"2", "the request after the failed one is answered");
 }
 
 #[test]

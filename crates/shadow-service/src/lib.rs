@@ -126,7 +126,7 @@ impl Outcome {
 /// An MQTT request as applied: its replies once durable, or nothing (a request restored after
 /// a crash that was applied before it).
 pub enum MqttApplied {
-    Done { id: ShadowId, op: Op, outcome: Outcome },
+    Done { id: ShadowId, op: Op, outcome: Outcome, intake: Option<(usize, u64)> },
     AlreadyApplied,
 }
 
@@ -179,8 +179,8 @@ impl Shadows {
 
     /// The replies of an MQTT request once durable; after a store failure, an InternalFailure
     /// rejection instead.
-    async fn finish(&self, id: ShadowId, op: Op, payload: &[u8], o: Outcome) -> Vec<Reply> {
-        let messages = match self.settle(&id, op, payload, true, o).await {
+    async fn finish(&self, id: ShadowId, op: Op, payload: &[u8], o: Outcome, intake: Option<(usize, u64)>) -> Vec<Reply> {
+        let messages = match self.settle(&id, op, payload, true, o, intake).await {
             Some(o) => o.messages,
             None => {
                 let rejection = Rejection::new(ShadowError::InternalFailure, now_secs(), None);
@@ -193,11 +193,11 @@ impl Shadows {
     /// Waits for an applied request's write; after a conflict, applies the request again to
     /// what won (up to [`ATTEMPTS`] in all). The outcome once durable (or with nothing to
     /// write), None when the store failed or the conflicts did not stop.
-    async fn settle(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool, mut o: Outcome) -> Option<Outcome> {
+    async fn settle(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool, mut o: Outcome, intake: Option<(usize, u64)>) -> Option<Outcome> {
         for attempt in 1..=ATTEMPTS {
             match o.settled().await {
                 Settled::Committed => return Some(o),
-                Settled::Conflict if attempt < ATTEMPTS => o = store::state::blocking(|| self.apply(id, op, payload, mqtt, None)),
+                Settled::Conflict if attempt < ATTEMPTS => o = store::state::blocking(|| self.apply(id, op, payload, mqtt, intake)),
                 settled => {
                     tracing::error!(thing = %id.thing, shadow = %id.name, attempts = attempt, ?settled, "shadow write was not committed");
                     return None;
@@ -269,7 +269,7 @@ impl Shadows {
     /// topics get their messages too), or the rejection.
     pub async fn http(&self, id: &ShadowId, op: Op, payload: &[u8]) -> Result<Value, Rejection> {
         let first = store::state::blocking(|| self.apply(id, op, payload, false, None));
-        let Some(mut o) = self.settle(id, op, payload, false, first).await else {
+        let Some(mut o) = self.settle(id, op, payload, false, first, None).await else {
             return Err(Rejection::new(ShadowError::InternalFailure, now_secs(), None));
         };
         let answer = std::mem::replace(&mut o.answer, Ok(Value::Null));
@@ -326,13 +326,13 @@ impl service_runtime::Service for Shadows {
         }
         let intake = (seq != 0).then_some((req.shard, seq));
         let outcome = self.apply(&id, op, req.payload(), true, intake);
-        MqttApplied::Done { id, op, outcome }
+        MqttApplied::Done { id, op, outcome, intake }
     }
 
     fn settle<'a>(&'a self, req: &'a service_runtime::Request, applied: MqttApplied) -> service_runtime::Replies<'a> {
         Box::pin(async move {
             match applied {
-                MqttApplied::Done { id, op, outcome } => self.finish(id, op, req.payload(), outcome).await,
+                MqttApplied::Done { id, op, outcome, intake } => self.finish(id, op, req.payload(), outcome, intake).await,
                 MqttApplied::AlreadyApplied => Vec::new(),
             }
         })

@@ -242,6 +242,9 @@ impl Held<'_> {
 fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_keys: Arc<Vec<String>>, rx: mpsc::Receiver<Job>) {
     // The revision each shadow with writes in flight was last committed at.
     let mut committed: HashMap<String, Expect> = HashMap::new();
+    // Per intake shard, the highest position committed by this process: a later batch (a
+    // request applied again after a conflict) never moves it back.
+    let mut written: HashMap<usize, u64> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < 10_000 {
@@ -272,16 +275,17 @@ fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_ke
         // The intake positions these writes answer, committed with them.
         let mut through: HashMap<usize, u64> = HashMap::new();
         for (shard, pos) in jobs.iter().filter_map(|j| j.intake) {
-            let t = through.entry(shard).or_default();
+            let t = through.entry(shard).or_insert_with(|| written.get(&shard).copied().unwrap_or(0));
             *t = (*t).max(pos);
         }
-        for (shard, pos) in through {
-            if let Some(key) = intake_keys.get(shard) {
+        for (shard, pos) in &through {
+            if let Some(key) = intake_keys.get(*shard) {
                 writes.push(Write::put(INTAKE_KIND, key.clone(), pos.to_string()));
             }
         }
         match replica.commit(writes) {
             Ok(seq) => {
+                written.extend(through);
                 for j in jobs {
                     let key = j.id.key();
                     committed.insert(key.clone(), Expect::Rev(seq));

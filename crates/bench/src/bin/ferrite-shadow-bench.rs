@@ -152,11 +152,13 @@ async fn mqtt_client(args: Args, id: usize, stop: Arc<AtomicBool>) -> anyhow::Re
                 Some(Packet::Publish(p)) if p.topic.ends_with("/accepted") => break,
                 Some(Packet::Publish(p)) => bail!("rejected: {}", String::from_utf8_lossy(&p.payload)),
                 Some(_) => {}
-                None => {
-                    if s.read_buf(&mut rbuf).await? == 0 {
-                        bail!("connection closed");
+                None => match tokio::time::timeout(Duration::from_secs(10), s.read_buf(&mut rbuf)).await {
+                    Ok(Ok(0)) => bail!("connection closed"),
+                    Ok(r) => {
+                        r?;
                     }
-                }
+                    Err(_) => bail!("client {id}: update {i} of {thing} not answered within 10 s"),
+                },
             }
         }
         hist.record(started.elapsed().as_micros() as u64)?;
