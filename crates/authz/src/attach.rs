@@ -331,7 +331,7 @@ mod tests {
         let alone = Arc::new(registry::Registry::open(docs.clone(), rc, Arc::new(registry::NoEvents)).unwrap());
         alone.delete_thing_group("two", None).unwrap();
         let config = AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
-        assert!(targets(&Authz::open(docs, config, alone, a.pki.clone()).unwrap()).is_empty());
+        assert!(targets(&Authz::open(docs, config, alone, a.pki.clone(), Links::default()).unwrap()).is_empty());
     }
 
     #[test]

@@ -164,14 +164,9 @@ fn answer(v: &Value) -> Result<AuthorizerAnswer> {
 }
 
 impl Authz {
-    /// Lets authorizers invoke their functions.
-    pub fn set_functions(&self, functions: Arc<functions::Functions>) {
-        let _ = self.functions.set(functions);
-    }
-
     /// Calls `a`'s function with AWS's event for `r` and reads its answer.
     pub async fn invoke_authorizer(&self, a: &Authorizer, r: &AuthRequest) -> Result<AuthorizerAnswer> {
-        let functions = self.functions.get().ok_or_else(|| AuthzError::Internal("functions are not available".into()))?;
+        let functions = self.functions.as_ref().ok_or_else(|| AuthzError::Internal("functions are not available".into()))?;
         let ev = event(a, r)?;
         let out = functions
             .invoke(&a.function_arn, bytes::Bytes::from(ev.to_string()), functions::Mode::RequestResponse)
@@ -249,7 +244,7 @@ impl CustomAuthenticator {
         if !conn.may_connect() {
             return refuse(ReasonCode::NOT_AUTHORIZED, "iot:Connect is not allowed by the returned policies");
         }
-        if let (Some(secs), Some(broker)) = (ans.disconnect_after_secs, self.authz.reactions.broker.get().cloned()) {
+        if let (Some(secs), Some(broker)) = (ans.disconnect_after_secs, self.authz.reactions.broker.clone()) {
             let weak = Arc::downgrade(&conn);
             let client_id = info.client_id.to_string();
             tokio::spawn(async move {

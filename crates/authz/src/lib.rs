@@ -43,7 +43,7 @@ use identity::Pki;
 use registry::Registry;
 use state::{Change, State};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 use store::Documents;
 use store::replica::{ReadGuard, Replica, WriteGuard};
@@ -73,7 +73,7 @@ struct Reactions {
     dependents: dependents::Dependents,
     /// Bumped when the set of ACTIVE CA certificates changes (the TLS verifier rebuilds).
     trust_generation: AtomicU64,
-    broker: OnceLock<broker::Broker>,
+    broker: Option<broker::Broker>,
 }
 
 impl Reactions {
@@ -110,7 +110,7 @@ impl Reactions {
     /// and once more shortly after, for a connection that passed its CONNECT check while the
     /// status was changing.
     fn disconnect(&self, cert_ids: Vec<String>) {
-        let Some(broker) = self.broker.get().cloned() else { return };
+        let Some(broker) = self.broker.clone() else { return };
         if cert_ids.is_empty() {
             return;
         }
@@ -141,6 +141,17 @@ fn forget(replica: &Replica<State>, targets: &[String]) {
     }
 }
 
+/// What the service reaches beyond its store, given when it is wired (`ferrite`'s
+/// `platform.rs`); none in tests that need neither.
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// Disconnects the live connections of a certificate that stops being ACTIVE (or whose CA
+    /// does), and custom-authorized connections when their time is up.
+    pub broker: Option<broker::Broker>,
+    /// The functions custom authorizers invoke.
+    pub functions: Option<Arc<functions::Functions>>,
+}
+
 /// The certificate and policy service.
 pub struct Authz {
     config: AuthzConfig,
@@ -149,7 +160,7 @@ pub struct Authz {
     replica: Arc<Replica<State>>,
     reactions: Arc<Reactions>,
     /// The functions custom authorizers invoke.
-    functions: OnceLock<Arc<functions::Functions>>,
+    functions: Option<Arc<functions::Functions>>,
     denials: Arc<Denials>,
 }
 
@@ -162,7 +173,7 @@ impl std::fmt::Debug for Authz {
 impl Authz {
     /// Loads certificates, CA certificates, policies and attachments: a replica of the state
     /// store's `authz` domain, reacting to its changes and to the registry's. Blocking.
-    pub fn open(docs: Arc<Documents>, config: AuthzConfig, registry: Arc<Registry>, pki: Arc<Pki>) -> Result<Authz> {
+    pub fn open(docs: Arc<Documents>, config: AuthzConfig, registry: Arc<Registry>, pki: Arc<Pki>, links: Links) -> Result<Authz> {
         let replica = Replica::<State>::open(docs.state().clone()).map_err(store::StoreError::from)?;
         {
             let state = replica.read();
@@ -173,7 +184,7 @@ impl Authz {
                 "certificates and policies loaded"
             );
         }
-        let reactions = Arc::new(Reactions { dependents: Default::default(), trust_generation: AtomicU64::new(1), broker: OnceLock::new() });
+        let reactions = Arc::new(Reactions { dependents: Default::default(), trust_generation: AtomicU64::new(1), broker: links.broker });
         let (r, weak) = (reactions.clone(), Arc::downgrade(&replica));
         replica.subscribe(Box::new(move |changes| {
             if let Some(replica) = weak.upgrade() {
@@ -215,15 +226,9 @@ impl Authz {
             pki,
             replica,
             reactions,
-            functions: OnceLock::new(),
+            functions: links.functions,
             denials: Arc::new(Denials::default()),
         })
-    }
-
-    /// Lets the service disconnect the live connections of a certificate that stops being
-    /// ACTIVE (or whose CA does).
-    pub fn set_broker(&self, broker: broker::Broker) {
-        let _ = self.reactions.broker.set(broker);
     }
 
     /// Applies what other nodes commit (certificates, policies, attachments, and the registry's
@@ -328,7 +333,7 @@ pub(crate) mod testing {
         let registry = Arc::new(Registry::open(docs.clone(), rc, Arc::new(registry::NoEvents)).unwrap());
         let (pki, _) = Pki::load_or_create(&dir).unwrap();
         let config = AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
-        let authz = Arc::new(Authz::open(docs, config, registry, Arc::new(pki)).unwrap());
+        let authz = Arc::new(Authz::open(docs, config, registry, Arc::new(pki), Links::default()).unwrap());
         Fixture { dir, authz }
     }
 
@@ -337,7 +342,7 @@ pub(crate) mod testing {
         pub fn reopen(&self) -> Authz {
             let docs = Arc::new(Documents::open(&self.dir.join("ferrite.db"), store::SyncMode::Off).unwrap());
             let config = AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
-            Authz::open(docs, config, self.authz.registry.clone(), self.authz.pki.clone()).unwrap()
+            Authz::open(docs, config, self.authz.registry.clone(), self.authz.pki.clone(), Links::default()).unwrap()
         }
     }
 }

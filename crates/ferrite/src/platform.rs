@@ -151,8 +151,9 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let events = api::iot::BrokerEvents::start(broker.clone());
     let registry = Arc::new(registry(config, docs.clone(), identity, events.clone())?);
     let settings = authz::AuthzConfig { region: identity.region.clone(), account_id: identity.account_id.clone() };
-    let authz = Arc::new(authz::Authz::open(docs.clone(), settings, registry, pki).context("loading certificates and policies")?);
-    authz.set_broker(broker.clone());
+    let functions = functions(config, docs.clone(), identity);
+    let links = authz::Links { broker: Some(broker.clone()), functions: Some(functions.clone()) };
+    let authz = Arc::new(authz::Authz::open(docs.clone(), settings, registry, pki, links).context("loading certificates and policies")?);
     authz.follow();
     let keys = Keys::open(docs.clone()).context("loading access keys")?;
     keys.follow();
@@ -161,8 +162,6 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let shadows = shadow_service::Shadows::open(docs.clone(), broker.clone(), shadow::Limits::default(), &node, Default::default())?;
     shadows.follow();
     shadows.clone().serve();
-    let functions = functions(config, docs.clone(), identity);
-    authz.set_functions(functions.clone());
     let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);
     let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
     rules.follow();

@@ -297,7 +297,7 @@ mod tests {
         let registry = Arc::new(Registry::open(docs.clone(), config, Arc::new(registry::NoEvents)).unwrap());
         let (pki, _) = identity::Pki::load_or_create(&dir).unwrap();
         let ac = authz::AuthzConfig { region: "us-east-1".into(), account_id: "123456789012".into() };
-        let authz = Arc::new(authz::Authz::open(docs, ac, registry.clone(), Arc::new(pki)).unwrap());
+        let authz = Arc::new(authz::Authz::open(docs, ac, registry.clone(), Arc::new(pki), Default::default()).unwrap());
         Fixture { dir, inner: Inner { registry, authz, endpoint_host: "iot.example.com".into(), rules: None, connectivity: Default::default() } }
     }
 
