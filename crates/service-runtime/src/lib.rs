@@ -10,7 +10,9 @@
 //!   own writes) can tell a restored request it already applied, and so apply each once.
 //! - **Sharded by key**: the service names each request's key (the thing name); a key's
 //!   requests always go to the same of [`RuntimeConfig::shards`] shards ([`shard_of`], stable
-//!   across restarts), each a thread applying its requests in arrival order.
+//!   across restarts), each a task applying its requests in arrival order. `apply` runs on
+//!   a Tokio worker: it may block briefly (a cache miss reading the store goes through
+//!   `store::state::blocking`), not for long.
 //! - **Batched replies**: a shard's publisher waits for what its requests wrote to be durable,
 //!   then publishes all the replies of the requests it has and acknowledges them in one broker
 //!   commit — no commit per message.
@@ -37,7 +39,7 @@ const REPLY_BATCH: usize = 512;
 /// How a service runs.
 #[derive(Debug, Clone, Copy)]
 pub struct RuntimeConfig {
-    /// Shards (threads) requests are spread over by key. A service that records applied
+    /// Shards (tasks) requests are spread over by key. A service that records applied
     /// positions per shard keys them by this count too.
     pub shards: usize,
     /// Requests one shard holds (applied or waiting) before it answers with the throttling
@@ -109,7 +111,8 @@ pub trait Service: Send + Sync + 'static {
     /// of this service (acknowledged and ignored).
     fn key<'a>(&self, topic: &'a str) -> Option<&'a str>;
 
-    /// Applies a request, on its shard's thread (blocking is fine).
+    /// Applies a request, on its shard's task (briefly blocking is fine; long waits belong in
+    /// `settle`).
     fn apply(&self, req: &Request) -> Self::Applied;
 
     /// Waits until what `apply` wrote is durable and gives the replies.
@@ -143,12 +146,13 @@ pub fn serve<S: Service>(service: Arc<S>, client: InternalClient, config: Runtim
     let in_flight: Arc<Vec<AtomicUsize>> = Arc::new((0..shards).map(|_| AtomicUsize::new(0)).collect());
     let mut inboxes = Vec::with_capacity(shards);
     for shard in 0..shards {
-        let (tx, rx) = std::sync::mpsc::channel::<Request>();
+        // Bounded by the shard's in-flight count, which the intake checks before sending.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
         let (done_tx, done_rx) = tokio::sync::mpsc::channel::<(Request, Option<S::Applied>)>(config.max_in_flight.max(1));
         let s = service.clone();
         let m = metrics.clone();
-        let started = std::thread::Builder::new().name(format!("ferrite-svc-{shard}")).spawn(move || {
-            while let Ok(req) = rx.recv() {
+        tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
                 // A request that makes the service panic is acknowledged without replies
                 // (and logged) rather than taking its shard down and coming back at every start.
                 let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.apply(&req)));
@@ -160,14 +164,11 @@ pub fn serve<S: Service>(service: Arc<S>, client: InternalClient, config: Runtim
                         None
                     }
                 };
-                if done_tx.blocking_send((req, applied)).is_err() {
+                if done_tx.send((req, applied)).await.is_err() {
                     return;
                 }
             }
         });
-        if let Err(e) = started {
-            tracing::error!(shard, error = %e, "service shard cannot start");
-        }
         tokio::spawn(publish(service.clone(), client.clone(), done_rx, in_flight.clone(), shard));
         inboxes.push(tx);
     }
@@ -180,7 +181,7 @@ pub fn serve<S: Service>(service: Arc<S>, client: InternalClient, config: Runtim
 async fn intake<S: Service>(
     service: Arc<S>,
     client: Arc<InternalClient>,
-    inboxes: Vec<std::sync::mpsc::Sender<Request>>,
+    inboxes: Vec<tokio::sync::mpsc::UnboundedSender<Request>>,
     in_flight: Arc<Vec<AtomicUsize>>,
     max_in_flight: usize,
     metrics: Arc<RuntimeMetrics>,
