@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         let mut s = store::Store::open(&path, SyncMode::Off)?;
         let msg = |topic: String| {
-            Arc::new(StoredMessage { topic, payload: vec![b'v'; 64], qos: 1, retain: true, props: vec![], expires_at_ms: None, created_ms: 0 })
+            Arc::new(StoredMessage { topic, payload: vec![b'v'; 64], qos: 1, retain: true, props: vec![], expires_at_ms: None, created_ms: 0, publisher: None })
         };
         let mut ops = Vec::new();
         for i in 0..retained {

@@ -277,6 +277,7 @@ mod tests {
         let svc = broker.durable_client("$ferrite/svc", 0);
         let again = svc.recv_many(10).await;
         assert_eq!(again.iter().map(|d| (&*d.msg.topic, d.seq)).collect::<Vec<_>>(), [("req/b", seq_b)], "only the unacknowledged request ({seq_a} was)");
+        assert_eq!(again[0].msg.publisher.as_deref(), Some("device"), "a restored request still names its sender");
         // Still subscribed after the restart; new positions follow the restored ones.
         let device = broker.internal_client("device2");
         device.publish(msg("req/c", b"3")).await;

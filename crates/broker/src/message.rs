@@ -71,6 +71,7 @@ impl Message {
                     props: if self.properties.is_empty() { Vec::new() } else { self.properties.to_bytes() },
                     expires_at_ms: self.expires_at.map(|e| unix_ms() + e.saturating_duration_since(now).as_millis() as i64),
                     created_ms: self.created_ms,
+                    publisher: self.publisher.as_deref().map(str::to_string),
                 })
             })
             .clone()
@@ -86,7 +87,7 @@ impl Message {
             retain: m.retain,
             properties: Properties::from_bytes(&m.props).ok()?,
             expires_at: m.expires_at_ms.map(|e| now + Duration::from_millis(e.saturating_sub(now_ms).max(0) as u64)),
-            publisher: None,
+            publisher: m.publisher.as_deref().map(Arc::from),
             only_to: None,
             created_ms: m.created_ms,
             stored: OnceLock::from(m.clone()),

@@ -83,8 +83,8 @@ impl Request {
         &self.delivery.msg.payload
     }
 
-    /// The client id of the device that sent it (`None` for a request restored after a
-    /// restart: the store keeps no publisher).
+    /// The client id of the device that sent it (kept in the store with the request, so a
+    /// request restored after a restart has it too).
     pub fn client_id(&self) -> Option<&Arc<str>> {
         self.delivery.msg.publisher.as_ref()
     }

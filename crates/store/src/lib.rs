@@ -73,6 +73,9 @@ pub struct StoredMessage {
     pub expires_at_ms: Option<i64>,
     /// Unix time in milliseconds when the message was published.
     pub created_ms: i64,
+    /// The client id of its publisher (kept with queued messages: an in-process service
+    /// answers a request restored after a restart to the client that sent it).
+    pub publisher: Option<String>,
 }
 
 /// One subscription of a session.
@@ -156,19 +159,24 @@ CREATE TABLE IF NOT EXISTS messages (
     client_id TEXT NOT NULL, seq INTEGER NOT NULL, packet_id INTEGER NOT NULL, stage INTEGER NOT NULL,
     qos INTEGER NOT NULL, retain INTEGER NOT NULL, sub_ids TEXT NOT NULL, topic TEXT NOT NULL,
     payload BLOB NOT NULL, props BLOB NOT NULL, expires_at INTEGER, created_ms INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (client_id, seq));
+    publisher TEXT, PRIMARY KEY (client_id, seq));
 CREATE TABLE IF NOT EXISTS incoming_qos2 (
     client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
 ";
 
 /// Brings a database of an earlier version up to [`SCHEMA`]: version 2 added the owner of a
-/// session (`sessions.principal`).
+/// session (`sessions.principal`), version 3 the publisher of a queued message
+/// (`messages.publisher`).
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has_principal = conn.prepare("SELECT principal FROM sessions LIMIT 0").is_ok();
     if !has_principal {
         conn.execute_batch("ALTER TABLE sessions ADD COLUMN principal TEXT")?;
     }
-    conn.execute_batch("PRAGMA user_version = 2")
+    let has_publisher = conn.prepare("SELECT publisher FROM messages LIMIT 0").is_ok();
+    if !has_publisher {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN publisher TEXT")?;
+    }
+    conn.execute_batch("PRAGMA user_version = 3")
 }
 
 /// The open database plus the bookkeeping for out-of-order deletes.
@@ -244,13 +252,16 @@ impl Store {
                     let (packet_id, stage) = self.early_stage.remove(&key).unwrap_or((row.packet_id, row.stage));
                     let m = &row.msg;
                     let sub_ids = row.sub_ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-                    tx.prepare_cached("INSERT OR REPLACE INTO messages VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
-                        .and_then(|mut s| {
-                            s.execute(params![
-                                client_id, row.seq as i64, packet_id, stage, row.qos, row.retain, sub_ids, m.topic, m.payload,
-                                m.props, m.expires_at_ms, m.created_ms
-                            ])
-                        })
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO messages (client_id, seq, packet_id, stage, qos, retain, sub_ids, topic, payload, props, \
+                         expires_at, created_ms, publisher) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            client_id, row.seq as i64, packet_id, stage, row.qos, row.retain, sub_ids, m.topic, m.payload,
+                            m.props, m.expires_at_ms, m.created_ms, m.publisher
+                        ])
+                    })
                         .map_err(sql("put message"))?;
                 }
                 Op::SetStage { client_id, seq, packet_id, stage } => {
@@ -304,6 +315,7 @@ impl Store {
                     props: r.get(3)?,
                     expires_at_ms: r.get(4)?,
                     created_ms: r.get(5)?,
+                    publisher: None,
                 })
             })
             .map_err(sql("load retained"))?;
@@ -342,8 +354,8 @@ impl Store {
         }
         let mut st = c
             .prepare(
-                "SELECT client_id, seq, packet_id, stage, qos, retain, sub_ids, topic, payload, props, expires_at, created_ms \
-                 FROM messages ORDER BY client_id, seq",
+                "SELECT client_id, seq, packet_id, stage, qos, retain, sub_ids, topic, payload, props, expires_at, created_ms, \
+                 publisher FROM messages ORDER BY client_id, seq",
             )
             .map_err(sql("load messages"))?;
         let rows = st
@@ -357,6 +369,7 @@ impl Store {
                     props: r.get(9)?,
                     expires_at_ms: r.get(10)?,
                     created_ms: r.get(11)?,
+                    publisher: r.get(12)?,
                 };
                 Ok((
                     r.get::<_, String>(0)?,
@@ -434,7 +447,7 @@ mod tests {
     }
 
     fn msg(topic: &str, expires: Option<i64>) -> Arc<StoredMessage> {
-        Arc::new(StoredMessage { topic: topic.into(), payload: b"p".to_vec(), qos: 1, retain: false, props: vec![], expires_at_ms: expires, created_ms: 0 })
+        Arc::new(StoredMessage { topic: topic.into(), payload: b"p".to_vec(), qos: 1, retain: false, props: vec![], expires_at_ms: expires, created_ms: 0, publisher: None })
     }
 
     fn row(seq: u64, m: Arc<StoredMessage>) -> QueuedRow {
