@@ -305,6 +305,15 @@ mod tests {
         assert_eq!(&a.recv().await.msg.payload[..], b"for a");
         assert!(b.session.lock().queue().is_empty());
         assert!(broker.inner().retained.get("shared/reply").is_none());
+        // In a shared group too: the reply goes to that member, whichever is next in turn.
+        for c in [&a, &b] {
+            c.subscribe("$share/g/group/reply", QoS::AtLeastOnce).unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(svc.publish_all(vec![Reply::only_to(msg("group/reply", b"to b"), "b".into())], &[]).await, 1);
+            assert_eq!(&b.recv().await.msg.payload[..], b"to b");
+        }
+        assert!(a.session.lock().queue().is_empty());
     }
 
     #[tokio::test]

@@ -315,12 +315,9 @@ impl BrokerInner {
                 });
             }
         }
-        let mut targets = self.router.route(&msg.topic, msg.publisher.as_deref());
+        let mut targets = self.router.route_to(&msg.topic, msg.publisher.as_deref(), msg.only_to.as_deref());
         if ingest {
             targets.retain(|t| t.session.lock().basic_ingest);
-        }
-        if let Some(to) = &msg.only_to {
-            targets.retain(|t| t.session.client_id == *to);
         }
         let n = targets.len();
         for t in targets {

@@ -84,12 +84,21 @@ impl Router {
     /// into one target (highest QoS, all subscription ids); each shared group picks one member,
     /// preferring connected sessions, round robin.
     pub fn route(&self, topic: &str, publisher: Option<&str>) -> Vec<Target> {
+        self.route_to(topic, publisher, None)
+    }
+
+    /// [`Router::route`], only to the session of client `only` when given (its own
+    /// subscriptions, and a shared group's delivery goes to it when it is a member).
+    pub fn route_to(&self, topic: &str, publisher: Option<&str>, only: Option<&str>) -> Vec<Target> {
         let root = self.root.read().unwrap_or_else(|e| e.into_inner());
         let mut found = Vec::new();
         let mut shared = Vec::new();
         collect(&root, topic, &mut found, &mut shared);
         let mut targets: Vec<Target> = Vec::with_capacity(found.len() + shared.len());
         found.retain(|e| !(e.opts.no_local && publisher == Some(&*e.session.client_id)));
+        if let Some(only) = only {
+            found.retain(|e| *e.session.client_id == *only);
+        }
         if found.len() > 1 {
             found.sort_unstable_by_key(|e| Arc::as_ptr(&e.session));
         }
@@ -109,7 +118,11 @@ impl Router {
             }
         }
         for g in shared {
-            if let Some(e) = pick(g) {
+            let chosen = match only {
+                Some(only) => g.members.iter().find(|e| *e.session.client_id == *only),
+                None => pick(g),
+            };
+            if let Some(e) = chosen {
                 targets.push(Target {
                     session: e.session.clone(),
                     granted: e.opts.qos,
