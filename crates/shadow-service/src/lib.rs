@@ -194,17 +194,30 @@ impl Shadows {
     /// what won (up to [`ATTEMPTS`] in all). The outcome once durable (or with nothing to
     /// write), None when the store failed or the conflicts did not stop.
     async fn settle(&self, id: &ShadowId, op: Op, payload: &[u8], mqtt: bool, mut o: Outcome, intake: Option<(usize, u64)>) -> Option<Outcome> {
-        for attempt in 1..=ATTEMPTS {
+        let mut result = None;
+        let mut attempts = 1;
+        loop {
             match o.settled().await {
-                Settled::Committed => return Some(o),
-                Settled::Conflict if attempt < ATTEMPTS => o = store::state::blocking(|| self.apply(id, op, payload, mqtt, intake)),
+                Settled::Committed => {
+                    result = Some(o);
+                    break;
+                }
+                Settled::Conflict if attempts < ATTEMPTS => {
+                    attempts += 1;
+                    o = store::state::blocking(|| self.apply(id, op, payload, mqtt, intake));
+                }
                 settled => {
-                    tracing::error!(thing = %id.thing, shadow = %id.name, attempts = attempt, ?settled, "shadow write was not committed");
-                    return None;
+                    tracing::error!(thing = %id.thing, shadow = %id.name, attempts, ?settled, "shadow write was not committed");
+                    break;
                 }
             }
         }
-        None
+        // A request whose write failed once is settled now (applied, answered without a write,
+        // or given up): the recorded intake position may pass it.
+        if let (Some(i), true) = (intake, attempts > 1 || result.is_none()) {
+            self.memory.given_up(i);
+        }
+        result
     }
 
     /// Applies one operation to memory and queues its store write. `mqtt` says whether the

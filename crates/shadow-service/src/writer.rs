@@ -18,15 +18,18 @@
 //! such, so the request can be applied again to what won.
 //!
 //! A write that answers a request of the durable intake records the request's position: each
-//! batch also writes, per shard, the highest position it applied (kind `shadow-intake`), in the
-//! same commit as the shadows, so that a request restored after a crash is known to be applied
-//! already ([`Memory::applied_through`]).
+//! batch also writes, per shard, the highest position below which every request is applied
+//! (kind `shadow-intake`), in the same commit as the shadows, so that a request restored after
+//! a crash is known to be applied already ([`Memory::applied_through`]). A request whose write
+//! failed or conflicted is *retrying* until its write commits or it is given up
+//! ([`Memory::given_up`]): the recorded position stays below it meanwhile, though later
+//! requests of its shard commit before it.
 
 use crate::{KIND, ShadowId, StoredShadow};
 
 /// Per node and shard, the highest intake position whose write is committed.
 const INTAKE_KIND: &str = "shadow-intake";
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use store::cache::Cache;
 use store::replica::{Replica, Replicated};
@@ -121,6 +124,8 @@ pub struct Memory {
     tx: Mutex<mpsc::Sender<Job>>,
     /// This node's intake positions' keys, one per shard.
     intake_keys: Arc<Vec<String>>,
+    /// Intake (shard, position) of requests whose write failed and that are not settled yet.
+    retrying: Arc<Mutex<BTreeSet<(usize, u64)>>>,
 }
 
 /// A lane held by a request: reads and writes shadows.
@@ -140,12 +145,18 @@ impl Memory {
         let lanes: Arc<Vec<Mutex<Lane>>> = Arc::new((0..shards).map(|_| Mutex::new(Lane::default())).collect());
         let intake_keys: Arc<Vec<String>> = Arc::new((0..shards).map(|s| format!("{node}/{shards}/{s}")).collect());
         let (tx, rx) = mpsc::channel::<Job>();
-        let (r, l, k) = (replica.clone(), lanes.clone(), intake_keys.clone());
+        let retrying: Arc<Mutex<BTreeSet<(usize, u64)>>> = Arc::default();
+        let (r, l, k, t) = (replica.clone(), lanes.clone(), intake_keys.clone(), retrying.clone());
         std::thread::Builder::new()
             .name("ferrite-shadows".into())
-            .spawn(move || run(r, l, k, rx))
+            .spawn(move || run(r, l, k, t, rx))
             .map_err(|e| StateError::Backend { backend: "shadow", what: "start writer", detail: e.to_string() })?;
-        Ok(Memory { replica, lanes, tx: Mutex::new(tx), intake_keys })
+        Ok(Memory { replica, lanes, tx: Mutex::new(tx), intake_keys, retrying })
+    }
+
+    /// A retrying request was given up (answered with a failure, not applied).
+    pub fn given_up(&self, intake: (usize, u64)) {
+        self.retrying.lock().unwrap_or_else(|e| e.into_inner()).remove(&intake);
     }
 
     /// Per shard, the highest intake position this node's committed writes answered (0: none).
@@ -239,11 +250,18 @@ impl Held<'_> {
 }
 
 /// The writer thread: batches, commits, and settles the pending shadows.
-fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_keys: Arc<Vec<String>>, rx: mpsc::Receiver<Job>) {
+fn run(
+    replica: Arc<Replica<Committed>>,
+    lanes: Arc<Vec<Mutex<Lane>>>,
+    intake_keys: Arc<Vec<String>>,
+    retrying: Arc<Mutex<BTreeSet<(usize, u64)>>>,
+    rx: mpsc::Receiver<Job>,
+) {
     // The revision each shadow with writes in flight was last committed at.
     let mut committed: HashMap<String, Expect> = HashMap::new();
-    // Per intake shard, the highest position committed by this process: a later batch (a
-    // request applied again after a conflict) never moves it back.
+    // Per intake shard, the highest position committed by this process, and the position
+    // recorded (below every retrying request; never moved back).
+    let mut high: HashMap<usize, u64> = HashMap::new();
     let mut written: HashMap<usize, u64> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
@@ -272,11 +290,22 @@ fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_ke
                 w.expect(e)
             })
             .collect();
-        // The intake positions these writes answer, committed with them.
+        // The intake positions these writes answer, committed with them: per shard the highest
+        // committed, kept below any request still retrying (other than this batch's own).
+        let positions: BTreeSet<(usize, u64)> = jobs.iter().filter_map(|j| j.intake).collect();
+        let mut new_high: HashMap<usize, u64> = HashMap::new();
+        for (shard, pos) in &positions {
+            let h = new_high.entry(*shard).or_insert_with(|| high.get(shard).copied().unwrap_or(0));
+            *h = (*h).max(*pos);
+        }
         let mut through: HashMap<usize, u64> = HashMap::new();
-        for (shard, pos) in jobs.iter().filter_map(|j| j.intake) {
-            let t = through.entry(shard).or_insert_with(|| written.get(&shard).copied().unwrap_or(0));
-            *t = (*t).max(pos);
+        {
+            let r = retrying.lock().unwrap_or_else(|e| e.into_inner());
+            for (shard, h) in &new_high {
+                let first_retrying = r.range((*shard, 0)..(*shard + 1, 0)).map(|(_, p)| *p).find(|p| !positions.contains(&(*shard, *p)));
+                let capped = first_retrying.map_or(*h, |p| (*h).min(p - 1));
+                through.insert(*shard, capped.max(written.get(shard).copied().unwrap_or(0)));
+            }
         }
         for (shard, pos) in &through {
             if let Some(key) = intake_keys.get(*shard) {
@@ -286,6 +315,13 @@ fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_ke
         match replica.commit(writes) {
             Ok(seq) => {
                 written.extend(through);
+                high.extend(new_high);
+                {
+                    let mut r = retrying.lock().unwrap_or_else(|e| e.into_inner());
+                    for p in &positions {
+                        r.remove(p);
+                    }
+                }
                 for j in jobs {
                     let key = j.id.key();
                     committed.insert(key.clone(), Expect::Rev(seq));
@@ -324,6 +360,8 @@ fn run(replica: Arc<Replica<Committed>>, lanes: Arc<Vec<Mutex<Lane>>>, intake_ke
                     }
                 }
                 committed.clear();
+                // Applied again (after a conflict) or given up: either way, not applied yet.
+                retrying.lock().unwrap_or_else(|e| e.into_inner()).extend(jobs.iter().filter_map(|j| j.intake));
                 for j in jobs {
                     let _ = j.done.send(settled);
                 }
