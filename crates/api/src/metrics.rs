@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Latency histogram bucket bounds, in seconds.
@@ -103,5 +103,24 @@ impl MetricsSource for BrokerMetrics {
         counter("ferrite_mqtt_protocol_errors_total", "Connections closed for protocol errors.", vec![(String::new(), load(&m.protocol_errors))]);
         counter("ferrite_mqtt_bytes_received_total", "Bytes received from MQTT clients.", vec![(String::new(), load(&m.bytes_received))]);
         counter("ferrite_mqtt_bytes_sent_total", "Bytes sent to MQTT clients.", vec![(String::new(), load(&m.bytes_sent))]);
+    }
+}
+
+/// An in-process service's runtime counters (`ferrite_service_*{service="..."}`).
+pub struct ServiceMetrics(pub &'static str, pub Arc<service_runtime::RuntimeMetrics>);
+
+impl MetricsSource for ServiceMetrics {
+    fn render(&self, out: &mut String) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (service, m) = (self.0, &self.1);
+        let _ = write!(
+            out,
+            "# HELP ferrite_service_requests_total Requests an in-process service applied.\n# TYPE ferrite_service_requests_total counter\n\
+             ferrite_service_requests_total{{service=\"{service}\"}} {}\n\
+             # HELP ferrite_service_throttled_total Requests answered with the throttling rejection.\n# TYPE ferrite_service_throttled_total counter\n\
+             ferrite_service_throttled_total{{service=\"{service}\"}} {}\n",
+            m.requests.load(Relaxed),
+            m.throttled.load(Relaxed)
+        );
     }
 }

@@ -161,7 +161,7 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     let node = crate::datadir::node_id(&config.data_dir)?;
     let shadows = shadow_service::Shadows::open(docs.clone(), broker.clone(), shadow::Limits::default(), &node, Default::default())?;
     shadows.follow();
-    shadows.clone().serve();
+    let shadow_runtime = shadows.clone().serve();
     let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);
     let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
     rules.follow();
@@ -172,6 +172,7 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     api.add(Arc::new(api::lambda::Lambda::new(functions)));
     api.add_metrics(Arc::new(api::iot::RulesMetrics(rules.clone())));
     api.add_metrics(Arc::new(api::metrics::BrokerMetrics(broker.clone())));
+    api.add_metrics(Arc::new(api::metrics::ServiceMetrics("shadow", shadow_runtime)));
     api.add_metrics(events);
     api.add_metrics(Arc::new(api::iot::AuthzMetrics(authz.clone())));
     Ok(Platform { api, authz, rules })

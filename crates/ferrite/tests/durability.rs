@@ -290,4 +290,7 @@ fn acknowledged_shadow_requests_are_applied_once_across_kill_9() {
     eprintln!("acknowledged {acked}, unsure {unsure}, version {settled}");
     assert!(settled >= acked, "{} acknowledged shadow updates lost ({settled} applied of {acked})", acked - settled.min(acked));
     assert!(settled <= acked + unsure, "updates applied twice: version {settled} for {acked} acknowledged and {unsure} unsure");
+    let applied = server.metric("ferrite_service_requests_total{service=\"shadow\"}");
+    assert!(applied.is_some_and(|n| n > 0.0), "the shadow service counts what it applies: {applied:?}");
+    assert_eq!(server.metric("ferrite_service_throttled_total{service=\"shadow\"}"), Some(0.0));
 }

@@ -593,15 +593,7 @@ fn a_subscriber_gets_every_retained_message_even_beyond_its_queue_bound() {
 
 /// Publishes a shadow request (QoS 1) and waits for its PUBACK.
 fn shadow_request(raw: &mut Raw, topic: &str, body: &str) {
-    raw.send(&Packet::Publish(Publish { qos: QoS::AtLeastOnce, topic: topic.into(), packet_id: 9, payload: Bytes::from(body.to_string()), ..Default::default() }));
-    loop {
-        match raw.recv() {
-            Some(Packet::PubAck(_)) => return,
-            Some(Packet::Publish(p)) if p.qos == QoS::AtLeastOnce => raw.send(&Packet::PubAck(mqtt::PubResp::new(p.packet_id))),
-            Some(_) => {}
-            None => panic!("closed while waiting for the PUBACK of {topic}"),
-        }
-    }
+    assert!(shadow_request_stored(raw, topic, body), "closed while waiting for the PUBACK of {topic}");
 }
 
 /// Publishes a shadow request (QoS 1): true once acknowledged, false when the server closed
