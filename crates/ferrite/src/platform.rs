@@ -138,6 +138,16 @@ pub fn pki(config: &Config, docs: &Documents) -> anyhow::Result<Arc<identity::Pk
     Ok(Arc::new(pki))
 }
 
+/// The shadows as a rule's `get_thing_shadow()` reads them.
+struct RuleShadows(Arc<shadow_service::Shadows>);
+
+impl rules::ShadowReader for RuleShadows {
+    fn get(&self, thing: &str, shadow: Option<&str>) -> Result<serde_json::Value, String> {
+        let id = shadow_service::ShadowId { thing: thing.to_string(), name: shadow.unwrap_or("").to_string() };
+        self.0.get(&id).map_err(|r| r.error.to_string())
+    }
+}
+
 /// The services: the API and the certificate and policy service the TLS listeners ask.
 pub struct Platform {
     pub api: Api,
@@ -163,7 +173,7 @@ pub fn platform(config: &Config, docs: Arc<Documents>, identity: &Identity, brok
     shadows.follow();
     let shadow_runtime = shadows.clone().serve();
     let rules_settings = crate::rules_config::rules_config(&config.rules, &identity.region, &identity.account_id);
-    let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows.clone()), rules_settings).context("loading topic rules")?;
+    let rules = rules::Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(Arc::new(RuleShadows(shadows.clone()))), rules_settings).context("loading topic rules")?;
     rules.follow();
     api.add(Arc::new(api::iotdata::IotData::new(broker.clone(), shadows)));
     let iot = api::iot::Iot::new(authz.clone(), identity.endpoint_host.clone()).with_rules(rules.clone());

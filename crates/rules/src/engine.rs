@@ -18,7 +18,6 @@ use broker::Broker;
 use broker::internal::InternalClient;
 use functions::Functions;
 use iotsql::Host as _;
-use shadow_service::Shadows;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,11 +62,18 @@ impl RulesMetrics {
     }
 }
 
+/// What `get_thing_shadow()` in a rule's SQL reads: the thing shadows, wired in by `ferrite`
+/// (this crate does not depend on the shadow service).
+pub trait ShadowReader: Send + Sync {
+    /// The shadow document as GetThingShadow answers it, or the rejection's message.
+    fn get(&self, thing: &str, shadow: Option<&str>) -> Result<serde_json::Value, String>;
+}
+
 /// What every rule's task shares.
 pub struct Engine {
     pub broker: Broker,
     pub functions: Arc<Functions>,
-    pub shadows: Option<Arc<Shadows>>,
+    pub shadows: Option<Arc<dyn ShadowReader>>,
     pub config: RulesConfig,
     /// Topic rule destinations by ARN.
     pub destinations: Destinations,

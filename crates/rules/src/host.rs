@@ -6,7 +6,6 @@
 use crate::engine::Engine;
 use base64::Engine as _;
 use iotsql::{Host, HostError, Value};
-use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
 pub use awscore::id::uuid;
@@ -99,16 +98,7 @@ impl Host for MessageHost {
 
     fn get_thing_shadow(&self, thing: &str, shadow: Option<&str>, _role_arn: &str) -> Result<Value, HostError> {
         let shadows = self.engine.shadows.as_ref().ok_or_else(|| HostError("thing shadows are not available".into()))?;
-        let id = shadow_service::ShadowId { thing: thing.to_string(), name: shadow.unwrap_or("").to_string() };
-        // A read applies to memory and completes without waiting: poll it once.
-        let fut = shadows.http(&id, shadow_service::Op::Get, b"");
-        let mut fut = std::pin::pin!(fut);
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match fut.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(Ok(doc)) => Ok(Value::from_json(&doc)),
-            std::task::Poll::Ready(Err(r)) => Err(HostError(r.error.to_string())),
-            std::task::Poll::Pending => Err(HostError("the shadow read did not complete".into())),
-        }
+        shadows.get(thing, shadow).map(|doc| Value::from_json(&doc)).map_err(HostError)
     }
 
     fn aws_lambda(&self, function_arn: &str, input: &Value) -> Result<Value, HostError> {

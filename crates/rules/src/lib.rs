@@ -19,7 +19,7 @@ pub mod model;
 mod service;
 
 pub use destinations::{Destination, DestinationStatus};
-pub use engine::{Engine, RulesMetrics};
+pub use engine::{Engine, RulesMetrics, ShadowReader};
 pub use error::RulesError;
 pub use model::{CompiledRule, compile};
 pub use service::{RuleView, Rules};

@@ -14,7 +14,6 @@ use broker::Broker;
 use functions::Functions;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shadow_service::Shadows;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,7 +97,7 @@ fn corrupt(kind: &'static str, key: &str, e: impl std::fmt::Display) -> RulesErr
 impl Rules {
     /// Loads the rules and destinations and starts every enabled rule. Call inside the Tokio
     /// runtime.
-    pub fn start(docs: Arc<Documents>, broker: Broker, functions: Arc<Functions>, shadows: Option<Arc<Shadows>>, config: RulesConfig) -> Result<Arc<Rules>, RulesError> {
+    pub fn start(docs: Arc<Documents>, broker: Broker, functions: Arc<Functions>, shadows: Option<Arc<dyn crate::engine::ShadowReader>>, config: RulesConfig) -> Result<Arc<Rules>, RulesError> {
         // The head first: what commits while loading is applied again from the feed.
         let cursor = docs.state().head_blocking(DOMAIN).map_err(store::StoreError::from)?;
         let mut destinations = BTreeMap::new();

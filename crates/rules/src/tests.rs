@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Fixture {
     dir: PathBuf,
+    shadows: Arc<shadow_service::Shadows>,
     broker: Broker,
     docs: Arc<store::Documents>,
     functions: Arc<functions::Functions>,
@@ -43,8 +44,18 @@ fn fixture_with(name: &str, config: RulesConfig) -> Fixture {
     let fconfig = functions::FunctionsConfig { allowed_command_dirs: vec![dir.join("bin")], retry_backoff: std::time::Duration::from_millis(1), allow_private_targets: true, ..Default::default() };
     let functions = functions::Functions::new(docs.clone(), fconfig);
     let shadows = shadow_service::Shadows::load(docs.clone(), broker.clone(), shadow::Limits::default()).unwrap();
-    let rules = Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(shadows), config).unwrap();
-    Fixture { dir, broker, docs, functions, rules }
+    let rules = Rules::start(docs.clone(), broker.clone(), functions.clone(), Some(Arc::new(Shadowed(shadows.clone()))), config).unwrap();
+    Fixture { dir, shadows, broker, docs, functions, rules }
+}
+
+/// The shadows as the engine reads them (`ferrite` wires the same).
+struct Shadowed(Arc<shadow_service::Shadows>);
+
+impl ShadowReader for Shadowed {
+    fn get(&self, thing: &str, shadow: Option<&str>) -> Result<Value, String> {
+        let id = shadow_service::ShadowId { thing: thing.to_string(), name: shadow.unwrap_or("").to_string() };
+        self.0.get(&id).map_err(|r| r.error.to_string())
+    }
 }
 
 fn publish(topic: &str, payload: &str) -> Message {
@@ -357,9 +368,8 @@ async fn lambda_actions_and_aws_lambda_run_ferrite_functions() {
 #[tokio::test(flavor = "multi_thread")]
 async fn get_thing_shadow_reads_ferrite_shadows() {
     let f = fixture("shadow");
-    let shadows = f.rules.engine().shadows.clone().unwrap();
     let id = shadow_service::ShadowId { thing: "lamp".into(), name: String::new() };
-    shadows.http(&id, shadow_service::Op::Update, br#"{"state":{"reported":{"on":true}}}"#).await.unwrap();
+    f.shadows.http(&id, shadow_service::Op::Update, br#"{"state":{"reported":{"on":true}}}"#).await.unwrap();
     let sql = "SELECT get_thing_shadow(topic(2), 'arn:aws:iam::123456789012:role/r').state.reported.on AS on FROM 's/+'";
     f.rules.create_rule("sh", &payload(sql, vec![republish("out")]), vec![]).unwrap();
     let app = f.broker.internal_client("app");

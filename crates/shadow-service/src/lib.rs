@@ -297,6 +297,12 @@ impl Shadows {
         answer
     }
 
+    /// GetThingShadow, for in-process readers (a rule's `get_thing_shadow()`): a read applies
+    /// to memory and writes nothing, so it answers at once. Blocking on a cache miss.
+    pub fn get(&self, id: &ShadowId) -> Result<Value, Rejection> {
+        self.apply(id, Op::Get, b"", false, None).answer
+    }
+
     /// Names of a thing's live named shadows, sorted, after `after`, at most `limit`.
     pub fn named(&self, thing: &str, after: Option<&str>, limit: usize) -> Result<(Vec<String>, bool), StoreError> {
         let mut names = self.memory.named(thing, after, limit + 1)?;
