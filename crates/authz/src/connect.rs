@@ -186,7 +186,12 @@ impl CertConnection {
         }
         let cert_arn = a.cert_arn(&self.cert_id);
         let mut keys = vec![key(crate::state::CERT, &self.cert_id), key(registry::THING_KIND, &self.client_id)];
-        if let Some(ca) = a.read().certs.get(&self.cert_id).and_then(|c| c.ca_id.clone()) {
+        // The certificate's CA, and when its validity period starts or ends next.
+        let now = crate::now_ms();
+        let (ca, recheck_at_ms) = a.read().certs.get(&self.cert_id).map_or((None, i64::MAX), |c| {
+            (c.ca_id.clone(), if now < c.not_before_ms { c.not_before_ms } else { c.not_after_ms.saturating_add(1) })
+        });
+        if let Some(ca) = ca {
             keys.push(key(crate::state::CA, &ca));
         }
         let thing = a.registry.describe_thing(&self.client_id).ok().filter(|t| t.principals.contains_key(&cert_arn));
@@ -200,8 +205,6 @@ impl CertConnection {
         }
         vars.retain(|_, v| usable(v));
         let active = certificate_problem(a, &self.cert_id).is_none();
-        let now = crate::now_ms();
-        let recheck_at_ms = a.read().certs.get(&self.cert_id).map_or(i64::MAX, |c| if now < c.not_before_ms { c.not_before_ms } else { c.not_after_ms.saturating_add(1) });
         keys.extend(targets.iter().map(|t| key(crate::state::TARGET, t)));
         let policies = {
             let st = a.read();

@@ -195,15 +195,13 @@ impl Authz {
         // attachments go with it, whoever deleted it (committed on this node: before the
         // deletion's commit returns; on another: as it is applied here, committing nothing
         // when that node already forgot them).
-        let (r, weak) = (reactions.clone(), Arc::downgrade(&replica));
-        let group_arn = {
-            let c = config.clone();
-            move |name: &str| format!("arn:aws:iot:{}:{}:thinggroup/{name}", c.region, c.account_id)
-        };
-        let arn_of = group_arn.clone();
+        // (Weak: the registry's replica holds this subscriber.)
+        let (r, weak, reg) = (reactions.clone(), Arc::downgrade(&replica), Arc::downgrade(&registry));
         registry.replica().subscribe(Box::new(move |changes| {
             r.dependents.changed(changes.iter().map(|c| dependents::key(&c.kind, &c.key)));
-            let gone: Vec<String> = changes.iter().filter(|c| c.kind == registry::THING_GROUP_KIND && c.value.is_none()).map(|c| arn_of(&c.key)).collect();
+            let Some(registry) = reg.upgrade() else { return };
+            let gone: Vec<String> =
+                changes.iter().filter(|c| c.kind == registry::THING_GROUP_KIND && c.value.is_none()).map(|c| registry.arn(registry::ResourceKind::ThingGroup, &c.key)).collect();
             if let (false, Some(replica)) = (gone.is_empty(), weak.upgrade()) {
                 forget(&replica, &gone);
             }
@@ -214,7 +212,7 @@ impl Authz {
         let orphans: Vec<String> = {
             let st = replica.read();
             let groups = st.targets.keys().filter_map(|t| registry.parse_arn(t).filter(|(k, _)| *k == registry::ResourceKind::ThingGroup).map(|(_, n)| (t.clone(), n)));
-            groups.filter(|(t, n)| *t == group_arn(n) && registry.describe_thing_group(n).is_err()).map(|(t, _)| t).collect()
+            groups.filter(|(t, n)| *t == registry.arn(registry::ResourceKind::ThingGroup, n) && registry.describe_thing_group(n).is_err()).map(|(t, _)| t).collect()
         };
         if !orphans.is_empty() {
             tracing::info!(targets = orphans.len(), "forgetting the policy attachments of deleted thing groups");

@@ -143,8 +143,7 @@ struct RuleShadows(Arc<shadow_service::Shadows>);
 
 impl rules::ShadowReader for RuleShadows {
     fn get(&self, thing: &str, shadow: Option<&str>) -> Result<serde_json::Value, String> {
-        let id = shadow_service::ShadowId { thing: thing.to_string(), name: shadow.unwrap_or("").to_string() };
-        self.0.get(&id).map_err(|r| r.error.to_string())
+        self.0.get(thing, shadow)
     }
 }
 

@@ -53,8 +53,7 @@ struct Shadowed(Arc<shadow_service::Shadows>);
 
 impl ShadowReader for Shadowed {
     fn get(&self, thing: &str, shadow: Option<&str>) -> Result<Value, String> {
-        let id = shadow_service::ShadowId { thing: thing.to_string(), name: shadow.unwrap_or("").to_string() };
-        self.0.get(&id).map_err(|r| r.error.to_string())
+        self.0.get(thing, shadow)
     }
 }
 

@@ -202,10 +202,9 @@ async fn intake<S: Service>(
                 continue;
             }
             in_flight[shard].fetch_add(1, Ordering::AcqRel);
-            if let Err(e) = inboxes[shard].send(req) {
+            if inboxes[shard].send(req).is_err() {
                 tracing::error!(shard, client_id = client.client_id(), "service shard has stopped; request left for the next start");
                 in_flight[shard].fetch_sub(1, Ordering::AcqRel);
-                drop(e);
             }
         }
         if refused > 0 {

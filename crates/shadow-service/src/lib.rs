@@ -184,7 +184,7 @@ impl Shadows {
             Some(o) => o.messages,
             None => {
                 let rejection = Rejection::new(ShadowError::InternalFailure, now_secs(), None);
-                vec![(format!("{}/{}/rejected", id.topic_prefix(), op.word()), rejection.payload())]
+                vec![(rejected_topic(&id, op), rejection.payload())]
             }
         };
         messages.into_iter().map(|(topic, payload)| Reply::all(message(topic, &payload))).collect()
@@ -234,7 +234,7 @@ impl Shadows {
             Err(e) => {
                 tracing::error!(thing = %id.thing, shadow = %id.name, error = %e, "stored shadow cannot be read");
                 let rejection = Rejection::new(ShadowError::InternalFailure, now, None);
-                let messages = if mqtt { vec![(format!("{prefix}/{}/rejected", op.word()), rejection.payload())] } else { vec![] };
+                let messages = if mqtt { vec![(rejected_topic(id, op), rejection.payload())] } else { vec![] };
                 return Outcome { messages, answer: Err(rejection), durable: None };
             }
         };
@@ -272,7 +272,7 @@ impl Shadows {
         match result {
             Ok((messages, answer, durable)) => Outcome { messages, answer: Ok(answer), durable },
             Err(rejection) => {
-                let messages = if mqtt { vec![(format!("{prefix}/{}/rejected", op.word()), rejection.payload())] } else { vec![] };
+                let messages = if mqtt { vec![(rejected_topic(id, op), rejection.payload())] } else { vec![] };
                 Outcome { messages, answer: Err(rejection), durable: None }
             }
         }
@@ -297,10 +297,12 @@ impl Shadows {
         answer
     }
 
-    /// GetThingShadow, for in-process readers (a rule's `get_thing_shadow()`): a read applies
-    /// to memory and writes nothing, so it answers at once. Blocking on a cache miss.
-    pub fn get(&self, id: &ShadowId) -> Result<Value, Rejection> {
-        self.apply(id, Op::Get, b"", false, None).answer
+    /// GetThingShadow of a thing's classic shadow (`shadow` none) or a named one, for
+    /// in-process readers (a rule's `get_thing_shadow()`): a read applies to memory and writes
+    /// nothing, so it answers at once. Blocking on a cache miss. The rejection's message.
+    pub fn get(&self, thing: &str, shadow: Option<&str>) -> Result<Value, String> {
+        let id = ShadowId { thing: thing.to_string(), name: shadow.unwrap_or("").to_string() };
+        self.apply(&id, Op::Get, b"", false, None).answer.map_err(|r| r.error.to_string())
     }
 
     /// Names of a thing's live named shadows, sorted, after `after`, at most `limit`.
@@ -315,6 +317,11 @@ impl Shadows {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+}
+
+/// Where a request's rejection goes: `{prefix}/{op}/rejected`.
+fn rejected_topic(id: &ShadowId, op: Op) -> String {
+    format!("{}/{}/rejected", id.topic_prefix(), op.word())
 }
 
 /// A reply message (QoS 1).
@@ -360,7 +367,7 @@ impl service_runtime::Service for Shadows {
     fn throttled(&self, req: &service_runtime::Request) -> Vec<Reply> {
         let Some((id, op)) = parse_topic(req.topic()) else { return Vec::new() };
         let rejection = Rejection::new(ShadowError::TooManyRequests, now_secs(), None);
-        vec![Reply::all(message(format!("{}/{}/rejected", id.topic_prefix(), op.word()), &rejection.payload()))]
+        vec![Reply::all(message(rejected_topic(&id, op), &rejection.payload()))]
     }
 }
 
